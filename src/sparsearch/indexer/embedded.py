@@ -1,0 +1,408 @@
+"""The embedded engine: an inverted index in a directory, searched in-process.
+
+Directory layout (every array is a ``.npy`` file that opens with ``mmap``; no pickle)::
+
+    INDEX/
+      manifest.json          format version, encoder fingerprint, counts, data folder
+      encoder/               the encoder that built the index (config + IDF table)
+      gen-000001/            one immutable generation of the data:
+        vocab.json           term_id -> token
+        indptr.npy           int64 (n_terms + 1,)
+        doc_idx.npy          int32 (nnz,)   postings, term-major, doc-ascending per term
+        weights.npy          float32 (nnz,)
+        max_weight.npy       float32 (n_terms,)
+        doc_ids.json         doc_idx -> external doc_id
+        doc_id_rank.npy      int32 (n_docs,) rank of each doc_id in sorted order (tie-breaks)
+        docs.jsonl, docs_offsets.npy   stored title and text
+
+**Builds** go to a temporary sibling directory that is renamed into place; an existing index is
+replaced only with ``overwrite=True``.
+
+**Updates** (:meth:`EmbeddedIndex.upsert`, :meth:`EmbeddedIndex.delete`) use rebuild-on-merge:
+the surviving postings and the new documents are merged into a new generation folder, the manifest
+is swapped atomically (``os.replace``) and the old generation is removed. Cost is linear in the index
+size per call, fine for online batches of documents; bulk loads should build once. Readers that
+opened the old generation keep a consistent view. Writers are serialised with a lock file.
+
+**Search** is exact: for each query token, its posting slice is scaled by the query weight and
+accumulated into a per-document score array (``numpy.bincount``), then the top-k are selected with
+``numpy.partition``. Order is score descending, then ``doc_id`` ascending.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from sparsearch import __version__
+from sparsearch.errors import IndexExistsError, IndexFormatError, IndexNotFoundError, UsageError
+from sparsearch.indexer.backend import Hit
+from sparsearch.indexer.docstore import DocStore, DocStoreWriter
+from sparsearch.indexer.postings import Postings, PostingsBuilder
+from sparsearch.retrieval.contract import Document, EncodedQuery, EncoderFingerprint, SparseVector
+
+FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+ENCODER_DIR = "encoder"
+LOCK_FILE = ".lock"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def directory_bytes(path: Path) -> int:
+    """Total size in bytes of the files under ``path``."""
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _write_json_atomic(path: Path, payload: object) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _write_generation(directory: Path, postings: Postings, doc_ids: Sequence[str]) -> None:
+    """Write the arrays of one generation (the doc store is written by the caller)."""
+    (directory / "vocab.json").write_text(json.dumps(postings.vocab, ensure_ascii=False), encoding="utf-8")
+    np.save(directory / "indptr.npy", postings.indptr.astype(np.int64, copy=False))
+    np.save(directory / "doc_idx.npy", postings.doc_idx.astype(np.int32, copy=False))
+    np.save(directory / "weights.npy", postings.weights.astype(np.float32, copy=False))
+    np.save(directory / "max_weight.npy", postings.max_weight.astype(np.float32, copy=False))
+    (directory / "doc_ids.json").write_text(json.dumps(list(doc_ids), ensure_ascii=False), encoding="utf-8")
+    rank = np.empty(len(doc_ids), dtype=np.int32)
+    rank[np.argsort(np.asarray(doc_ids, dtype=object), kind="stable")] = np.arange(len(doc_ids), dtype=np.int32)
+    np.save(directory / "doc_id_rank.npy", rank)
+
+
+def check_index_target(path: str | Path, *, overwrite: bool) -> None:
+    """Raise :class:`IndexExistsError` if ``path`` exists and may not be replaced."""
+    if Path(path).exists() and not overwrite:
+        raise IndexExistsError(f"{path} already exists; pass --overwrite to replace it")
+
+
+def _manifest(fingerprint: EncoderFingerprint, postings: Postings, generation: int, created_at: str) -> dict:
+    lengths = postings.doc_lengths()
+    return {
+        "format_version": FORMAT_VERSION,
+        "sparsearch_version": __version__,
+        "created_at": created_at,
+        "updated_at": _now(),
+        "generation": generation,
+        "data_dir": f"gen-{generation:06d}",
+        "encoder": fingerprint.to_dict(),
+        "n_docs": postings.n_docs,
+        "n_terms": len(postings.vocab),
+        "nnz": postings.nnz,
+        "avg_terms_per_doc": float(lengths.mean()) if postings.n_docs else 0.0,
+        "empty_documents": int((lengths == 0).sum()),
+        "dtype": {"indptr": "int64", "doc_idx": "int32", "weights": "float32"},
+        "quantization": "none",
+    }
+
+
+class IndexWriter:
+    """Builds a new embedded index from a stream of ``(document, vector)`` batches.
+
+    Use as a context manager; the index appears at ``path`` only when the block ends without error::
+
+        with IndexWriter(path, encoder.fingerprint) as writer:
+            encoder.save(writer.encoder_dir)
+            writer.add(documents, encoder.encode_documents([d.full_text for d in documents]))
+        index = writer.index
+
+    Args:
+        path: target directory.
+        fingerprint: the encoder's identity, stored in the manifest.
+        overwrite: replace an existing index at ``path`` (else :class:`IndexExistsError`).
+    """
+
+    def __init__(self, path: str | Path, fingerprint: EncoderFingerprint, *, overwrite: bool = False) -> None:
+        self.path = Path(path)
+        self.fingerprint = fingerprint
+        self.overwrite = overwrite
+        check_index_target(self.path, overwrite=overwrite)
+        self.tmp = self.path.parent / f".{self.path.name}.tmp-{os.getpid()}"
+        self.index: EmbeddedIndex | None = None
+        self._builder = PostingsBuilder()
+        self._doc_ids: list[str] = []
+        self._seen: set[str] = set()
+        self._store: DocStoreWriter | None = None
+
+    @property
+    def encoder_dir(self) -> Path:
+        return self.tmp / ENCODER_DIR
+
+    def __enter__(self) -> IndexWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        (self.tmp / "gen-000001").mkdir(parents=True)
+        self._store = DocStoreWriter(self.tmp / "gen-000001")
+        return self
+
+    def add(self, documents: Sequence[Document], vectors: Sequence[Mapping[str, float]]) -> None:
+        """Append documents and their vectors (same length, same order)."""
+        if len(documents) != len(vectors):
+            raise ValueError(f"{len(documents)} documents but {len(vectors)} vectors")
+        assert self._store is not None, "use IndexWriter as a context manager"
+        for document in documents:
+            if document.doc_id in self._seen:
+                raise UsageError(f"duplicate doc_id {document.doc_id!r}: ids must be unique within an index")
+            self._seen.add(document.doc_id)
+            self._doc_ids.append(document.doc_id)
+            self._store.add(document.title, document.text)
+        self._builder.add_documents(vectors)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        assert self._store is not None
+        self._store.close()
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        try:
+            postings = self._builder.build()
+            _write_generation(self.tmp / "gen-000001", postings, self._doc_ids)
+            _write_json_atomic(self.tmp / MANIFEST_FILE, _manifest(self.fingerprint, postings, 1, _now()))
+            check_index_target(self.path, overwrite=self.overwrite)  # somebody may have created it meanwhile
+            old = self.path.parent / f".{self.path.name}.old-{os.getpid()}"
+            if self.path.exists():
+                os.rename(self.path, old)
+            os.rename(self.tmp, self.path)
+            shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
+        self.index = EmbeddedIndex.open(self.path)
+
+
+class EmbeddedIndex:
+    """An opened embedded index (see the module docstring for the layout). Implements ``SearchBackend``."""
+
+    name = "embedded"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._load()
+
+    @classmethod
+    def open(cls, path: str | Path) -> EmbeddedIndex:
+        """Open the index at ``path`` (arrays are memory-mapped)."""
+        return cls(Path(path))
+
+    def _load(self) -> None:
+        manifest_file = self.path / MANIFEST_FILE
+        if not manifest_file.is_file():
+            raise IndexNotFoundError(
+                f"no index at {self.path} (missing {MANIFEST_FILE}); "
+                f"build one with: sparsearch index --data PATH --index {self.path}"
+            )
+        try:
+            manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+        except ValueError as error:
+            raise IndexFormatError(f"{manifest_file}: unreadable manifest ({error})") from error
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise IndexFormatError(
+                f"{self.path} has index format {manifest.get('format_version')!r}; this sparsearch reads "
+                f"format {FORMAT_VERSION}: rebuild the index with sparsearch index --overwrite"
+            )
+        data = self.path / manifest["data_dir"]
+        try:
+            vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))
+            self.postings = Postings(
+                vocab=vocab,
+                indptr=np.load(data / "indptr.npy", mmap_mode="r"),
+                doc_idx=np.load(data / "doc_idx.npy", mmap_mode="r"),
+                weights=np.load(data / "weights.npy", mmap_mode="r"),
+                max_weight=np.load(data / "max_weight.npy", mmap_mode="r"),
+                n_docs=int(manifest["n_docs"]),
+            )
+            self.doc_ids: list[str] = json.loads((data / "doc_ids.json").read_text(encoding="utf-8"))
+            self.doc_id_rank = np.load(data / "doc_id_rank.npy")
+            self.store = DocStore(data)
+        except (OSError, ValueError, KeyError) as error:
+            raise IndexFormatError(f"{data}: damaged index data ({error}); rebuild the index") from error
+        self.manifest = manifest
+        self.term_index = {token: i for i, token in enumerate(vocab)}
+        self.doc_index = {doc_id: i for i, doc_id in enumerate(self.doc_ids)}
+        self._fingerprint = EncoderFingerprint.from_dict(manifest["encoder"])
+
+    # -- metadata ----------------------------------------------------------------------------------
+    @property
+    def fingerprint(self) -> EncoderFingerprint:
+        return self._fingerprint
+
+    @property
+    def encoder_dir(self) -> Path:
+        return self.path / ENCODER_DIR
+
+    def count(self) -> int:
+        return self.postings.n_docs
+
+    def health(self) -> dict[str, object]:
+        return {
+            "engine": "embedded",
+            "path": str(self.path),
+            "documents": self.count(),
+            "generation": self.manifest["generation"],
+        }
+
+    def stats(self) -> dict[str, object]:
+        """Manifest counts plus bytes on disk."""
+        return {**self.manifest, "bytes": directory_bytes(self.path)}
+
+    # -- search ------------------------------------------------------------------------------------
+    def _query_terms(self, query: EncodedQuery) -> tuple[np.ndarray, np.ndarray]:
+        self._fingerprint.check_compatible(query.encoder, where=f"index {self.path}")
+        term_ids, weights = [], []
+        for token, weight in query.weights.items():
+            term_id = self.term_index.get(token)
+            if term_id is not None and weight > 0:
+                term_ids.append(term_id)
+                weights.append(weight)
+        return np.asarray(term_ids, dtype=np.int64), np.asarray(weights, dtype=np.float64)
+
+    def _accumulate(self, term_ids: np.ndarray, query_weights: np.ndarray) -> np.ndarray:
+        """Scores of every document, shape (n_docs,), float64."""
+        p = self.postings
+        starts, ends = p.indptr[term_ids], p.indptr[term_ids + 1]
+        docs = np.concatenate([p.doc_idx[s:e] for s, e in zip(starts, ends, strict=True)])
+        contributions = np.concatenate(
+            [p.weights[s:e] * q for s, e, q in zip(starts, ends, query_weights, strict=True)],
+            dtype=np.float64,
+        )
+        return np.bincount(docs, weights=contributions, minlength=p.n_docs)
+
+    def _select_top_k(self, scores: np.ndarray, top_k: int) -> list[Hit]:
+        candidates = np.flatnonzero(scores)
+        candidate_scores = scores[candidates]
+        if len(candidates) > top_k:
+            kth = np.partition(candidate_scores, len(candidates) - top_k)[len(candidates) - top_k]
+            keep = candidate_scores >= kth  # keeps every tie at the boundary for the doc_id tie-break
+            candidates, candidate_scores = candidates[keep], candidate_scores[keep]
+        order = np.lexsort((self.doc_id_rank[candidates], -candidate_scores))[:top_k]
+        return [Hit(self.doc_ids[i], float(s)) for i, s in zip(candidates[order], candidate_scores[order], strict=True)]
+
+    def search(self, query: EncodedQuery, top_k: int = 10) -> list[Hit]:
+        """Exact top-``top_k`` by dot product; documents that share no token are never returned."""
+        if top_k < 1:
+            raise UsageError(f"top_k must be at least 1 (got {top_k})")
+        term_ids, query_weights = self._query_terms(query)
+        if len(term_ids) == 0:
+            return []
+        return self._select_top_k(self._accumulate(term_ids, query_weights), top_k)
+
+    def search_batch(self, queries: Sequence[EncodedQuery], top_k: int = 10) -> list[list[Hit]]:
+        return [self.search(query, top_k) for query in queries]
+
+    def postings_touched(self, query: EncodedQuery) -> int:
+        """Number of postings the query reads (its cost on this index)."""
+        term_ids, _ = self._query_terms(query)
+        p = self.postings
+        return int((p.indptr[term_ids + 1] - p.indptr[term_ids]).sum())
+
+    def explain(self, query: EncodedQuery, doc_id: str) -> dict[str, float]:
+        """Per matched query token, its contribution ``q_weight x d_weight`` to ``doc_id``'s score."""
+        term_ids, query_weights = self._query_terms(query)
+        doc = self.doc_index.get(doc_id)
+        if doc is None:
+            return {}
+        p = self.postings
+        contributions = {}
+        for term_id, q in zip(term_ids, query_weights, strict=True):
+            start, end = int(p.indptr[term_id]), int(p.indptr[term_id + 1])
+            pos = start + int(np.searchsorted(p.doc_idx[start:end], doc))
+            if pos < end and p.doc_idx[pos] == doc:
+                contributions[p.vocab[term_id]] = float(q * p.weights[pos])
+        return contributions
+
+    def document_vector(self, doc_id: str) -> SparseVector:
+        """The stored ``token -> weight`` map of one document (a scan of all postings: for tests and tools)."""
+        doc = self.doc_index[doc_id]
+        term_ids, docs, weights = self.postings.to_coo()
+        mask = docs == doc
+        return {self.postings.vocab[t]: float(w) for t, w in zip(term_ids[mask], weights[mask], strict=True)}
+
+    # -- documents ---------------------------------------------------------------------------------
+    def get_documents(self, doc_ids: Sequence[str]) -> list[Document | None]:
+        documents: list[Document | None] = []
+        for doc_id in doc_ids:
+            doc = self.doc_index.get(doc_id)
+            if doc is None:
+                documents.append(None)
+            else:
+                title, text = self.store.get(doc)
+                documents.append(Document(doc_id=doc_id, title=title, text=text))
+        return documents
+
+    # -- updates (rebuild-on-merge) ----------------------------------------------------------------
+    @contextlib.contextmanager
+    def _write_lock(self) -> Iterator[None]:
+        with (self.path / LOCK_FILE).open("w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                self._load()  # another writer may have committed since we opened
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def upsert(self, documents: Sequence[Document], vectors: Sequence[SparseVector]) -> None:
+        """Add documents; a document whose ``doc_id`` exists replaces the old one."""
+        if len(documents) != len(vectors):
+            raise ValueError(f"{len(documents)} documents but {len(vectors)} vectors")
+        new_ids = [d.doc_id for d in documents]
+        if len(set(new_ids)) != len(new_ids):
+            raise UsageError("duplicate doc_id within one upsert batch")
+        with self._write_lock():
+            self._commit(set(new_ids), documents, vectors)
+
+    def delete(self, doc_ids: Sequence[str]) -> int:
+        """Delete documents by id; unknown ids are ignored. Returns the number deleted."""
+        with self._write_lock():
+            present = {d for d in doc_ids if d in self.doc_index}
+            if present:
+                self._commit(present, [], [])
+            return len(present)
+
+    def _commit(self, removed: set[str], documents: Sequence[Document], vectors: Sequence[SparseVector]) -> None:
+        old = self.postings
+        keep = np.ones(old.n_docs, dtype=bool)
+        for doc_id in removed:
+            doc = self.doc_index.get(doc_id)
+            if doc is not None:
+                keep[doc] = False
+        renumber = np.cumsum(keep, dtype=np.int64) - 1  # old doc_idx -> new doc_idx
+        term_ids, docs, weights = old.to_coo()
+        surviving = keep[docs]
+        builder = PostingsBuilder(old.vocab)
+        builder.add_coo(term_ids[surviving], renumber[docs[surviving]], weights[surviving], int(keep.sum()))
+        builder.add_documents(vectors)
+        postings = builder.build()
+        doc_ids = [d for d, k in zip(self.doc_ids, keep, strict=True) if k] + [d.doc_id for d in documents]
+
+        generation = int(self.manifest["generation"]) + 1
+        data = self.path / f"gen-{generation:06d}"
+        shutil.rmtree(data, ignore_errors=True)
+        data.mkdir()
+        store = DocStoreWriter(data)
+        for row, kept in zip(self.store.iter_rows(), keep, strict=True):
+            if kept:
+                store.add(*row)
+        for document in documents:
+            store.add(document.title, document.text)
+        store.close()
+        _write_generation(data, postings, doc_ids)
+        old_data = self.path / self.manifest["data_dir"]
+        _write_json_atomic(
+            self.path / MANIFEST_FILE,
+            _manifest(self._fingerprint, postings, generation, self.manifest["created_at"]),
+        )
+        shutil.rmtree(old_data, ignore_errors=True)
+        self._load()

@@ -1,0 +1,82 @@
+"""The indexing job: read a corpus, fit the encoder's corpus statistics if it needs them, encode in
+batches and write an embedded index."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sparsearch.indexer.corpus import iter_corpus
+from sparsearch.indexer.embedded import EmbeddedIndex, IndexWriter, check_index_target, directory_bytes
+from sparsearch.retrieval.contract import Encoder, iter_batches
+
+ProgressCallback = Callable[[int], None]
+"""Called with the number of documents just finished."""
+
+
+@dataclass
+class IndexSummary:
+    """What an indexing job did, for the CLI's closing summary and for logs."""
+
+    path: str
+    documents: int
+    postings: int
+    avg_terms_per_doc: float
+    bytes: int
+    seconds: float
+    empty_documents: list[str] = field(default_factory=list)
+
+
+def fit_if_needed(encoder: Encoder, corpus: str | Path) -> None:
+    """Fit corpus statistics (BM25's df/avgdl, an IDF table) when the encoder has none yet."""
+    if getattr(encoder, "is_fitted", True):
+        return
+    encoder.fit(d.full_text for d in iter_corpus(corpus))  # type: ignore[attr-defined]
+
+
+def build_embedded_index(
+    corpus: str | Path,
+    index_path: str | Path,
+    encoder: Encoder,
+    *,
+    batch_size: int = 256,
+    overwrite: bool = False,
+    on_progress: ProgressCallback | None = None,
+) -> tuple[EmbeddedIndex, IndexSummary]:
+    """Encode every document of ``corpus`` and write an embedded index at ``index_path``.
+
+    The encoder is saved inside the index, so searching needs only the index directory. Documents
+    with no text are indexed (with no terms) and listed in the summary.
+
+    Raises:
+        CorpusFormatError: the corpus is missing or malformed (file and line in the message).
+        IndexExistsError: ``index_path`` exists and ``overwrite`` is false (checked before any work).
+    """
+    started = time.perf_counter()
+    check_index_target(index_path, overwrite=overwrite)  # fail before the (long) fitting pass
+    fit_if_needed(encoder, corpus)
+    writer = IndexWriter(index_path, encoder.fingerprint, overwrite=overwrite)
+    empty: list[str] = []
+    with writer:
+        encoder.save(writer.encoder_dir)  # type: ignore[attr-defined]
+        for batch in iter_batches(iter_corpus(corpus), batch_size):
+            vectors = encoder.encode_documents([d.full_text for d in batch])
+            empty.extend(d.doc_id for d, v in zip(batch, vectors, strict=True) if not v)
+            writer.add(batch, vectors)
+            if on_progress is not None:
+                on_progress(len(batch))
+    index = writer.index
+    assert index is not None
+    manifest = index.manifest
+    summary = IndexSummary(
+        path=str(index.path),
+        documents=manifest["n_docs"],
+        postings=manifest["nnz"],
+        avg_terms_per_doc=manifest["avg_terms_per_doc"],
+        bytes=directory_bytes(index.path),
+        seconds=time.perf_counter() - started,
+        empty_documents=empty,
+    )
+    return index, summary

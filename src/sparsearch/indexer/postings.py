@@ -1,0 +1,105 @@
+"""Posting lists in a term-major (CSC-like) layout, built for vectorised score accumulation.
+
+For term ``t`` (``term_id``), its postings are ``doc_idx[indptr[t]:indptr[t+1]]`` (int32, ascending)
+with weights ``weights[indptr[t]:indptr[t+1]]`` (float32). ``indptr`` is int64 so the number of
+postings may pass 2^31. ``max_weight[t]`` is the largest weight of term ``t`` (for pruning).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Postings:
+    """Term-major postings. Shapes: indptr (n_terms + 1,), doc_idx/weights (nnz,), max_weight (n_terms,)."""
+
+    vocab: list[str]
+    indptr: np.ndarray
+    doc_idx: np.ndarray
+    weights: np.ndarray
+    max_weight: np.ndarray
+    n_docs: int
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indptr[-1])
+
+    def doc_lengths(self) -> np.ndarray:
+        """Number of terms of each document, shape (n_docs,)."""
+        return np.bincount(self.doc_idx, minlength=self.n_docs)
+
+    def to_coo(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(term_id, doc_idx, weight)`` triples, term-major."""
+        term_ids = np.repeat(np.arange(len(self.vocab), dtype=np.int32), np.diff(self.indptr))
+        return term_ids, np.asarray(self.doc_idx), np.asarray(self.weights)
+
+
+class PostingsBuilder:
+    """Collects document vectors row by row, then sorts them into :class:`Postings`.
+
+    Args:
+        vocab: an initial vocabulary (term ids keep their positions); new tokens are appended.
+    """
+
+    def __init__(self, vocab: Sequence[str] = ()) -> None:
+        self.vocab: list[str] = list(vocab)
+        self.term_index: dict[str, int] = {token: i for i, token in enumerate(self.vocab)}
+        self._terms: list[np.ndarray] = []
+        self._docs: list[np.ndarray] = []
+        self._weights: list[np.ndarray] = []
+        self.n_docs = 0
+
+    def add_coo(self, term_ids: np.ndarray, doc_idx: np.ndarray, weights: np.ndarray, n_docs: int) -> None:
+        """Append postings already expressed in this builder's term ids; ``doc_idx`` is absolute."""
+        self._terms.append(term_ids.astype(np.int32, copy=False))
+        self._docs.append(doc_idx.astype(np.int32, copy=False))
+        self._weights.append(weights.astype(np.float32, copy=False))
+        self.n_docs += n_docs
+
+    def add_documents(self, vectors: Sequence[Mapping[str, float]]) -> None:
+        """Append one row per vector (``token -> weight``, weights > 0)."""
+        term_index = self.term_index
+        terms: list[int] = []
+        docs: list[int] = []
+        weights: list[float] = []
+        for row, vector in enumerate(vectors, start=self.n_docs):
+            for token, weight in vector.items():
+                term_id = term_index.get(token)
+                if term_id is None:
+                    term_id = term_index[token] = len(self.vocab)
+                    self.vocab.append(token)
+                terms.append(term_id)
+                weights.append(weight)
+            docs.extend([row] * len(vector))
+        self.add_coo(
+            np.asarray(terms, dtype=np.int32),
+            np.asarray(docs, dtype=np.int32),
+            np.asarray(weights, dtype=np.float32),
+            len(vectors),
+        )
+
+    def build(self) -> Postings:
+        n_terms = len(self.vocab)
+        if self._terms:
+            terms = np.concatenate(self._terms)
+            docs = np.concatenate(self._docs)
+            weights = np.concatenate(self._weights)
+        else:
+            terms = np.zeros(0, np.int32)
+            docs = np.zeros(0, np.int32)
+            weights = np.zeros(0, np.float32)
+        # Rows arrive in doc order, so a stable sort by term keeps each posting list doc-ascending.
+        order = np.argsort(terms, kind="stable")
+        terms, docs, weights = terms[order], docs[order], weights[order]
+        counts = np.bincount(terms, minlength=n_terms)
+        indptr = np.zeros(n_terms + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        max_weight = np.zeros(n_terms, dtype=np.float32)
+        nonempty = counts > 0
+        if nonempty.any():
+            max_weight[nonempty] = np.maximum.reduceat(weights, indptr[:-1][nonempty])
+        return Postings(self.vocab, indptr, docs, weights, max_weight, self.n_docs)

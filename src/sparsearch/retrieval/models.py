@@ -1,0 +1,56 @@
+"""Resolve ``--model`` values to encoders, and load the encoder saved inside an index.
+
+A model is either a built-in name (``bm25``, ``bm25-wordpiece``) or a directory whose
+``config.json`` has a ``"type"`` this module knows how to load.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from sparsearch.errors import ModelNotFoundError
+from sparsearch.retrieval.bm25 import BM25Encoder, bm25_wordpiece, bm25_words
+from sparsearch.retrieval.contract import Encoder
+
+DEFAULT_MODEL = "bm25"
+"""What ``--model`` means when it is not given (until a trained neural default ships)."""
+
+BUILTIN_MODELS: dict[str, Callable[[], Encoder]] = {
+    "bm25": bm25_words,
+    "bm25-wordpiece": bm25_wordpiece,
+}
+
+# config.json "type" -> loader of a saved model directory.
+MODEL_LOADERS: dict[str, Callable[[Path], Encoder]] = {
+    "bm25": BM25Encoder.load,
+}
+
+
+def load_encoder(spec: str | Path | None = None) -> Encoder:
+    """An encoder for ``spec``: a built-in model name, a saved model directory, or ``None`` (default).
+
+    Raises:
+        ModelNotFoundError: the name is unknown and no model directory exists at that path.
+    """
+    spec = DEFAULT_MODEL if spec is None else spec
+    if isinstance(spec, str) and spec in BUILTIN_MODELS:
+        return BUILTIN_MODELS[spec]()
+    path = Path(spec)
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise ModelNotFoundError(
+            f"unknown model {str(spec)!r}: use one of {', '.join(sorted(BUILTIN_MODELS))} "
+            "or a model directory containing config.json"
+        )
+    try:
+        model_type = json.loads(config_file.read_text(encoding="utf-8")).get("type")
+    except ValueError as error:
+        raise ModelNotFoundError(f"{config_file}: not valid JSON ({error})") from error
+    loader = MODEL_LOADERS.get(model_type)
+    if loader is None:
+        raise ModelNotFoundError(
+            f"{config_file}: unknown model type {model_type!r} (known: {', '.join(sorted(MODEL_LOADERS))})"
+        )
+    return loader(path)

@@ -1,0 +1,130 @@
+"""The CLI end to end: index -> search -> eval, and one clear message (no traceback) for bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sparsearch.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_index_search_eval_end_to_end(tiny_data: Path, tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    result = invoke("index", "--data", str(tiny_data), "--index", str(index))
+    assert result.exit_code == 0, result.output
+    assert "documents" in result.stdout and "postings" in result.stdout and "bytes on disk" in result.stdout
+    assert "1 documents have no indexable text" in result.stderr and "d6" in result.stderr
+
+    result = invoke("search", "--index", str(index), "--json", "--top-k", "2", "propeller slipstream lift")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert [hit["doc_id"] for hit in payload["hits"]] == ["d1", "d8"]
+    assert payload["hits"][0]["title"] == "Wing in a slipstream"
+
+    output, run = tmp_path / "report.json", tmp_path / "run.trec"
+    result = invoke("eval", "--data", str(tiny_data), "--index", str(index), "--output", str(output), "--run", str(run))
+    assert result.exit_code == 0, result.output
+    report = json.loads(output.read_text())
+    assert set(report["metrics"]) == {"ndcg@10", "recall@100", "recall@1000", "mrr@10", "map"}
+    assert set(report["latency_ms"]) >= {"query_encode_p50", "search_p50", "search_p95"}
+    assert set(report["index"]) == {"postings", "avg_terms_per_doc", "bytes"}
+    assert report["docs"] == 8 and report["queries"] == 5
+    first = run.read_text().splitlines()[0].split()
+    assert first[1] == "Q0" and first[3] == "1" and first[5] == "bm25"
+
+
+def test_eval_without_index_builds_one(tiny_data: Path, tmp_path: Path) -> None:
+    output = tmp_path / "r.json"
+    result = invoke("eval", "--data", str(tiny_data), "--model", "bm25-wordpiece", "--output", str(output))
+    assert result.exit_code == 0, result.output
+    assert json.loads(output.read_text())["model"] == "bm25-wordpiece"
+
+
+def test_eval_with_a_model_that_did_not_build_the_index(tiny_data: Path, tiny_bm25_index: Path) -> None:
+    result = invoke("eval", "--data", str(tiny_data), "--index", str(tiny_bm25_index), "--model", "bm25-wordpiece")
+    assert result.exit_code == 1
+    assert "built with encoder 'bm25'" in result.stderr
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("corpus", "message"),
+    [
+        ('{"_id": "a", "text": "x"}\n{"_id": "b", "text": \n', "corpus.jsonl:2: invalid JSON"),
+        (
+            '{"_id": "a", "text": "x"}\n{"_id": "a", "text": "y"}\n',
+            "corpus.jsonl:2: duplicate _id 'a' (first on line 1)",
+        ),
+        ('{"_id": "a", "title": "no text field"}\n', "corpus.jsonl:1: document 'a' has no \"text\" field"),
+        ('{"text": "no id"}\n', 'corpus.jsonl:1: field "_id" is missing'),
+        ('["not", "an", "object"]\n', "corpus.jsonl:1: expected a JSON object"),
+        ('{"_id": "a", "text": 5}\n', 'field "text" must be a string'),
+    ],
+)
+def test_malformed_corpus_names_file_line_and_field(tmp_path: Path, corpus: str, message: str) -> None:
+    data = write(tmp_path / "corpus.jsonl", corpus)
+    result = invoke("index", "--data", str(data), "--index", str(tmp_path / "index"))
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "index").exists()
+
+
+def test_non_utf8_corpus(tmp_path: Path) -> None:
+    data = tmp_path / "corpus.jsonl"
+    data.write_bytes(b'{"_id": "a", "text": "caf\xe9"}\n')
+    result = invoke("index", "--data", str(data), "--index", str(tmp_path / "index"))
+    assert result.exit_code == 1 and "corpus.jsonl:1: not valid UTF-8" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["index", "--data", "/no/such/path", "--index", "IDX"], 1, "not found"),
+        (["search", "--index", "IDX", ""], 2, "the query is empty"),
+        (["search", "--index", "IDX", "   "], 2, "the query is empty"),
+        (["search", "--index", "IDX", "--top-k", "0", "wing"], 2, "--top-k"),
+        (["search", "--index", "IDX", "--top-k", "-3", "wing"], 2, "--top-k"),
+        (["search", "--index", "/no/such/index", "wing"], 1, "no index at /no/such/index"),
+        (
+            ["index", "--data", "DATA", "--index", "IDX", "--model", "no-such-model"],
+            1,
+            "unknown model 'no-such-model'",
+        ),
+        (["eval", "--data", "/no/such/beir"], 1, "not found"),
+        (["eval", "--data", "DATA", "--backend", "solr"], 2, "unknown --backend 'solr'"),
+    ],
+)
+def test_bad_arguments_get_one_clear_message(tiny_data: Path, tiny_bm25_index: Path, args, code, message) -> None:
+    args = [str(tiny_bm25_index) if a == "IDX" else str(tiny_data) if a == "DATA" else a for a in args]
+    if args[0] == "index" and args[4] == str(tiny_bm25_index):
+        args[4] = str(tiny_bm25_index.parent / "fresh")
+    result = invoke(*args)
+    assert result.exit_code == code, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_existing_index_is_not_overwritten(tiny_data: Path, tiny_bm25_index: Path) -> None:
+    result = invoke("index", "--data", str(tiny_data), "--index", str(tiny_bm25_index))
+    assert result.exit_code == 1 and "already exists; pass --overwrite" in result.stderr
+    result = invoke("index", "--data", str(tiny_data), "--index", str(tiny_bm25_index), "--overwrite")
+    assert result.exit_code == 0, result.output
+
+
+def test_stop_word_query_returns_no_hits(tiny_bm25_index: Path) -> None:
+    result = invoke("search", "--index", str(tiny_bm25_index), "--json", "the of and")
+    assert result.exit_code == 0 and json.loads(result.stdout)["hits"] == []
