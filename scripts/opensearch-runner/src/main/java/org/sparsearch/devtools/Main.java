@@ -6,7 +6,7 @@
  *   java -Xms512m -Xmx1g -cp <classpath> org.sparsearch.devtools.Main \
  *        [--nodes N] [--port P] [--transport-port T] [--host H]
  *        [--base-path DIR] [--cluster-name NAME] [--clean-on-exit]
- *        [--pid-file FILE] [--ready-timeout SECONDS] [-E key=value ...]
+ *        [--pid-file FILE] [--log-file FILE] [--ready-timeout SECONDS] [-E key=value ...]
  *
  * Environment fallbacks: SPARSEARCH_OS_NODES, SPARSEARCH_OS_PORT,
  * SPARSEARCH_OS_TRANSPORT_PORT, SPARSEARCH_OS_HOST, SPARSEARCH_OS_BASE_PATH,
@@ -45,16 +45,11 @@ import org.opensearch.transport.client.Requests;
 
 public final class Main {
 
-    // Console output plumbing.  Each OpenSearch node (re)configures log4j and then redirects
-    // System.out/err into log4j ("[stdout]" lines).  Reconfiguring for the next node closes
-    // the stream behind the previous console appender; when that is the JVM's own stdout,
-    // the JDK points fd 1 at /dev/null, and all later output (ours included) is lost.  So
-    // our own lines go to a private stream on its own file descriptor, and every node gets
-    // fresh System.out/err streams (see freshStream) before it configures logging.
-    private static final PrintStream ORIGINAL_OUT = System.out;
-    private static final PrintStream ORIGINAL_ERR = System.err;
-    private static final PrintStream OUT = freshStream(1, ORIGINAL_OUT);
-    private static final PrintStream ERR = freshStream(2, ORIGINAL_ERR);
+    // OpenSearch redirects System.out/err into log4j ("[stdout]" lines) and log4j is shut
+    // down while our shutdown hook still runs, so our own lines go to private streams on
+    // their own file descriptors (see freshStream).
+    private static final PrintStream OUT = freshStream(1, System.out);
+    private static final PrintStream ERR = freshStream(2, System.err);
 
     private int nodes = intEnv("SPARSEARCH_OS_NODES", 1);
     private int port = intEnv("SPARSEARCH_OS_PORT", 9200);
@@ -65,6 +60,7 @@ public final class Main {
     private boolean cleanOnExit = false;
     private String pidFile = null;
     private int readyTimeoutSeconds = 170;
+    private String logFile = null;
     private final Map<String, String> extraSettings = new LinkedHashMap<>();
 
     private Main() {
@@ -122,10 +118,10 @@ public final class Main {
             seedHosts.add(host + ":" + (transportPort + i));
         }
         runner.onBuild((index, settings) -> {
-            // called right before the runner configures logging for node `index`
-            System.setOut(freshStream(1, ORIGINAL_OUT));
-            System.setErr(freshStream(2, ORIGINAL_ERR));
             final int i = index - 1; // runner numbers nodes from 1
+            if (logFile != null) {
+                writeLogConfig(base.resolve("node_" + index).resolve("config"));
+            }
             settings.put("network.host", host);
             settings.put("http.port", String.valueOf(port + i));
             settings.put("transport.port", String.valueOf(transportPort + i));
@@ -204,6 +200,43 @@ public final class Main {
     }
 
     /**
+     * With --log-file, every node logs (appending) into that one file instead of the runner's
+     * default log4j2.properties (console + per-node rolling files).  The default console
+     * appender breaks with more than one node: each node reconfigures log4j, and after the
+     * first one System.out already points back into log4j, so from the second node on the
+     * console output is lost.  The runner only copies its default config when the node's
+     * config dir has none, and calls onBuild right after creating that dir.
+     */
+    private void writeLogConfig(final Path confDir) {
+        final String path = logFile.replace("\\", "\\\\");
+        final String config = String.join("\n",
+                "status = error",
+                "appender.file.type = File",
+                "appender.file.name = file",
+                "appender.file.fileName = " + path,
+                "appender.file.append = true",
+                "appender.file.layout.type = PatternLayout",
+                "appender.file.layout.pattern = [%d{ISO8601}][%-5p][%-25c{1.}] %marker%m%n",
+                "rootLogger.level = info",
+                "rootLogger.appenderRef.file.ref = file",
+                // deprecation warnings: to the file and, as in a real node, to HTTP Warning headers
+                "appender.header_warning.type = HeaderWarningAppender",
+                "appender.header_warning.name = header_warning",
+                "logger.deprecation.name = org.opensearch.deprecation",
+                "logger.deprecation.level = deprecation",
+                "logger.deprecation.appenderRef.file.ref = file",
+                "logger.deprecation.appenderRef.header_warning.ref = header_warning",
+                "logger.deprecation.additivity = false",
+                "");
+        try {
+            Files.createDirectories(confDir);
+            Files.writeString(confDir.resolve("log4j2.properties"), config, StandardCharsets.UTF_8);
+        } catch (final IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
+    /**
      * A new stream on a new file descriptor for the same file/pipe/tty as fd {@code fd}
      * (Linux: re-open /proc/self/fd/N, in append mode so writers don't overwrite each other;
      * the launcher script opens its log with O_APPEND too).  Closing it never touches the
@@ -233,6 +266,7 @@ public final class Main {
             case "--cluster-name" -> clusterName = value(args, ++i, a);
             case "--clean-on-exit" -> cleanOnExit = true;
             case "--pid-file" -> pidFile = value(args, ++i, a);
+            case "--log-file" -> logFile = Paths.get(value(args, ++i, a)).toAbsolutePath().toString();
             case "--ready-timeout" -> readyTimeoutSeconds = Integer.parseInt(value(args, ++i, a));
             case "-E" -> {
                 final String kv = value(args, ++i, a);

@@ -1,0 +1,110 @@
+"""What every ``sparsearch`` subcommand shares: the Typer app, consoles, error handling, progress."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from sparsearch.errors import SparsearchError
+
+app = typer.Typer(
+    name="sparsearch",
+    help="Learned sparse retrieval: index a collection, search it, evaluate it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+stdout = Console(soft_wrap=True)
+stderr = Console(stderr=True, soft_wrap=True)
+log = logging.getLogger("sparsearch.cli")
+
+
+class _State:
+    verbose = False
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs and full tracebacks.")] = False,
+) -> None:
+    _State.verbose = verbose
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn exceptions into one readable line and an exit status."""
+    try:
+        yield
+    except SparsearchError as error:
+        if _State.verbose:
+            raise
+        stderr.print(f"[bold red]error:[/] {error}", highlight=False)
+        raise typer.Exit(error.exit_code) from None
+    except KeyboardInterrupt:
+        stderr.print("[yellow]interrupted[/]")
+        raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as error:  # noqa: BLE001 - the last line of defence before a traceback
+        if _State.verbose:
+            raise
+        stderr.print(
+            f"[bold red]error:[/] {type(error).__name__}: {error} (run with --verbose for details)",
+            highlight=False,
+        )
+        raise typer.Exit(1) from None
+
+
+def progress_bar(description: str, total: int | None) -> Progress:
+    """A docs/s progress bar on stderr, silent when stderr is not a terminal."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.speed:>8.0f} docs/s" if total else ""),
+        TimeElapsedColumn(),
+        console=stderr,
+        disable=not stderr.is_terminal,
+        transient=False,
+    )
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def build_index_with_progress(data: Path, index: Path, model: str | None, batch_size: int, overwrite: bool):
+    """Build an embedded index with a docs/s progress bar; returns ``(index, summary, encoder)``."""
+    from sparsearch.indexer.corpus import count_lines
+    from sparsearch.indexer.pipeline import build_embedded_index
+    from sparsearch.retrieval.models import load_encoder
+
+    encoder = load_encoder(model)
+    total = count_lines(data)
+    with progress_bar("indexing", total) as progress:
+        task = progress.add_task("indexing", total=total)
+        return build_embedded_index(
+            data,
+            index,
+            encoder,
+            batch_size=batch_size,
+            overwrite=overwrite,
+            on_progress=lambda n: progress.advance(task, n),
+        ) + (encoder,)

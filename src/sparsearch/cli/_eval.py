@@ -1,0 +1,95 @@
+"""``sparsearch eval``: score a model and engine on a BEIR collection."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from sparsearch.cli._common import app, build_index_with_progress, progress_bar, stdout, user_errors
+from sparsearch.errors import UsageError
+
+
+# -- eval ----------------------------------------------------------------------------------------------
+@app.command("eval")
+def evaluate(
+    data: Annotated[Path, typer.Option("--data", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.")],
+    model: Annotated[
+        str | None, typer.Option("--model", help="Model to build a fresh index with (default bm25).")
+    ] = None,
+    index: Annotated[
+        Path | None, typer.Option("--index", help="Evaluate this existing index instead of building one.")
+    ] = None,
+    backend: Annotated[str, typer.Option("--backend", help="Search engine: embedded.")] = "embedded",
+    output: Annotated[Path | None, typer.Option("--output", help="Write the report as JSON here.")] = None,
+    run_file: Annotated[Path | None, typer.Option("--run", help="Write the TREC run here.")] = None,
+    depth: Annotated[int, typer.Option("--depth", min=1, max=10000, help="Results retrieved per query.")] = 1000,
+    split: Annotated[str, typer.Option("--split", help="Qrels split to evaluate.")] = "test",
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 256,
+) -> None:
+    """Evaluate a model and engine on a BEIR collection (nDCG@10, recall@100/1000, MRR@10, MAP, latency)."""
+    with user_errors():
+        from sparsearch.eval.beir_data import load_beir_topics
+        from sparsearch.eval.runner import evaluate as run_evaluation
+        from sparsearch.eval.trec import write_trec_run
+        from sparsearch.indexer.embedded import EmbeddedIndex, directory_bytes
+        from sparsearch.indexer.pipeline import fit_if_needed
+        from sparsearch.retrieval.models import load_encoder
+
+        if backend != "embedded":
+            raise UsageError(f"unknown --backend {backend!r}: this build supports 'embedded'")
+        topics = load_beir_topics(data, split)
+        with contextlib.ExitStack() as stack:
+            if index is None:
+                tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sparsearch-eval-")))
+                opened, _, encoder = build_index_with_progress(data, tmp / "index", model, batch_size, overwrite=False)
+            else:
+                opened = EmbeddedIndex.open(index)
+                encoder = load_encoder(opened.encoder_dir)
+                if model is not None:  # an explicit model must be the one the index was built with
+                    requested = load_encoder(model)
+                    fit_if_needed(requested, data)
+                    opened.fingerprint.check_compatible(requested.fingerprint, where=f"index {index}")
+            stats = opened.stats()
+            index_stats = {
+                "postings": stats["nnz"],
+                "avg_terms_per_doc": stats["avg_terms_per_doc"],
+                "bytes": directory_bytes(opened.path),
+            }
+            with progress_bar("querying", len(topics.queries)) as progress:
+                task = progress.add_task("querying", total=len(topics.queries))
+                report, run = run_evaluation(
+                    opened,
+                    encoder,
+                    topics,
+                    dataset=data.name,
+                    model=opened.fingerprint.name,
+                    index_stats=index_stats,
+                    depth=depth,
+                    on_progress=lambda n: progress.advance(task, n),
+                )
+        table = Table(
+            title=f"{report.dataset} · {report.model} · {report.backend} · "
+            f"{report.queries} queries · {report.docs:,} docs"
+        )
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for name, value in report.metrics.items():
+            table.add_row(name, f"{value:.4f}")
+        for name, value in report.latency_ms.items():
+            table.add_row(f"{name} (ms)", f"{value:.3f}")
+        if report.postings_touched_per_query is not None:
+            table.add_row("postings touched / query", f"{report.postings_touched_per_query:,.0f}")
+        table.add_row("avg terms / document", f"{report.index['avg_terms_per_doc']:.1f}")
+        stdout.print(table)
+        if output is not None:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+        if run_file is not None:
+            run_file.parent.mkdir(parents=True, exist_ok=True)
+            write_trec_run(run, run_file, tag=report.model)

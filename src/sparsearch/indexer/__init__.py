@@ -1,0 +1,16 @@
+"""Engines and indexing jobs: the embedded inverted index, the backend protocol, the corpus reader."""
+
+from sparsearch.indexer.backend import Hit, SearchBackend
+from sparsearch.indexer.corpus import iter_corpus
+from sparsearch.indexer.embedded import EmbeddedIndex, IndexWriter
+from sparsearch.indexer.pipeline import IndexSummary, build_embedded_index
+
+__all__ = [
+    "EmbeddedIndex",
+    "Hit",
+    "IndexSummary",
+    "IndexWriter",
+    "SearchBackend",
+    "build_embedded_index",
+    "iter_corpus",
+]
