@@ -127,3 +127,14 @@ def test_unusual_tokens_round_trip(tmp_path: Path, token: str) -> None:
         token: 3.0,
         "other": 1.0,
     }
+
+
+def test_threaded_batch_search_matches_sequential(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    corpus = random_corpus(rng, 300, 60, quantize=True)
+    index = build(tmp_path / "index", corpus)
+    queries = [
+        EncodedQuery({f"t{int(t)}": float(rng.integers(1, 4)) for t in rng.integers(0, 60, 8)}, FINGERPRINT)
+        for _ in range(50)
+    ]
+    assert index.search_batch(queries, 10, threads=4) == index.search_batch(queries, 10)

@@ -24,9 +24,10 @@ is swapped atomically (``os.replace``) and the old generation is removed. Cost i
 size per call, fine for online batches of documents; bulk loads should build once. Readers that
 opened the old generation keep a consistent view. Writers are serialised with a lock file.
 
-**Search** is exact: for each query token, its posting slice is scaled by the query weight and
-accumulated into a per-document score array (``numpy.bincount``), then the top-k are selected with
-``numpy.partition``. Order is score descending, then ``doc_id`` ascending.
+**Search** is exact: a compiled term-at-a-time kernel (:mod:`sparsearch.indexer.kernels`) adds
+query weight x posting weight into a per-thread accumulator and keeps the top-k in a bounded heap.
+Order is score descending, then ``doc_id`` ascending. Scores are summed in float64 over float32
+posting weights.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ import fcntl
 import json
 import os
 import shutil
+import threading
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -46,6 +49,7 @@ from sparsearch import __version__
 from sparsearch.errors import IndexExistsError, IndexFormatError, IndexNotFoundError, UsageError
 from sparsearch.indexer.backend import Hit
 from sparsearch.indexer.docstore import DocStore, DocStoreWriter
+from sparsearch.indexer.kernels import taat_top_k
 from sparsearch.indexer.postings import Postings, PostingsBuilder
 from sparsearch.retrieval.contract import Document, EncodedQuery, EncoderFingerprint, SparseVector
 
@@ -190,6 +194,7 @@ class EmbeddedIndex:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._scratch = threading.local()
         self._load()
 
     @classmethod
@@ -269,26 +274,14 @@ class EmbeddedIndex:
                 weights.append(weight)
         return np.asarray(term_ids, dtype=np.int64), np.asarray(weights, dtype=np.float64)
 
-    def _accumulate(self, term_ids: np.ndarray, query_weights: np.ndarray) -> np.ndarray:
-        """Scores of every document, shape (n_docs,), float64."""
-        p = self.postings
-        starts, ends = p.indptr[term_ids], p.indptr[term_ids + 1]
-        docs = np.concatenate([p.doc_idx[s:e] for s, e in zip(starts, ends, strict=True)])
-        contributions = np.concatenate(
-            [p.weights[s:e] * q for s, e, q in zip(starts, ends, query_weights, strict=True)],
-            dtype=np.float64,
-        )
-        return np.bincount(docs, weights=contributions, minlength=p.n_docs)
-
-    def _select_top_k(self, scores: np.ndarray, top_k: int) -> list[Hit]:
-        candidates = np.flatnonzero(scores)
-        candidate_scores = scores[candidates]
-        if len(candidates) > top_k:
-            kth = np.partition(candidate_scores, len(candidates) - top_k)[len(candidates) - top_k]
-            keep = candidate_scores >= kth  # keeps every tie at the boundary for the doc_id tie-break
-            candidates, candidate_scores = candidates[keep], candidate_scores[keep]
-        order = np.lexsort((self.doc_id_rank[candidates], -candidate_scores))[:top_k]
-        return [Hit(self.doc_ids[i], float(s)) for i, s in zip(candidates[order], candidate_scores[order], strict=True)]
+    def _scratch_buffers(self, n_docs: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per-thread accumulator (float64, zeros) and touched list (int32), both of shape (n_docs,)."""
+        scratch = self._scratch
+        if getattr(scratch, "n_docs", -1) != n_docs:
+            scratch.scores = np.zeros(n_docs, dtype=np.float64)
+            scratch.touched = np.empty(n_docs, dtype=np.int32)
+            scratch.n_docs = n_docs
+        return scratch.scores, scratch.touched
 
     def search(self, query: EncodedQuery, top_k: int = 10) -> list[Hit]:
         """Exact top-``top_k`` by dot product; documents that share no token are never returned."""
@@ -297,10 +290,21 @@ class EmbeddedIndex:
         term_ids, query_weights = self._query_terms(query)
         if len(term_ids) == 0:
             return []
-        return self._select_top_k(self._accumulate(term_ids, query_weights), top_k)
+        p, doc_ids, doc_rank = self.postings, self.doc_ids, self.doc_id_rank  # one consistent generation
+        scores, touched = self._scratch_buffers(p.n_docs)
+        docs, doc_scores, _ = taat_top_k(
+            np.asarray(p.indptr), np.asarray(p.doc_idx), np.asarray(p.weights),
+            term_ids, query_weights, doc_rank, top_k, scores, touched,
+        )  # fmt: skip
+        return [Hit(doc_ids[d], float(s)) for d, s in zip(docs.tolist(), doc_scores.tolist(), strict=True)]
 
-    def search_batch(self, queries: Sequence[EncodedQuery], top_k: int = 10) -> list[list[Hit]]:
-        return [self.search(query, top_k) for query in queries]
+    def search_batch(self, queries: Sequence[EncodedQuery], top_k: int = 10, threads: int = 1) -> list[list[Hit]]:
+        """One hit list per query, in order; ``threads > 1`` searches queries in parallel (the kernel
+        releases the GIL)."""
+        if threads <= 1 or len(queries) < 2:
+            return [self.search(query, top_k) for query in queries]
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            return list(pool.map(lambda query: self.search(query, top_k), queries))
 
     def postings_touched(self, query: EncodedQuery) -> int:
         """Number of postings the query reads (its cost on this index)."""
