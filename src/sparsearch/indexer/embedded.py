@@ -156,6 +156,25 @@ class IndexWriter:
         """Append documents and their vectors (same length, same order)."""
         if len(documents) != len(vectors):
             raise ValueError(f"{len(documents)} documents but {len(vectors)} vectors")
+        self._add_documents(documents)
+        self._builder.add_documents(vectors)
+
+    def add_csr(
+        self,
+        documents: Sequence[Document],
+        indptr: np.ndarray,
+        term_ids: np.ndarray,
+        weights: np.ndarray,
+        vocabulary: Sequence[str],
+    ) -> None:
+        """Append documents whose vectors come as CSR arrays (see :meth:`PostingsBuilder.add_csr`);
+        the fast path for pre-encoded or generated vectors (no per-token Python objects)."""
+        if len(documents) != len(indptr) - 1:
+            raise ValueError(f"{len(documents)} documents but {len(indptr) - 1} rows")
+        self._add_documents(documents)
+        self._builder.add_csr(indptr, term_ids, weights, vocabulary)
+
+    def _add_documents(self, documents: Sequence[Document]) -> None:
         assert self._store is not None, "use IndexWriter as a context manager"
         for document in documents:
             if document.doc_id in self._seen:
@@ -163,7 +182,6 @@ class IndexWriter:
             self._seen.add(document.doc_id)
             self._doc_ids.append(document.doc_id)
             self._store.add(document.title, document.text)
-        self._builder.add_documents(vectors)
 
     def __exit__(self, exc_type, exc, tb) -> None:
         assert self._store is not None

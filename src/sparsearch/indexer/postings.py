@@ -60,27 +60,39 @@ class PostingsBuilder:
         self._weights.append(weights.astype(np.float32, copy=False))
         self.n_docs += n_docs
 
+    def term_ids_for(self, tokens: Sequence[str]) -> np.ndarray:
+        """This builder's term id of each token (new tokens are appended), int32 (len(tokens),)."""
+        term_index = self.term_index
+        ids = np.empty(len(tokens), dtype=np.int32)
+        for i, token in enumerate(tokens):
+            term_id = term_index.get(token)
+            if term_id is None:
+                term_id = term_index[token] = len(self.vocab)
+                self.vocab.append(token)
+            ids[i] = term_id
+        return ids
+
+    def add_csr(self, indptr: np.ndarray, term_ids: np.ndarray, weights: np.ndarray, vocabulary: Sequence[str]) -> None:
+        """Append rows given in CSR form over their own ``vocabulary``.
+
+        Args:
+            indptr: int64 (rows + 1,) row offsets into ``term_ids``/``weights``.
+            term_ids: int (nnz,) indices into ``vocabulary``.
+            weights: float (nnz,) weights > 0.
+            vocabulary: the tokens ``term_ids`` refer to.
+        """
+        rows = len(indptr) - 1
+        lookup = self.term_ids_for(vocabulary)
+        docs = self.n_docs + np.repeat(np.arange(rows, dtype=np.int64), np.diff(indptr))
+        self.add_coo(lookup[np.asarray(term_ids)], docs, np.asarray(weights), rows)
+
     def add_documents(self, vectors: Sequence[Mapping[str, float]]) -> None:
         """Append one row per vector (``token -> weight``, weights > 0)."""
-        term_index = self.term_index
-        terms: list[int] = []
-        docs: list[int] = []
-        weights: list[float] = []
-        for row, vector in enumerate(vectors, start=self.n_docs):
-            for token, weight in vector.items():
-                term_id = term_index.get(token)
-                if term_id is None:
-                    term_id = term_index[token] = len(self.vocab)
-                    self.vocab.append(token)
-                terms.append(term_id)
-                weights.append(weight)
-            docs.extend([row] * len(vector))
-        self.add_coo(
-            np.asarray(terms, dtype=np.int32),
-            np.asarray(docs, dtype=np.int32),
-            np.asarray(weights, dtype=np.float32),
-            len(vectors),
-        )
+        tokens = [token for vector in vectors for token in vector]
+        weights = np.fromiter((w for vector in vectors for w in vector.values()), dtype=np.float32, count=len(tokens))
+        lengths = np.fromiter((len(vector) for vector in vectors), dtype=np.int64, count=len(vectors))
+        docs = self.n_docs + np.repeat(np.arange(len(vectors), dtype=np.int64), lengths)
+        self.add_coo(self.term_ids_for(tokens), docs, weights, len(vectors))
 
     def build(self) -> Postings:
         n_terms = len(self.vocab)
