@@ -171,14 +171,23 @@ def main() -> None:
     result = {"machine": machine(), "profile_model": args.profile_model, "queries": args.queries, "rows": rows}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
-    print(
-        "| docs | terms/doc | build s | postings MB | load s | p50 ms | p95 ms | p99 ms | numpy p50 ms | QPS (all cores) | peak RSS MB |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(
-            f"| {r['docs']:,} | {r['avg_terms_per_doc']:.0f} | {r['build_s']:.1f} | {r['postings_bytes'] / 2**20:.0f} | {r['load_s']:.3f} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {r['p99_ms']:.2f} | {r['numpy_baseline_p50_ms']:.2f} | {r['qps_all_cores']:.0f} | {r['peak_rss_mb']:.0f} |"
-        )
+    columns = [
+        ("docs", lambda r: f"{r['docs']:,}"),
+        ("terms/doc", lambda r: f"{r['avg_terms_per_doc']:.0f}"),
+        ("build s", lambda r: f"{r['build_s']:.1f}"),
+        ("postings MB", lambda r: f"{r['postings_bytes'] / 2**20:.0f}"),
+        ("load s", lambda r: f"{r['load_s']:.3f}"),
+        ("p50 ms", lambda r: f"{r['p50_ms']:.2f}"),
+        ("p95 ms", lambda r: f"{r['p95_ms']:.2f}"),
+        ("p99 ms", lambda r: f"{r['p99_ms']:.2f}"),
+        ("numpy p50 ms", lambda r: f"{r['numpy_baseline_p50_ms']:.2f}"),
+        ("QPS all cores", lambda r: f"{r['qps_all_cores']:.0f}"),
+        ("peak RSS MB", lambda r: f"{r['peak_rss_mb']:.0f}"),
+    ]
+    print("| " + " | ".join(name for name, _ in columns) + " |")
+    print("|" + "---|" * len(columns))
+    for row in rows:
+        print("| " + " | ".join(fmt(row) for _, fmt in columns) + " |")
 
 
 if __name__ == "__main__":
