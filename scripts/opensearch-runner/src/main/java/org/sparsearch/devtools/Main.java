@@ -12,8 +12,9 @@
  * SPARSEARCH_OS_TRANSPORT_PORT, SPARSEARCH_OS_HOST, SPARSEARCH_OS_BASE_PATH,
  * SPARSEARCH_OS_CLUSTER_NAME.
  *
- * Node i (0-based) serves HTTP on P+i and transport on T+i (T defaults to P+100).
- * Plain HTTP, no security plugin, no auth.  Prints
+ * Node i (0-based) serves HTTP on P+i and transport on T+i (T defaults to P+100), bound to
+ * --host (127.0.0.1).  Plain HTTP, no security plugin, no auth.  With --log-file all nodes
+ * log into that file (appending) instead of the runner's console + per-node files.  Prints
  *   "opensearch ready: version X.Y.Z nodes=N http=http://127.0.0.1:P ..."
  * once the cluster has N nodes and is yellow/green, then runs until SIGTERM/SIGINT,
  * when all nodes are closed; with --clean-on-exit (or without --base-path) the
@@ -128,6 +129,8 @@ public final class Main {
             if (nodes > 1) {
                 settings.putList("discovery.seed_hosts", seedHosts);
             }
+            // the runner's default is [cluster_manager, data]; a stock node can also run ingest pipelines
+            settings.putList("node.roles", "cluster_manager", "data", "ingest");
             // Test-friendly defaults: never flip indices to read-only because the CI disk
             // is nearly full, and don't trip the parent breaker on a small shared heap.
             settings.put("cluster.routing.allocation.disk.threshold_enabled", "false");
