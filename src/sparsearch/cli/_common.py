@@ -41,6 +41,9 @@ def _main(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not verbose:  # the engine clients log every failed request with a traceback; sparsearch reports it once
+        for name in ("opensearch", "elasticsearch", "elastic_transport"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 @contextlib.contextmanager
@@ -108,3 +111,47 @@ def build_index_with_progress(data: Path, index: Path, model: str | None, batch_
             overwrite=overwrite,
             on_progress=lambda n: progress.advance(task, n),
         ) + (encoder,)
+
+
+# -- search engines (--backend / --url) ----------------------------------------------------------------
+BackendOption = Annotated[
+    str,
+    typer.Option(
+        "--backend",
+        help="Search engine: embedded (a local index directory), opensearch or elasticsearch.",
+        envvar="SPARSEARCH_BACKEND",
+    ),
+]
+UrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        help="OpenSearch/Elasticsearch URL (default http://localhost:9200; credentials as https://user:pass@host:9200).",
+        envvar="SPARSEARCH_ENGINE_URL",
+        show_envvar=False,
+    ),
+]
+
+
+def check_url_option(backend: str, url: str | None) -> None:
+    """``--url`` belongs to the engine backends only."""
+    from sparsearch.errors import UsageError
+    from sparsearch.indexer.backends import check_backend_kind
+
+    check_backend_kind(backend)
+    if backend == "embedded" and url is not None:
+        raise UsageError("--url is for --backend opensearch or elasticsearch; the embedded engine reads --index DIR")
+
+
+def index_engine_with_progress(data: Path, backend, model: str | None, **options):  # noqa: ANN001, ANN201
+    """Run :func:`sparsearch.indexer.bulk.index_corpus` with a docs/s progress bar; returns ``(summary, encoder)``."""
+    from sparsearch.indexer.bulk import index_corpus
+    from sparsearch.indexer.corpus import count_lines
+    from sparsearch.retrieval.models import load_encoder
+
+    encoder = load_encoder(model)
+    total = count_lines(data)
+    with progress_bar("indexing", total) as progress:
+        task = progress.add_task("indexing", total=total)
+        summary = index_corpus(data, backend, encoder, on_progress=lambda n: progress.advance(task, n), **options)
+    return summary, encoder

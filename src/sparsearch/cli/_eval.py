@@ -11,7 +11,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from sparsearch.cli._common import app, build_index_with_progress, progress_bar, stdout, user_errors
+from sparsearch.cli._common import (
+    BackendOption,
+    UrlOption,
+    app,
+    build_index_with_progress,
+    check_url_option,
+    index_engine_with_progress,
+    progress_bar,
+    stdout,
+    user_errors,
+)
 from sparsearch.errors import UsageError
 
 
@@ -23,9 +33,15 @@ def evaluate(
         str | None, typer.Option("--model", help="Model to build a fresh index with (default bm25).")
     ] = None,
     index: Annotated[
-        Path | None, typer.Option("--index", help="Evaluate this existing index instead of building one.")
+        str | None,
+        typer.Option(
+            "--index",
+            help="Evaluate this existing index instead of building one (engines: the alias, built from --data "
+            "when it does not exist yet).",
+        ),
     ] = None,
-    backend: Annotated[str, typer.Option("--backend", help="Search engine: embedded.")] = "embedded",
+    backend: BackendOption = "embedded",
+    url: UrlOption = None,
     output: Annotated[Path | None, typer.Option("--output", help="Write the report as JSON here.")] = None,
     run_file: Annotated[Path | None, typer.Option("--run", help="Write the TREC run here.")] = None,
     depth: Annotated[int, typer.Option("--depth", min=1, max=10000, help="Results retrieved per query.")] = 1000,
@@ -41,11 +57,15 @@ def evaluate(
         from sparsearch.indexer.pipeline import fit_if_needed
         from sparsearch.retrieval.models import load_encoder
 
-        if backend != "embedded":
-            raise UsageError(f"unknown --backend {backend!r}: this build supports 'embedded'")
+        check_url_option(backend, url)
         topics = load_beir_topics(data, split)
         with contextlib.ExitStack() as stack:
-            if index is None:
+            if backend != "embedded":
+                if index is None:
+                    raise UsageError(f"--backend {backend} needs --index NAME (the alias to evaluate or to build)")
+                opened, encoder, index_stats = _open_engine(data, index, backend, url, model, batch_size)
+                stack.callback(opened.close)
+            elif index is None:
                 tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sparsearch-eval-")))
                 opened, _, encoder = build_index_with_progress(data, tmp / "index", model, batch_size, overwrite=False)
             else:
@@ -55,12 +75,13 @@ def evaluate(
                     requested = load_encoder(model)
                     fit_if_needed(requested, data)
                     opened.fingerprint.check_compatible(requested.fingerprint, where=f"index {index}")
-            stats = opened.stats()
-            index_stats = {
-                "postings": stats["nnz"],
-                "avg_terms_per_doc": stats["avg_terms_per_doc"],
-                "bytes": directory_bytes(opened.path),
-            }
+            if backend == "embedded":
+                stats = opened.stats()
+                index_stats = {
+                    "postings": stats["nnz"],
+                    "avg_terms_per_doc": stats["avg_terms_per_doc"],
+                    "bytes": directory_bytes(opened.path),
+                }
             with progress_bar("querying", len(topics.queries)) as progress:
                 task = progress.add_task("querying", total=len(topics.queries))
                 report, run = run_evaluation(
@@ -85,7 +106,10 @@ def evaluate(
             table.add_row(f"{name} (ms)", f"{value:.3f}")
         if report.postings_touched_per_query is not None:
             table.add_row("postings touched / query", f"{report.postings_touched_per_query:,.0f}")
-        table.add_row("avg terms / document", f"{report.index['avg_terms_per_doc']:.1f}")
+        if "avg_terms_per_doc" in report.index:
+            table.add_row("avg terms / document", f"{report.index['avg_terms_per_doc']:.1f}")
+        if "engine_version" in report.index:
+            table.add_row("engine version", str(report.index["engine_version"]))
         stdout.print(table)
         if output is not None:
             output.parent.mkdir(parents=True, exist_ok=True)
@@ -93,3 +117,29 @@ def evaluate(
         if run_file is not None:
             run_file.parent.mkdir(parents=True, exist_ok=True)
             write_trec_run(run, run_file, tag=report.model)
+
+
+def _open_engine(  # noqa: ANN202 - (backend, encoder, stats)
+    data: Path, alias: str, backend_kind: str, url: str | None, model: str | None, batch_size: int
+):
+    """Open the engine alias (building it from ``data`` first when it does not exist); returns
+    ``(backend, encoder, index_stats)``."""
+    from sparsearch.indexer.backends import load_backend_encoder, open_backend
+    from sparsearch.indexer.pipeline import fit_if_needed
+    from sparsearch.retrieval.models import load_encoder
+
+    opened = open_backend(backend_kind, index=alias, url=url)
+    if opened.live_indexes():  # type: ignore[attr-defined]
+        encoder = load_backend_encoder(opened)
+        if model is not None:  # an explicit model must be the one the index was built with
+            requested = load_encoder(model)
+            fit_if_needed(requested, data)
+            opened.fingerprint.check_compatible(requested.fingerprint, where=f"{backend_kind} index {alias}")
+    else:
+        summary, encoder = index_engine_with_progress(data, opened, model, batch_size=batch_size)
+        if summary.failures:
+            raise UsageError(
+                f"{len(summary.failures)} documents failed to index (see {summary.failures_file}); fix them and rerun"
+            )
+    stats = opened.index_stats()  # type: ignore[attr-defined]
+    return opened, encoder, stats

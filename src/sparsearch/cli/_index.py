@@ -8,23 +8,80 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from sparsearch.cli._common import app, build_index_with_progress, human_bytes, stderr, stdout, user_errors
+from sparsearch.cli._common import (
+    BackendOption,
+    UrlOption,
+    app,
+    build_index_with_progress,
+    check_url_option,
+    human_bytes,
+    index_engine_with_progress,
+    stderr,
+    stdout,
+    user_errors,
+)
 
 
 # -- index ---------------------------------------------------------------------------------------------
 @app.command()
 def index(
     data: Annotated[Path, typer.Option("--data", help="BEIR folder (with corpus.jsonl) or a corpus .jsonl file.")],
-    index: Annotated[Path, typer.Option("--index", help="Directory of the index to create.")],
+    index: Annotated[
+        str, typer.Option("--index", help="Embedded: directory of the index to create. Engines: the alias name.")
+    ],
     model: Annotated[
         str | None, typer.Option("--model", help="bm25 (default), bm25-wordpiece, or a model directory.")
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Documents encoded per batch.")] = 256,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing index.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing embedded index.")] = False,
+    backend: BackendOption = "embedded",
+    url: UrlOption = None,
+    threads: Annotated[int, typer.Option("--threads", min=1, max=64, help="Engines: parallel bulk requests.")] = 2,
+    chunk_size: Annotated[
+        int, typer.Option("--chunk-size", min=1, max=10000, help="Engines: documents per bulk request.")
+    ] = 500,
+    shards: Annotated[int, typer.Option("--shards", min=1, help="Engines: primary shards of the new version.")] = 1,
+    replicas: Annotated[
+        int | None, typer.Option("--replicas", min=0, help="Engines: replicas (default 0 on one node, 1 on a cluster).")
+    ] = None,
+    keep_old: Annotated[
+        int, typer.Option("--keep-old", min=0, help="Engines: old versions kept after the alias swap (0 prunes all).")
+    ] = 1,
+    failures: Annotated[
+        Path | None,
+        typer.Option(
+            "--failures", help="Engines: JSONL of failed documents, retried by a rerun (default INDEX.failures.jsonl)."
+        ),
+    ] = None,
+    field_type: Annotated[
+        str, typer.Option("--field-type", help="Engines: rank_features, or sparse_vector (Elasticsearch 8.15+).")
+    ] = "rank_features",
 ) -> None:
-    """Encode a corpus and write an embedded index."""
+    """Encode a corpus into an index: an embedded directory, or a new version behind an engine alias.
+
+    On OpenSearch/Elasticsearch the documents go to INDEX-v00000N, and the alias INDEX moves to it
+    atomically once every document is in; a rerun after a crash resumes the unfinished version.
+    """
     with user_errors():
-        built, summary, _ = build_index_with_progress(data, index, model, batch_size, overwrite)
+        check_url_option(backend, url)
+        if backend != "embedded":
+            _index_engine(
+                data,
+                index,
+                model,
+                batch_size,
+                backend,
+                url,
+                threads,
+                chunk_size,
+                shards,
+                replicas,
+                keep_old,
+                failures,
+                field_type,
+            )
+            return
+        built, summary, _ = build_index_with_progress(data, Path(index), model, batch_size, overwrite)
         table = Table(title=f"index {summary.path}", show_header=False)
         table.add_row("model", built.fingerprint.name)
         table.add_row("documents", f"{summary.documents:,}")
@@ -35,9 +92,73 @@ def index(
             "seconds", f"{summary.seconds:.2f} ({summary.documents / max(summary.seconds, 1e-9):,.0f} docs/s)"
         )
         stdout.print(table)
-        if summary.empty_documents:
-            shown = ", ".join(summary.empty_documents[:10]) + (" ..." if len(summary.empty_documents) > 10 else "")
-            stderr.print(
-                f"[yellow]warning:[/] {len(summary.empty_documents)} documents have no indexable text and can "
-                f"never match (kept in the index): {shown}"
-            )
+        _warn_empty(summary.empty_documents)
+
+
+def _warn_empty(empty_documents: list[str]) -> None:
+    if empty_documents:
+        shown = ", ".join(empty_documents[:10]) + (" ..." if len(empty_documents) > 10 else "")
+        stderr.print(
+            f"[yellow]warning:[/] {len(empty_documents)} documents have no indexable text and can "
+            f"never match (kept in the index): {shown}"
+        )
+
+
+def _index_engine(
+    data: Path,
+    alias: str,
+    model: str | None,
+    batch_size: int,
+    backend_kind: str,
+    url: str | None,
+    threads: int,
+    chunk_size: int,
+    shards: int,
+    replicas: int | None,
+    keep_old: int,
+    failures: Path | None,
+    field_type: str,
+) -> None:
+    from sparsearch.errors import SparsearchError
+    from sparsearch.indexer.backends import open_backend
+
+    backend = open_backend(backend_kind, index=alias, url=url)
+    try:
+        summary, encoder = index_engine_with_progress(
+            data,
+            backend,
+            model,
+            batch_size=batch_size,
+            threads=threads,
+            chunk_size=chunk_size,
+            shards=shards,
+            replicas=replicas,
+            field_type=field_type,
+            keep_old=keep_old,
+            failures_path=failures,
+        )
+    finally:
+        backend.close()  # type: ignore[attr-defined]
+    table = Table(title=f"{backend_kind} index {summary.alias} -> {summary.index}", show_header=False)
+    table.add_row("engine", f"{backend.product} {summary.engine_version} at {backend.url}")  # type: ignore[attr-defined]
+    table.add_row("model", encoder.fingerprint.name)
+    table.add_row("documents", f"{summary.documents:,}")
+    table.add_row("sent", f"{summary.sent:,}")
+    if summary.resumed:
+        table.add_row("resumed", f"yes ({summary.skipped:,} already written, {summary.removed:,} removed)")
+    table.add_row("failed", f"{len(summary.failures):,}")
+    table.add_row("alias", f"{summary.alias} -> {summary.index}" if summary.swapped else "not moved")
+    if summary.previous:
+        table.add_row("previous", ", ".join(summary.previous))
+    if summary.pruned:
+        table.add_row("pruned", ", ".join(summary.pruned))
+    table.add_row("seconds", f"{summary.seconds:.2f} ({summary.sent / max(summary.seconds, 1e-9):,.0f} docs/s)")
+    stdout.print(table)
+    _warn_empty(summary.empty_documents)
+    if summary.failures:
+        shown = "; ".join(f"{f.doc_id}: {f.error}" for f in summary.failures[:3])
+        raise SparsearchError(
+            f"{len(summary.failures)} documents failed ({shown}); they are listed in {summary.failures_file}. The "
+            f"alias still points at the previous version: fix them and rerun the same command (it resumes "
+            f"{summary.index} and retries only what is missing)"
+        )

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from sparsearch.cli._common import app, stderr, stdout, user_errors
+from sparsearch.cli._common import BackendOption, UrlOption, app, check_url_option, stderr, stdout, user_errors
 from sparsearch.errors import UsageError
 
 
@@ -17,19 +16,27 @@ from sparsearch.errors import UsageError
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="The query text.")],
-    index: Annotated[Path, typer.Option("--index", help="Index directory.")],
+    index: Annotated[str, typer.Option("--index", help="Index directory (embedded) or alias name (engines).")],
     top_k: Annotated[int, typer.Option("--top-k", "--hits", min=1, max=10000, help="Number of results.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    backend: BackendOption = "embedded",
+    url: UrlOption = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", help="Saved encoder directory (default: the one stored with the index); must match it."
+        ),
+    ] = None,
 ) -> None:
     """Search an index with a text query."""
     with user_errors():
-        from sparsearch.indexer.embedded import EmbeddedIndex
-        from sparsearch.retrieval.models import load_encoder
+        from sparsearch.indexer.backends import load_backend_encoder, open_backend
 
+        check_url_option(backend, url)
         if not query.strip():
             raise UsageError("the query is empty: pass some words to search for")
-        opened = EmbeddedIndex.open(index)
-        encoder = load_encoder(opened.encoder_dir)
+        opened = open_backend(backend, index=index, url=url)
+        encoder = load_backend_encoder(opened, model)
         encoded = encoder.encode_query(query)
         hits = opened.search(encoded, top_k) if not encoded.is_empty else []
         documents = opened.get_documents([h.doc_id for h in hits])

@@ -1,0 +1,94 @@
+"""Open any search backend by kind: ``embedded`` (a local directory), ``opensearch`` or ``elasticsearch``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from sparsearch.errors import UsageError
+from sparsearch.indexer.backend import SearchBackend
+
+BackendKind = Literal["embedded", "opensearch", "elasticsearch"]
+BACKEND_KINDS: tuple[str, ...] = ("embedded", "opensearch", "elasticsearch")
+
+
+def check_backend_kind(kind: str) -> str:
+    """Return ``kind`` if it names a backend, else raise :class:`UsageError` listing the choices."""
+    if kind not in BACKEND_KINDS:
+        raise UsageError(f"unknown --backend {kind!r}: use one of {', '.join(BACKEND_KINDS)}")
+    return kind
+
+
+def open_backend(kind: str, *, index: str | Path, url: str | None = None) -> SearchBackend:
+    """Open an existing index.
+
+    Args:
+        kind: ``embedded``, ``opensearch`` or ``elasticsearch``.
+        index: the index directory (embedded) or the alias name on the engine.
+        url: engine URL (``http(s)://[user:pass@]host:port``; default ``http://localhost:9200``);
+            must not be given for ``embedded``.
+
+    Returns:
+        An :class:`~sparsearch.indexer.embedded.EmbeddedIndex`,
+        :class:`~sparsearch.indexer.opensearch.OpenSearchBackend` or
+        :class:`~sparsearch.indexer.elasticsearch.ElasticsearchBackend`. Engine backends connect
+        lazily: the first call reaches the server.
+
+    Raises:
+        UsageError: unknown kind, or ``url`` given for the embedded engine.
+        IndexNotFoundError: no embedded index at ``index``.
+    """
+    check_backend_kind(kind)
+    if kind == "embedded":
+        if url is not None:
+            raise UsageError("--url is for --backend opensearch or elasticsearch; the embedded engine reads --index")
+        from sparsearch.indexer.embedded import EmbeddedIndex
+
+        return EmbeddedIndex.open(index)
+    if kind == "opensearch":
+        from sparsearch.indexer.opensearch import OpenSearchBackend
+
+        return OpenSearchBackend.connect(url, str(index))
+    from sparsearch.indexer.elasticsearch import ElasticsearchBackend
+
+    return ElasticsearchBackend.connect(url, str(index))
+
+
+def load_backend_encoder(backend: SearchBackend, model: str | Path | None = None):  # noqa: ANN201 - an Encoder
+    """The encoder that queries ``backend``: the one it was built with.
+
+    Embedded indexes hold their encoder in ``encoder/``; engine indexes get it from the companion
+    index ``sparsearch-encoders`` (downloaded once into the local cache). ``model`` overrides both
+    with a saved model directory (or built-in name), which must have the index's fingerprint.
+
+    Raises:
+        EncoderMismatchError: ``model`` is not the encoder the index was built with.
+        ModelNotFoundError: the engine holds no copy of the encoder and no ``model`` was given.
+    """
+    from sparsearch.errors import ModelNotFoundError
+    from sparsearch.retrieval.models import load_encoder
+
+    where = f"{backend.name} index"
+    if model is not None:
+        encoder = load_encoder(model)
+        if not getattr(encoder, "is_fitted", True):
+            raise UsageError(
+                f"--model {model} has no corpus statistics (a built-in BM25 is fitted when indexing): pass the saved "
+                "model directory, or leave --model out to use the encoder stored with the index"
+            )
+        backend.fingerprint.check_compatible(encoder.fingerprint, where=where)
+        return encoder
+    encoder_dir = getattr(backend, "encoder_dir", None)
+    if encoder_dir is None:
+        fetch = backend.fetch_encoder  # type: ignore[attr-defined]
+        encoder_dir = fetch(backend.fingerprint)
+        if encoder_dir is None:
+            from sparsearch.indexer._search_engine import ENCODER_INDEX
+
+            raise ModelNotFoundError(
+                f"the engine holds no copy of encoder {backend.fingerprint.name!r} (index {ENCODER_INDEX}); pass "
+                "--model DIR with the saved encoder this index was built with"
+            )
+    encoder = load_encoder(encoder_dir)
+    backend.fingerprint.check_compatible(encoder.fingerprint, where=where)
+    return encoder

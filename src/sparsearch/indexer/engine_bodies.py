@@ -1,0 +1,400 @@
+"""Request bodies for Elasticsearch and OpenSearch: pure functions shared by both backends.
+
+Nothing here talks to a server. Both engines receive exactly these payloads, so the unit tests of
+this module cover the Elasticsearch backend as well as the OpenSearch one (which is also tested
+against a real OpenSearch).
+
+**Scoring.** Documents keep their ``token -> weight`` map in a ``rank_features`` field (or, on
+Elasticsearch 8.15+, optionally a ``sparse_vector`` field). A query is a bool ``should`` of one
+``rank_feature`` query per query token with the ``linear`` function and ``boost`` = query weight,
+so the engine's score is ``sum over shared tokens of q_weight x stored_d_weight``: the scoring
+contract of :mod:`sparsearch.retrieval.contract` (the default ``saturation`` function would not
+be a dot product).
+
+**Stored precision.** Lucene's ``FeatureField`` keeps a weight as the top 16 bits of its float32
+(sign, 8 exponent bits, 7 explicit mantissa bits: 8 significant bits plus the implicit one, "about
+9 significant bits"), truncating the rest. A stored weight ``w'`` therefore satisfies
+``w * (1 - 2**-8) < w' <= w`` (see :func:`quantize_weights`), and since query weights are positive
+an engine score ``s'`` satisfies ``s * (1 - 2**-8) < s' <= s`` up to float32 rounding
+(:data:`SCORE_RELATIVE_TOLERANCE`). Rankings can differ from the embedded engine only between
+documents whose exact scores are closer than that.
+
+**Feature names.** The engine addresses a feature as ``features.<name>``: a dot inside a name
+breaks that path (OpenSearch indexes it but never matches it; Elasticsearch rejects it) and an empty
+name is not a valid path either. :func:`escape_feature` maps every token to a safe, reversible name:
+``%`` -> ``%25``, ``.`` -> ``%2E``, and the empty token -> ``%``. WordPiece tokens (``##ing``),
+prefixed word tokens (``w:run``) and any other unicode pass through unchanged.
+
+**Weights.** Engines only store positive normal float32 weights; :func:`build_document_source`
+rejects zero, negative, non-finite, subnormal and too-large weights with the token named.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+
+import numpy as np
+
+from sparsearch import __version__
+from sparsearch.errors import SparsearchError, UsageError
+from sparsearch.retrieval.contract import Document, EncoderFingerprint
+
+FEATURES_FIELD = "features"
+"""The ``rank_features`` (or ``sparse_vector``) field holding a document's token weights."""
+
+META_KEY = "sparsearch"
+"""Key of sparsearch's entry in the index mapping's ``_meta``."""
+
+INDEX_FORMAT_VERSION = 1
+"""Bumped when the mapping or the meta layout changes incompatibly."""
+
+FIELD_TYPES = ("rank_features", "sparse_vector")
+
+STORED_SIGNIFICANT_BITS = 9
+"""Significant bits (implicit one included) an engine keeps of a stored weight."""
+
+SCORE_RELATIVE_TOLERANCE = 2.0**-8 + 1e-6
+"""Bound on ``|engine_score - exact_score| / exact_score``: weight truncation plus float32 rounding."""
+
+MIN_WEIGHT = float(np.finfo(np.float32).tiny)
+"""Smallest storable weight (the smallest positive normal float32, about 1.2e-38)."""
+
+MAX_WEIGHT = float(np.finfo(np.float32).max)
+"""Largest storable weight (about 3.4e38)."""
+
+STATE_BUILDING = "building"
+STATE_COMPLETE = "complete"
+
+_VERSION_SUFFIX = re.compile(r"-v(\d{6})$")
+_INVALID_INDEX_CHARS = set('\\/*?"<>| ,#:')
+_ESCAPES = {"%": "%25", ".": "%2E"}
+_UNESCAPE = re.compile(r"%(25|2E)")
+
+
+class EngineError(SparsearchError):
+    """The search engine answered with an error or an incomplete result (failed shards)."""
+
+
+# -- feature names ------------------------------------------------------------------------------------
+def escape_feature(token: str) -> str:
+    """The engine-safe feature name of ``token`` (reversible, see the module docstring).
+
+    Example:
+        >>> [escape_feature(t) for t in ["##ing", "w:run", "u.s.a", "", "100%"]]
+        ['##ing', 'w:run', 'u%2Es%2Ea', '%', '100%25']
+    """
+    if token == "":
+        return "%"
+    if "%" not in token and "." not in token:
+        return token
+    return "".join(_ESCAPES.get(char, char) for char in token)
+
+
+def unescape_feature(name: str) -> str:
+    """Inverse of :func:`escape_feature`.
+
+    Example:
+        >>> [unescape_feature(n) for n in ["##ing", "u%2Es%2Ea", "%", "100%25"]]
+        ['##ing', 'u.s.a', '', '100%']
+    """
+    if name == "%":
+        return ""
+    if "%" not in name:
+        return name
+    return _UNESCAPE.sub(lambda match: "%" if match.group(1) == "25" else ".", name)
+
+
+# -- weights ------------------------------------------------------------------------------------------
+def quantize_weights(weights: np.ndarray | Sequence[float]) -> np.ndarray:
+    """The weights an engine stores and scores with: float32 truncated to 9 significant bits.
+
+    Mirrors Lucene's ``FeatureField`` (the low 15 bits of the float32 are dropped), so
+    ``quantize_weights(w) <= w`` and the relative loss is below ``2**-8``.
+
+    Args:
+        weights: positive weights, any shape.
+
+    Returns:
+        float32 array of the same shape.
+    """
+    bits = np.asarray(weights, dtype=np.float32).view(np.uint32)
+    return (bits & np.uint32(0xFFFF8000)).view(np.float32)
+
+
+def _check_weight(token: str, weight: object, doc_id: str) -> float:
+    if isinstance(weight, bool) or not isinstance(weight, int | float | np.floating | np.integer):
+        raise ValueError(f"document {doc_id!r}: token {token!r} has a non-numeric weight {weight!r}")
+    value = float(weight)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(
+            f"document {doc_id!r}: token {token!r} has weight {value!r}; engines store only weights > 0 "
+            "(drop zero and negative weights before indexing)"
+        )
+    if not MIN_WEIGHT <= value <= MAX_WEIGHT:
+        raise ValueError(
+            f"document {doc_id!r}: token {token!r} has weight {value!r}, outside the storable range "
+            f"[{MIN_WEIGHT:.3g}, {MAX_WEIGHT:.3g}] of positive normal float32 values"
+        )
+    return value
+
+
+# -- index body ---------------------------------------------------------------------------------------
+def check_index_name(name: str) -> str:
+    """Validate an index/alias name the way both engines do; returns it unchanged.
+
+    Raises:
+        UsageError: the name is empty, not lowercase, too long, starts with ``-``, ``_``, ``+`` or
+            ``.``, contains a forbidden character, or ends like a sparsearch version (``-v000001``).
+    """
+    problem = None
+    if not name:
+        problem = "is empty"
+    elif name != name.lower():
+        problem = "must be lowercase"
+    elif len(name.encode("utf-8")) > 200:
+        problem = "is longer than 200 bytes"
+    elif name[0] in "-_+.":
+        problem = "must not start with '-', '_', '+' or '.'"
+    elif set(name) & _INVALID_INDEX_CHARS:
+        problem = f"must not contain any of {''.join(sorted(_INVALID_INDEX_CHARS))!r}"
+    elif _VERSION_SUFFIX.search(name):
+        problem = "must not end like a version suffix (-v000001); sparsearch adds those itself"
+    if problem:
+        raise UsageError(f"index name {name!r} {problem}; choose a name such as 'cranfield'")
+    return name
+
+
+def version_name(alias: str, version: int) -> str:
+    """The concrete index behind ``alias`` for one build: ``<alias>-v000003``."""
+    return f"{alias}-v{version:06d}"
+
+
+def parse_version(alias: str, index_name: str) -> int | None:
+    """The version number of ``index_name`` if it is a version of ``alias``, else ``None``."""
+    if not index_name.startswith(alias + "-v"):
+        return None
+    match = _VERSION_SUFFIX.search(index_name)
+    if match is None or index_name[: match.start()] != alias:
+        return None
+    return int(match.group(1))
+
+
+def build_meta(
+    fingerprint: EncoderFingerprint,
+    *,
+    field_type: str = "rank_features",
+    state: str = STATE_BUILDING,
+    extra: Mapping[str, object] | None = None,
+) -> dict[str, object]:
+    """The ``_meta`` entry that makes an engine index explain itself.
+
+    Returns:
+        ``{"sparsearch": {format_version, sparsearch_version, encoder, field_type, state, updated_at, ...}}``;
+        ``encoder`` is the fingerprint dict the backend checks every query against.
+    """
+    if field_type not in FIELD_TYPES:
+        raise UsageError(f"unknown field type {field_type!r}: use one of {', '.join(FIELD_TYPES)}")
+    entry: dict[str, object] = {
+        "format_version": INDEX_FORMAT_VERSION,
+        "sparsearch_version": __version__,
+        "encoder": fingerprint.to_dict(),
+        "field_type": field_type,
+        "state": state,
+        "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    entry.update(extra or {})
+    return {META_KEY: entry}
+
+
+def build_mapping(meta: Mapping[str, object], *, field_type: str = "rank_features") -> dict[str, object]:
+    """The index mapping: ``doc_id`` (keyword, the tie-break sort key), stored ``title`` and ``text``
+    (returned by the REST API, not searched) and the features field. ``dynamic: strict`` so a
+    malformed document is rejected instead of widening the mapping."""
+    if field_type not in FIELD_TYPES:
+        raise UsageError(f"unknown field type {field_type!r}: use one of {', '.join(FIELD_TYPES)}")
+    return {
+        "dynamic": "strict",
+        "_meta": dict(meta),
+        "properties": {
+            "doc_id": {"type": "keyword"},
+            "title": {"type": "text", "index": False},
+            "text": {"type": "text", "index": False},
+            FEATURES_FIELD: {"type": field_type},
+        },
+    }
+
+
+def build_index_body(
+    meta: Mapping[str, object],
+    *,
+    shards: int = 1,
+    replicas: int | None = None,
+    field_type: str = "rank_features",
+    bulk_loading: bool = False,
+) -> dict[str, object]:
+    """Settings and mappings for ``PUT /<index>``.
+
+    Args:
+        meta: from :func:`build_meta`.
+        shards: primary shards (scores do not depend on shard statistics with ``linear``, so any
+            number gives the same results).
+        replicas: replica count; ``None`` means ``auto_expand_replicas: 0-1`` (no replica on a
+            single node, one on a cluster).
+        field_type: ``rank_features`` or ``sparse_vector``.
+        bulk_loading: disable refreshes for a bulk load (re-enable with :func:`build_live_settings`).
+    """
+    if shards < 1:
+        raise UsageError(f"shards must be at least 1 (got {shards})")
+    settings: dict[str, object] = {"number_of_shards": shards}
+    if replicas is None:
+        settings["auto_expand_replicas"] = "0-1"
+    else:
+        if replicas < 0:
+            raise UsageError(f"replicas must be >= 0 (got {replicas})")
+        settings["number_of_replicas"] = replicas
+    if bulk_loading:
+        settings["refresh_interval"] = "-1"
+    return {"settings": {"index": settings}, "mappings": build_mapping(meta, field_type=field_type)}
+
+
+def build_live_settings() -> dict[str, object]:
+    """Settings restored after a bulk load (the engine's default refresh interval)."""
+    return {"index": {"refresh_interval": None}}
+
+
+# -- documents ----------------------------------------------------------------------------------------
+def build_document_source(document: Document, vector: Mapping[str, float]) -> dict[str, object]:
+    """The ``_source`` of one document: ``doc_id``, ``title``, ``text`` and escaped ``features``.
+
+    Raises:
+        ValueError: a weight is not a positive normal float32 (the message names the document and token).
+    """
+    features = {
+        escape_feature(token): _check_weight(token, weight, document.doc_id) for token, weight in vector.items()
+    }
+    return {"doc_id": document.doc_id, "title": document.title, "text": document.text, FEATURES_FIELD: features}
+
+
+def build_index_action(index: str, document: Document, vector: Mapping[str, float]) -> dict[str, object]:
+    """One bulk ``index`` action with ``_id`` = ``doc_id``: re-sending it overwrites, never duplicates."""
+    return {
+        "_op_type": "index",
+        "_index": index,
+        "_id": document.doc_id,
+        "_source": build_document_source(document, vector),
+    }
+
+
+def iter_bulk_actions(
+    index: str, documents: Iterable[Document], vectors: Iterable[Mapping[str, float]]
+) -> Iterator[dict[str, object]]:
+    """Bulk ``index`` actions for the clients' bulk helpers, one per document, in order.
+
+    Raises:
+        ValueError: on the first invalid weight (see :func:`build_document_source`).
+    """
+    for document, vector in zip(documents, vectors, strict=True):
+        yield build_index_action(index, document, vector)
+
+
+def build_delete_action(index: str, doc_id: str) -> dict[str, object]:
+    return {"_op_type": "delete", "_index": index, "_id": doc_id}
+
+
+def parse_features(source_features: Mapping[str, float]) -> dict[str, float]:
+    """A stored ``features`` object back to ``token -> weight`` (names unescaped)."""
+    return {unescape_feature(name): float(weight) for name, weight in source_features.items()}
+
+
+# -- queries ------------------------------------------------------------------------------------------
+def query_clauses(weights: Mapping[str, float]) -> list[tuple[str, float]]:
+    """``(escaped feature, weight)`` pairs of a query, sorted by token; zero weights are dropped.
+
+    Raises:
+        UsageError: a weight is negative or not finite (engines reject negative boosts).
+    """
+    clauses = []
+    for token in sorted(weights):
+        weight = float(weights[token])
+        if not math.isfinite(weight) or weight < 0:
+            raise UsageError(
+                f"query token {token!r} has weight {weight!r}; engines accept only weights >= 0 "
+                "(zero weights are dropped)"
+            )
+        if weight > 0:
+            clauses.append((escape_feature(token), weight))
+    return clauses
+
+
+def build_query(weights: Mapping[str, float], top_k: int, *, field_type: str = "rank_features") -> dict[str, object]:
+    """A search body whose scores are ``sum of q_weight x stored d_weight``.
+
+    Hits are sorted by score descending, then ``doc_id`` ascending (the embedded engine's order);
+    ``_source`` is not returned (fetch documents with ``mget``).
+
+    Args:
+        weights: query ``token -> weight`` (non-empty after dropping zeros; weights >= 0).
+        top_k: number of hits (at most the engine's ``index.max_result_window``, 10,000 by default).
+        field_type: ``rank_features`` (bool of linear ``rank_feature`` queries) or ``sparse_vector``
+            (Elasticsearch 8.15+ ``sparse_vector`` query, the same dot product).
+
+    Raises:
+        UsageError: empty query, ``top_k < 1``, or a negative weight.
+    """
+    if top_k < 1:
+        raise UsageError(f"top_k must be at least 1 (got {top_k})")
+    clauses = query_clauses(weights)
+    if not clauses:
+        raise UsageError("the query has no token with a positive weight")
+    if field_type == "rank_features":
+        query: dict[str, object] = {
+            "bool": {
+                "should": [
+                    {"rank_feature": {"field": f"{FEATURES_FIELD}.{name}", "linear": {}, "boost": weight}}
+                    for name, weight in clauses
+                ]
+            }
+        }
+    elif field_type == "sparse_vector":
+        query = {"sparse_vector": {"field": FEATURES_FIELD, "query_vector": dict(clauses)}}
+    else:
+        raise UsageError(f"unknown field type {field_type!r}: use one of {', '.join(FIELD_TYPES)}")
+    return {
+        "size": top_k,
+        "query": query,
+        "sort": [{"_score": {"order": "desc"}}, {"doc_id": {"order": "asc"}}],
+        "_source": False,
+        "track_total_hits": False,
+    }
+
+
+def build_msearch(index: str, bodies: Sequence[Mapping[str, object]]) -> list[dict[str, object]]:
+    """The ``_msearch`` body: a header line and a search body per query, in order."""
+    lines: list[dict[str, object]] = []
+    for body in bodies:
+        lines.append({"index": index})
+        lines.append(dict(body))
+    return lines
+
+
+def build_alias_swap(alias: str, new_index: str, old_indexes: Sequence[str]) -> dict[str, object]:
+    """One ``_aliases`` request that points ``alias`` at ``new_index`` only, atomically."""
+    actions: list[dict[str, object]] = [{"remove": {"index": old, "alias": alias}} for old in old_indexes]
+    actions.append({"add": {"index": new_index, "alias": alias}})
+    return {"actions": actions}
+
+
+def parse_hits(response: Mapping[str, object]) -> list[tuple[str, float]]:
+    """``(doc_id, score)`` pairs of a search response, in the engine's order.
+
+    Raises:
+        EngineError: the response reports failed shards (a partial page must not pass as complete).
+    """
+    shards = response.get("_shards") or {}
+    if isinstance(shards, Mapping) and shards.get("failed"):
+        raise EngineError(f"search failed on {shards['failed']} shard(s): {shards.get('failures')}")
+    hits = response["hits"]["hits"]  # type: ignore[index]
+    return [(hit["_id"], float(hit["_score"])) for hit in hits]
