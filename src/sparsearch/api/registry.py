@@ -1,0 +1,290 @@
+"""The indexes a running service answers for: one opened backend and one loaded encoder per name.
+
+The registry is built once in the app's ``lifespan`` and shared by every request thread. Each
+:class:`IndexHandle` hands out its backend for reading (shared) or writing (exclusive):
+
+* searches run concurrently;
+* an update (upsert/delete) waits for running searches, runs alone, then lets searches see the new
+  data. The embedded engine rebuilds its files on every update and removes the old ones, so a
+  search must never straddle an update.
+
+Embedded indexes also follow changes made by other processes (another worker, ``sparsearch index
+--overwrite``): before each request the handle compares the manifest file's identity with the one
+it opened and reopens the index (and its encoder, if it changed) when they differ. A missing index
+directory answers 503 until it is back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sparsearch.api.errors import ApiError, EngineUnavailableError
+from sparsearch.api.settings import IndexSpec, Settings
+from sparsearch.errors import SparsearchError
+from sparsearch.indexer.backend import SearchBackend
+from sparsearch.retrieval.contract import Encoder
+
+if TYPE_CHECKING:
+    from sparsearch.indexer.embedded import EmbeddedIndex
+
+log = logging.getLogger(__name__)
+
+
+class ReadWriteLock:
+    """Many readers or one writer; a waiting writer blocks new readers (no writer starvation)."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._readers = 0
+        self._writer = False
+        self._writers_waiting = 0
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._condition:
+            while self._writer or self._writers_waiting:
+                self._condition.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._readers -= 1
+                if not self._readers:
+                    self._condition.notify_all()
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._condition:
+            self._writers_waiting += 1
+            try:
+                while self._writer or self._readers:
+                    self._condition.wait()
+            finally:
+                self._writers_waiting -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._writer = False
+                self._condition.notify_all()
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """What ``GET /v1/indexes/{name}`` shows about one index."""
+
+    name: str
+    backend: str
+    model: str
+    encoder: dict[str, str]
+    documents: int
+    build: dict[str, Any]
+
+
+class IndexHandle:
+    """One served index: its name, its encoder and its backend behind a read/write lock."""
+
+    kind = "backend"
+
+    def __init__(self, name: str, backend: SearchBackend, encoder: Encoder) -> None:
+        self.name = name
+        self._backend = backend
+        self.encoder = encoder
+        self._lock = ReadWriteLock()
+
+    def _refresh(self) -> None:
+        """Hook: make sure the backend is current before a request (embedded: follow other writers)."""
+
+    def call_engine(self, what: str, function: Any, *args: Any) -> Any:
+        """``function(*args)``, with a connection failure turned into a 503 :class:`EngineUnavailableError`."""
+        try:
+            return function(*args)
+        except ApiError:
+            raise
+        except (ConnectionError, TimeoutError) as error:
+            raise EngineUnavailableError(self.name, f"{what} failed ({type(error).__name__}: {error})") from error
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[SearchBackend]:
+        """The backend for searches and document reads (shared with other readers)."""
+        self._refresh()
+        with self._lock.reading():
+            yield self._backend
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[SearchBackend]:
+        """The backend for updates (exclusive: no search runs meanwhile)."""
+        self._refresh()
+        with self._lock.writing():
+            yield self._backend
+            self._after_write()
+
+    def _after_write(self) -> None:
+        """Hook: note the backend's new state after an update."""
+
+    def health(self) -> dict[str, object]:
+        """The backend's health (raises :class:`EngineUnavailableError` when unreachable)."""
+        with self.reading() as backend:
+            return dict(self.call_engine("health check", backend.health))
+
+    def info(self) -> IndexInfo:
+        with self.reading() as backend:
+            count = self.call_engine("count", backend.count)
+            stats = getattr(backend, "stats", None)
+            build = dict(self.call_engine("stats", stats)) if stats is not None else {}
+        return IndexInfo(
+            name=self.name,
+            backend=self.kind,
+            model=self.encoder.fingerprint.name,
+            encoder=self.encoder.fingerprint.to_dict(),
+            documents=int(count),
+            build=build,
+        )
+
+    def close(self) -> None:
+        close = getattr(self._backend, "close", None)
+        if close is not None:
+            close()
+
+
+class EmbeddedHandle(IndexHandle):
+    """An embedded index directory, reopened when its manifest changes on disk."""
+
+    kind = "embedded"
+
+    def __init__(self, name: str, path: Path) -> None:
+        from sparsearch.indexer.embedded import MANIFEST_FILE, EmbeddedIndex
+        from sparsearch.retrieval.models import load_encoder
+
+        self.path = path
+        self._manifest_file = path / MANIFEST_FILE
+        self._open = EmbeddedIndex.open
+        self._load_encoder = load_encoder
+        index = EmbeddedIndex.open(path)
+        super().__init__(name, index, load_encoder(index.encoder_dir))
+        self._signature = self._manifest_signature()
+        self._reload_lock = threading.Lock()
+        _warm_up(index)
+
+    def _manifest_signature(self) -> tuple[int, int, int]:
+        stat = os.stat(self._manifest_file)
+        return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+    def _current_signature(self) -> tuple[int, int, int]:
+        try:
+            return self._manifest_signature()
+        except OSError as error:
+            raise EngineUnavailableError(
+                self.name, f"its index directory {self.path} cannot be read ({error.strerror})"
+            ) from error
+
+    def _refresh(self) -> None:
+        if self._current_signature() == self._signature:
+            return
+        with self._reload_lock, self._lock.writing():
+            if self._current_signature() == self._signature:
+                return  # another thread reloaded meanwhile
+            try:
+                index = self._open(self.path)
+                fingerprint = index.fingerprint
+                encoder = self.encoder
+                if fingerprint != encoder.fingerprint:
+                    encoder = self._load_encoder(index.encoder_dir)
+            except (OSError, ValueError, SparsearchError) as error:
+                raise EngineUnavailableError(self.name, f"reopening {self.path} failed ({error})") from error
+            log.info("index %s changed on disk; reopened generation %s", self.name, index.manifest["generation"])
+            self._backend, self.encoder = index, encoder
+            self._signature = self._current_signature()
+
+    def _after_write(self) -> None:
+        self._signature = self._current_signature()
+
+    def info(self) -> IndexInfo:
+        info = super().info()
+        keys = (
+            "created_at",
+            "updated_at",
+            "generation",
+            "format_version",
+            "sparsearch_version",
+            "n_terms",
+            "nnz",
+            "avg_terms_per_doc",
+            "empty_documents",
+            "quantization",
+            "bytes",
+        )
+        build = {key: info.build[key] for key in keys if key in info.build}
+        build["path"] = str(self.path)
+        return IndexInfo(**{**info.__dict__, "build": build})
+
+
+def _warm_up(index: EmbeddedIndex) -> None:
+    """Run one search so that one-time costs (compiling the search kernel) are paid at start."""
+    from sparsearch.retrieval.contract import EncodedQuery
+
+    vocab = index.postings.vocab
+    if vocab:
+        index.search(EncodedQuery({vocab[0]: 1.0}, index.fingerprint), 1)
+
+
+class IndexRegistry:
+    """Every served index by name; the first one answers requests that name no index."""
+
+    def __init__(self, handles: list[IndexHandle]) -> None:
+        if not handles:
+            raise ValueError("a registry needs at least one index")
+        self.handles = {handle.name: handle for handle in handles}
+        self.default = handles[0].name
+
+    @classmethod
+    def open(cls, settings: Settings) -> IndexRegistry:
+        """Open every index of ``settings`` and load its encoder (once, at start).
+
+        Raises:
+            IndexNotFoundError, IndexFormatError, ModelNotFoundError: an index or model cannot be used.
+        """
+        handles: list[IndexHandle] = []
+        try:
+            for spec in settings.index_specs():
+                handles.append(open_handle(spec, settings))
+        except BaseException:
+            for handle in handles:
+                handle.close()
+            raise
+        return cls(handles)
+
+    def get(self, name: str | None) -> IndexHandle:
+        """The handle called ``name`` (``None``: the default index).
+
+        Raises:
+            ApiError: 404 ``unknown_index`` listing the served names.
+        """
+        handle = self.handles.get(self.default if name is None else name)
+        if handle is None:
+            raise ApiError(
+                404,
+                "unknown_index",
+                f"no index named {name!r}; this service has: {', '.join(sorted(self.handles))}",
+            )
+        return handle
+
+    def close(self) -> None:
+        for handle in self.handles.values():
+            handle.close()
+
+
+def open_handle(spec: IndexSpec, settings: Settings) -> IndexHandle:
+    """Open one index of ``settings`` (embedded directory or remote engine index)."""
+    if settings.backend == "embedded":
+        return EmbeddedHandle(spec.name, Path(spec.location))
+    raise NotImplementedError(f"backend {settings.backend!r} is not wired into the service yet")

@@ -1,0 +1,108 @@
+"""``sparsearch serve``: run the REST search service (FastAPI under uvicorn)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sparsearch.cli._common import app, stderr, user_errors
+from sparsearch.errors import IndexNotFoundError, UsageError
+
+
+def _settings(**flags: object):  # noqa: ANN202 - returns sparsearch.api.Settings (imported lazily)
+    """Settings from ``SPARSEARCH_*`` environment variables, overridden by the flags that were given."""
+    import pydantic
+
+    from sparsearch.api.settings import Settings
+
+    try:
+        return Settings(**{name: value for name, value in flags.items() if value is not None})
+    except pydantic.ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in error.errors()
+        )
+        raise UsageError(problems) from None
+
+
+def _check_embedded_indexes(settings) -> None:  # noqa: ANN001
+    """Fail before starting the server when an embedded index directory is missing."""
+    if settings.backend != "embedded":
+        return
+    for spec in settings.index_specs():
+        if not (Path(spec.location) / "manifest.json").is_file():
+            raise IndexNotFoundError(
+                f"no index at {spec.location} (missing manifest.json); "
+                f"build one with: sparsearch index --data PATH --index {spec.location}"
+            )
+
+
+@app.command()
+def serve(
+    index: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--index",
+            metavar="DIR|NAME=DIR",
+            help="Embedded: an index directory (NAME=DIR to name it); remote: an index name on the engine. "
+            "Repeat to serve several; the first is the default.",
+        ),
+    ] = None,
+    backend: Annotated[
+        str | None, typer.Option("--backend", metavar="NAME", help="embedded (default), opensearch or elasticsearch.")
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option("--url", metavar="URL", help="OpenSearch/Elasticsearch URL (remote backends).")
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", metavar="MODEL", help="Query encoder for remote backends (embedded: the index's own)."),
+    ] = None,
+    host: Annotated[
+        str | None, typer.Option("--host", metavar="HOST", help="Interface to bind (default 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option("--port", metavar="PORT", help="TCP port (default 8000).")] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Worker processes, each with its own model (default 1).")
+    ] = None,
+) -> None:
+    """Serve search over HTTP: /v1/search, /docs, a search page at /.
+
+    Every flag can also come from a SPARSEARCH_* environment variable (SPARSEARCH_INDEXES,
+    SPARSEARCH_PORT...); API keys only come from SPARSEARCH_API_KEYS, never from the command line.
+    """
+    with user_errors():
+        settings = _settings(
+            indexes=index or None, backend=backend, engine_url=url, model=model, host=host, port=port, workers=workers
+        )
+        _check_embedded_indexes(settings)
+        from sparsearch.errors import require
+
+        uvicorn = require("uvicorn", "api")
+        names = ", ".join(spec.name for spec in settings.index_specs())
+        stderr.print(
+            f"serving {names} ({settings.backend}) on http://{settings.host}:{settings.port} "
+            f"with {settings.workers} worker(s); search page at /, API docs at /docs",
+            highlight=False,
+        )
+        if settings.workers == 1:
+            from sparsearch.api import create_app
+
+            uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+            return
+        # Several workers: uvicorn starts fresh processes that build the app from the environment.
+        os.environ.update(settings.to_environment())
+        with tempfile.TemporaryDirectory(prefix="sparsearch-metrics-") as metrics_dir:
+            os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
+            uvicorn.run(
+                "sparsearch.api.app:create_app_from_env",
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                workers=settings.workers,
+                log_level="info",
+            )
