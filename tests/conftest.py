@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -41,3 +44,43 @@ def shared_collection(name: str) -> Path:
     if not (path / "corpus.jsonl").is_file():
         pytest.fail(f"{path} is missing: the test collections must sit in ../shared/data beside the checkout")
     return path
+
+
+# -- a real OpenSearch (started by scripts/test with scripts/opensearch) --------------------------------
+OPENSEARCH_URL_ENV = "SPARSEARCH_TEST_OPENSEARCH_URL"
+
+
+def _opensearch_version(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - a local test engine
+        info = json.load(response)
+    return f"{info['version'].get('distribution', 'elasticsearch')} {info['version']['number']}"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    url = os.environ.get(OPENSEARCH_URL_ENV)
+    if not url:
+        return f"opensearch: none ({OPENSEARCH_URL_ENV} unset: the OpenSearch tests skip)"
+    try:
+        return f"opensearch: {_opensearch_version(url)} at {url}"
+    except OSError as error:
+        return f"opensearch: UNREACHABLE at {url} ({error})"
+
+
+@pytest.fixture(scope="session")
+def opensearch_url() -> str:
+    """URL of the real OpenSearch the engine tests use.
+
+    Unset variable: the test skips, saying how to start one. Set but unreachable: the test FAILS
+    (CI sets it, so a broken engine can never pass as skipped).
+    """
+    url = os.environ.get(OPENSEARCH_URL_ENV)
+    if not url:
+        pytest.skip(
+            f"no OpenSearch: run scripts/test, or scripts/opensearch start --port 9200 and "
+            f"export {OPENSEARCH_URL_ENV}=http://127.0.0.1:9200"
+        )
+    try:
+        _opensearch_version(url)
+    except OSError as error:
+        pytest.fail(f"{OPENSEARCH_URL_ENV}={url} but OpenSearch does not answer ({error}); see scripts/opensearch")
+    return url

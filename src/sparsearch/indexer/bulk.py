@@ -26,7 +26,7 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +35,7 @@ from sparsearch.errors import UsageError
 from sparsearch.indexer import engine_bodies as bodies
 from sparsearch.indexer._search_engine import EngineUnavailableError
 from sparsearch.indexer.corpus import iter_corpus, resolve_corpus_file
-from sparsearch.retrieval.contract import Encoder, iter_batches
+from sparsearch.retrieval.contract import Document, Encoder, EncoderFingerprint, iter_batches
 
 if TYPE_CHECKING:
     from sparsearch.indexer._search_engine import SearchEngineBackend
@@ -149,11 +149,13 @@ def bulk_load(
         if len(pending) != len(window):
             raise UsageError("duplicate _id within one bulk window: document ids must be unique")
         attempt = 0
+        size = chunk_size
         while pending:
             again: dict[str, dict[str, Any]] = {}
+            suspects: dict[str, dict[str, Any]] = {}
             last_problem = ""
             try:
-                for ok, item in backend.parallel_bulk(list(pending.values()), threads=threads, chunk_size=chunk_size):
+                for ok, item in backend.parallel_bulk(list(pending.values()), threads=threads, chunk_size=size):
                     info = next(iter(item.values()))
                     doc_id = str(info.get("_id"))
                     action = pending.pop(doc_id, None)
@@ -167,6 +169,10 @@ def bulk_load(
                     elif status in RETRYABLE_STATUSES or not isinstance(status, int):
                         again[doc_id] = action
                         last_problem = f"status {status}: {describe_error(info.get('error'))}"
+                    elif "exception" in info and size > 1:
+                        # The whole request was refused (e.g. one _id over 512 bytes fails the bulk
+                        # request's validation): send its documents one by one to find the culprits.
+                        suspects[doc_id] = action
                     else:
                         result.failures.append(_failure(action, status, describe_error(info.get("error"))))
                         if on_done is not None:
@@ -174,6 +180,10 @@ def bulk_load(
             except backend.unavailable_errors as error:  # elasticsearch-py raises these out of parallel_bulk
                 last_problem = f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"
             again.update(pending)  # whatever got no answer at all
+            if suspects and not again:
+                pending, size = suspects, 1
+                continue
+            again.update(suspects)
             pending = again
             if pending:
                 attempt += 1
@@ -394,6 +404,7 @@ def index_corpus(
     )
     write_failures_file(failures_file, failures)
     if failures:  # leave the version unfinished: a rerun resumes it and retries exactly these
+        backend.refresh(version)
         summary.documents = backend.count(version)
         summary.seconds = time.perf_counter() - started
         return summary
@@ -419,3 +430,44 @@ def index_corpus(
     summary.pruned = backend.prune_versions(keep_old)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def index_vectors(
+    backend: SearchEngineBackend,
+    documents: Sequence[Document],
+    vectors: Sequence[Mapping[str, float]],
+    fingerprint: EncoderFingerprint,
+    *,
+    shards: int = 1,
+    replicas: int | None = None,
+    field_type: str = "rank_features",
+    keep_old: int = 1,
+    threads: int = 2,
+    chunk_size: int = 500,
+) -> str:
+    """Build a new version from already encoded documents and swap the alias to it (no resume).
+
+    For vectors that come from elsewhere (tests, experiments, another encoder's output).
+
+    Returns:
+        The new version's index name.
+
+    Raises:
+        EngineError: a document was rejected (nothing is swapped).
+    """
+    if len(documents) != len(vectors):
+        raise ValueError(f"{len(documents)} documents but {len(vectors)} vectors")
+    version = backend.next_version_name()
+    backend.create_version(version, fingerprint, shards=shards, replicas=replicas, field_type=field_type)
+    loaded = bulk_load(
+        backend, bodies.iter_bulk_actions(version, documents, vectors), threads=threads, chunk_size=chunk_size
+    )
+    if loaded.failures:
+        shown = "; ".join(f"{f.doc_id}: {f.error}" for f in loaded.failures[:5])
+        raise bodies.EngineError(
+            f"{len(loaded.failures)} documents were rejected ({shown}); {version} was not made live"
+        )
+    backend.finish_version(version)
+    backend.swap_alias(version)
+    backend.prune_versions(keep_old)
+    return version

@@ -25,6 +25,8 @@ from sparsearch.indexer._search_engine import SearchEngineBackend
 SUPPORTED_MAJORS = (8, 9)
 SPARSE_VECTOR_QUERY_SINCE = (8, 15)
 MAX_CHUNK_BYTES = 20 * 1024 * 1024
+POOL_SIZE = 16
+"""HTTP connections kept per node (parallel bulk threads and concurrent searches share them)."""
 
 
 def parse_version(number: str) -> tuple[int, int]:
@@ -86,6 +88,7 @@ class ElasticsearchBackend(SearchEngineBackend):
             max_retries=2,
             retry_on_timeout=True,
             http_compress=True,
+            connections_per_node=POOL_SIZE,
         )
 
     def parallel_bulk(self, actions: Iterable[dict], *, threads: int, chunk_size: int) -> Iterator[tuple[bool, dict]]:

@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 SUPPORTED_MAJORS = (2, 3)
 MAX_CHUNK_BYTES = 20 * 1024 * 1024
+POOL_SIZE = 16
+"""HTTP connections kept per node (parallel bulk threads and concurrent searches share them)."""
 """Bulk requests stay far below OpenSearch's default ``http.max_content_length`` (100 MB)."""
 
 
@@ -61,6 +63,7 @@ class OpenSearchBackend(SearchEngineBackend):
             max_retries=2,
             retry_on_timeout=True,
             http_compress=True,
+            pool_maxsize=POOL_SIZE,
         )
 
     def parallel_bulk(self, actions: Iterable[dict], *, threads: int, chunk_size: int) -> Iterator[tuple[bool, dict]]:
