@@ -1,0 +1,145 @@
+"""Teacher scores for label-free distillation (method.md section 3, steps 3-4).
+
+For each pseudo-query: candidates = BM25 top-k ∪ dense top-k ∪ its source document; every candidate
+is scored by every teacher (raw scores are kept, so scale and weights can be re-tuned without
+re-scoring); queries whose source no teacher ranks in its top ``consistency_depth`` are dropped
+(round-trip consistency). The source document is scored as the student will see it
+(``positive_text``, with the query cut out most of the time).
+
+Teachers: word-level BM25 (the lexical teacher) and all-MiniLM-L6-v2 cosine (the dense teacher; a
+long document scores its best window).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sparsearch.retrieval.bm25 import bm25_words
+from sparsearch.retrieval.contract import Document, dot
+from sparsearch.retrieval.dense import embed, split_words
+from sparsearch.retrieval.pseudo_queries import PseudoQuery
+
+TEACHERS = ("dense", "bm25")
+
+
+@dataclass
+class TeacherExample:
+    """One pseudo-query with its candidates and raw teacher scores.
+
+    Attributes:
+        query: the pseudo-query (its ``doc_id`` is the positive).
+        candidates: candidate doc ids; the positive is always ``candidates[0]``.
+        scores: teacher name -> raw scores aligned with ``candidates``.
+    """
+
+    query: PseudoQuery
+    candidates: list[str]
+    scores: dict[str, list[float]]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"query": self.query.to_dict(), "candidates": self.candidates, "scores": self.scores}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> TeacherExample:
+        return cls(PseudoQuery(**data["query"]), list(data["candidates"]), dict(data["scores"]))  # type: ignore[arg-type]
+
+
+def minmax_normalise(scores: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Per-row min-max normalisation over the last axis; a constant row becomes all zeros."""
+    low = scores.min(axis=-1, keepdims=True)
+    high = scores.max(axis=-1, keepdims=True)
+    return (scores - low) / (high - low + eps)
+
+
+def ensemble_targets(scores: Mapping[str, np.ndarray], weights: Mapping[str, float], scale: float) -> np.ndarray:
+    """``scale x`` weighted mean of the per-query min-max normalised teacher scores.
+
+    Args:
+        scores: teacher -> raw scores, shape (n_queries, n_candidates) or (n_candidates,).
+        weights: teacher -> weight (normalised to sum to 1 over the teachers present).
+        scale: S in method.md (10-30).
+    """
+    total = sum(weights[name] for name in scores)
+    mixed = sum(
+        weights[name] / total * minmax_normalise(np.asarray(values, dtype=np.float64))
+        for name, values in scores.items()
+    )
+    return scale * np.asarray(mixed)
+
+
+def _document_window_embeddings(documents: Sequence[Document]) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings of every window of every document, and each window's document row."""
+    windows, owners = [], []
+    for row, document in enumerate(documents):
+        for window in split_words(document.full_text) if document.full_text.strip() else []:
+            windows.append(window)
+            owners.append(row)
+    return embed(windows), np.asarray(owners, dtype=np.int64)
+
+
+def _max_per_document(similarities: np.ndarray, owners: np.ndarray, n_docs: int) -> np.ndarray:
+    """(queries, windows) -> (queries, documents): each document's best window; -1 without text."""
+    out = np.full((similarities.shape[0], n_docs), -1.0, dtype=np.float32)
+    starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
+    out[:, owners[starts]] = np.maximum.reduceat(similarities, starts, axis=1)
+    return out
+
+
+def mine_and_score(
+    documents: Sequence[Document],
+    queries: Sequence[PseudoQuery],
+    candidates_per_teacher: int = 20,
+    consistency_depth: int = 10,
+) -> list[TeacherExample]:
+    """Candidates and raw teacher scores for every query that passes the consistency filter."""
+    doc_row = {d.doc_id: i for i, d in enumerate(documents)}
+    bm25 = bm25_words()
+    bm25.fit(d.full_text for d in documents)
+    doc_vectors = bm25.encode_documents([d.full_text for d in documents])
+    window_embeddings, owners = _document_window_embeddings(documents)
+    query_embeddings = embed([q.text for q in queries])
+    positive_embeddings = embed([q.positive_text for q in queries])
+    dense_all = _max_per_document(query_embeddings @ window_embeddings.T, owners, len(documents))
+
+    examples = []
+    for i, query in enumerate(queries):
+        encoded = bm25.encode_query(query.text).weights
+        bm25_all = np.array([dot(encoded, vector) for vector in doc_vectors])
+        bm25_top = np.argsort(-bm25_all, kind="stable")[:candidates_per_teacher]
+        dense_top = np.argsort(-dense_all[i], kind="stable")[:candidates_per_teacher]
+        source = doc_row[query.doc_id]
+        if source not in bm25_top[:consistency_depth] and source not in dense_top[:consistency_depth]:
+            continue
+        others = [int(d) for d in dict.fromkeys([*bm25_top.tolist(), *dense_top.tolist()]) if d != source]
+        positive_bm25 = dot(encoded, bm25.encode_documents([query.positive_text])[0])
+        positive_dense = float(query_embeddings[i] @ positive_embeddings[i])
+        examples.append(
+            TeacherExample(
+                query=query,
+                candidates=[query.doc_id] + [documents[d].doc_id for d in others],
+                scores={
+                    "bm25": [positive_bm25] + [float(bm25_all[d]) for d in others],
+                    "dense": [positive_dense] + [float(dense_all[i, d]) for d in others],
+                },
+            )
+        )
+    return examples
+
+
+def save_examples(examples: Sequence[TeacherExample], path: Path) -> None:
+    """One JSON object per line (raw scores kept)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        for example in examples:
+            handle.write(json.dumps(example.to_dict(), ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+def load_examples(path: Path) -> list[TeacherExample]:
+    with path.open(encoding="utf-8") as handle:
+        return [TeacherExample.from_dict(json.loads(line)) for line in handle if line.strip()]
