@@ -245,6 +245,7 @@ class SearchEngineBackend:
         Raises:
             IndexFormatError: ``index`` is a concrete index, not an alias written by sparsearch.
         """
+        self.server_info()  # the first call checks that the server is a supported version of this engine
         with self.errors(f"read alias {self.index}"):
             if self.client.indices.exists_alias(name=self.index):
                 return sorted(self.client.indices.get_alias(name=self.index))

@@ -145,5 +145,7 @@ class ElasticsearchBackend(SearchEngineBackend):
     def check_field_type(self, field_type: str) -> None:
         if field_type not in ("rank_features", "sparse_vector"):
             raise UsageError(f"unknown field type {field_type!r}: use rank_features or sparse_vector")
+        if field_type == "rank_features":  # every supported version has it
+            return
         elasticsearch = require("elasticsearch", "engines")
         check_elasticsearch_server(self.server_info(), elasticsearch.__versionstr__, self.url, field_type)
