@@ -95,12 +95,10 @@ def human_bytes(n: float) -> str:
 
 def build_index_with_progress(data: Path, index: Path, model: str | None, batch_size: int, overwrite: bool):
     """Build an embedded index with a docs/s progress bar; returns ``(index, summary, encoder)``."""
-    from sparsearch.indexer.corpus import count_lines
+    from sparsearch.indexer.encode_job import resolve_index_input
     from sparsearch.indexer.pipeline import build_embedded_index
-    from sparsearch.retrieval.models import load_encoder
 
-    encoder = load_encoder(model)
-    total = count_lines(data)
+    encoder, total = resolve_index_input(data, model)  # --data may be a `sparsearch encode` output
     with progress_bar("indexing", total) as progress:
         task = progress.add_task("indexing", total=total)
         return build_embedded_index(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sparsearch.indexer.corpus import iter_corpus
 from sparsearch.indexer.embedded import EmbeddedIndex, IndexWriter, check_index_target, directory_bytes
+from sparsearch.indexer.encode_job import EncodedOutput, is_encoded_output, iter_sparse_batches
 from sparsearch.retrieval.contract import Encoder, iter_batches
 
 ProgressCallback = Callable[[int], None]
@@ -56,17 +57,28 @@ def build_embedded_index(
     """
     started = time.perf_counter()
     check_index_target(index_path, overwrite=overwrite)  # fail before the (long) fitting pass
-    fit_if_needed(encoder, corpus)
+    encoded = is_encoded_output(corpus)  # vectors written by `sparsearch encode`: read, never re-encoded
+    if encoded:
+        EncodedOutput(corpus).check_encoder(encoder)
+    else:
+        fit_if_needed(encoder, corpus)
     writer = IndexWriter(index_path, encoder.fingerprint, overwrite=overwrite)
     empty: list[str] = []
     with writer:
         encoder.save(writer.encoder_dir)  # type: ignore[attr-defined]
-        for batch in iter_batches(iter_corpus(corpus), batch_size):
-            vectors = encoder.encode_documents([d.full_text for d in batch])
-            empty.extend(d.doc_id for d, v in zip(batch, vectors, strict=True) if not v)
-            writer.add(batch, vectors)
-            if on_progress is not None:
-                on_progress(len(batch))
+        if encoded or hasattr(encoder, "encode_document_batch"):  # CSR rows: no per-token Python objects
+            for batch, rows, vocabulary in iter_sparse_batches(corpus, encoder, batch_size):
+                empty.extend(d.doc_id for d, n in zip(batch, rows.lengths(), strict=True) if n == 0)
+                writer.add_csr(batch, rows.indptr, rows.term_ids, rows.weights, vocabulary)
+                if on_progress is not None:
+                    on_progress(len(batch))
+        else:
+            for batch in iter_batches(iter_corpus(corpus), batch_size):
+                vectors = encoder.encode_documents([d.full_text for d in batch])
+                empty.extend(d.doc_id for d, v in zip(batch, vectors, strict=True) if not v)
+                writer.add(batch, vectors)
+                if on_progress is not None:
+                    on_progress(len(batch))
     index = writer.index
     assert index is not None
     manifest = index.manifest

@@ -43,11 +43,36 @@ def _load_two_channel(path: Path) -> Encoder:
     return TwoChannelEncoder.load(path)
 
 
+def _minilm_splade_untrained() -> Encoder:
+    from sparsearch.retrieval.minilm_base import minilm_splade_untrained
+
+    return minilm_splade_untrained()
+
+
+def _load_splade(path: Path) -> Encoder:
+    from sparsearch.retrieval.splade import SpladeEncoder
+
+    return SpladeEncoder.load(path)
+
+
+def _load_llm_splade(path: Path) -> Encoder:
+    from sparsearch.retrieval.llm_splade import EchoSpladeEncoder
+
+    return EchoSpladeEncoder.load(path)
+
+
+def _load_huggingface(path: Path) -> Encoder:
+    from sparsearch.retrieval.splade import load_huggingface_checkpoint
+
+    return load_huggingface_checkpoint(path)
+
+
 BUILTIN_MODELS: dict[str, Callable[[], Encoder]] = {
     "bm25": bm25_words,
     "bm25-wordpiece": bm25_wordpiece,
     "semantic": _semantic,
     "hybrid-semantic": _hybrid_semantic,
+    "minilm-splade-untrained": _minilm_splade_untrained,
 }
 
 # config.json "type" -> loader of a saved model directory.
@@ -55,6 +80,9 @@ MODEL_LOADERS: dict[str, Callable[[Path], Encoder]] = {
     "bm25": BM25Encoder.load,
     "semantic": _load_semantic,
     "two-channel": _load_two_channel,
+    "splade": _load_splade,
+    "llm-splade": _load_llm_splade,
+    "huggingface": _load_huggingface,  # a plain HF checkpoint (config.json without "type"): MLM or causal LM
 }
 
 
@@ -75,9 +103,10 @@ def load_encoder(spec: str | Path | None = None) -> Encoder:
             "or a model directory containing config.json"
         )
     try:
-        model_type = json.loads(config_file.read_text(encoding="utf-8")).get("type")
+        config = json.loads(config_file.read_text(encoding="utf-8"))
     except ValueError as error:
         raise ModelNotFoundError(f"{config_file}: not valid JSON ({error})") from error
+    model_type = config.get("type") or ("huggingface" if config.get("architectures") else None)
     loader = MODEL_LOADERS.get(model_type)
     if loader is None:
         raise ModelNotFoundError(

@@ -1,0 +1,114 @@
+"""``sparsearch encode``: encode a corpus into sparse vectors on disk (resumable, shardable)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from sparsearch.cli._common import app, progress_bar, stderr, stdout, user_errors
+
+
+# -- encode --------------------------------------------------------------------------------------------
+@app.command()
+def encode(
+    data: Annotated[Path, typer.Option("--data", help="BEIR folder (with corpus.jsonl) or a corpus .jsonl file.")],
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            help="A neural model: minilm-splade-untrained, a saved model directory, or a Hugging Face "
+            "masked-LM / causal-LM directory.",
+        ),
+    ],
+    output: Annotated[Path, typer.Option("--output", help="Output directory (created; a rerun resumes it).")],
+    shard: Annotated[
+        str | None, typer.Option("--shard", help="I/N: encode the documents at positions I, I+N, I+2N, ...")
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Documents per encoder call.")] = 64,
+    max_length: Annotated[
+        int | None, typer.Option("--max-length", min=8, help="Tokens per passage (default: the model's setting).")
+    ] = None,
+    passage_overlap: Annotated[
+        int | None, typer.Option("--passage-overlap", min=0, help="Tokens shared by consecutive passages.")
+    ] = None,
+    max_active_dims: Annotated[
+        int | None,
+        typer.Option("--max-active-dims", min=1, help="Keep the top-k weighted terms per document (top-k pruning)."),
+    ] = None,
+    min_weight: Annotated[
+        float | None, typer.Option("--min-weight", min=0.0, help="Drop term weights below this value.")
+    ] = None,
+    precision: Annotated[
+        str | None, typer.Option("--precision", help="float32 or bfloat16 (model weights and logits).")
+    ] = None,
+    chunk_size: Annotated[
+        int, typer.Option("--chunk-size", min=1, help="Documents per committed chunk (the most a crash loses).")
+    ] = 1024,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="torch CPU threads.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Delete the output directory first.")] = False,
+) -> None:
+    """Encode a corpus into sparse vectors (per-shard .npy chunks) that sparsearch index --data reads.
+
+    Re-running the same command after a crash or Ctrl-C continues where it stopped; --shard I/N lets
+    N processes or machines split the corpus. Long documents are split into passages of --max-length
+    tokens and max-pooled.
+    """
+    with user_errors():
+        from sparsearch.errors import UsageError
+        from sparsearch.indexer.corpus import count_lines
+        from sparsearch.indexer.encode_job import parse_shard, run_encode_job
+        from sparsearch.retrieval.models import load_encoder
+
+        shard_spec = parse_shard(shard)
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+        encoder = load_encoder(model)
+        options = getattr(encoder, "options", None)
+        if options is None:
+            raise UsageError(
+                f"--model {model}: sparsearch encode needs a neural model; BM25 models are indexed directly "
+                "with sparsearch index"
+            )
+        encoder.options = options.replace(  # type: ignore[attr-defined]
+            max_length=max_length,
+            passage_overlap=passage_overlap,
+            max_active_dims=max_active_dims,
+            min_weight=min_weight,
+            precision=precision,
+        )
+        index, count = shard_spec
+        total = len(range(index, count_lines(data), count))
+        with progress_bar("encoding", total) as progress:
+            task = progress.add_task("encoding", total=total)
+            summary = run_encode_job(
+                data,
+                output,
+                encoder,
+                model_spec=model,
+                shard=shard_spec,
+                batch_size=batch_size,
+                chunk_size=chunk_size,
+                overwrite=overwrite,
+                on_progress=lambda n: progress.advance(task, n),
+            )
+        table = Table(title=f"encode {summary.output} (shard {summary.shard})", show_header=False)
+        table.add_row("model", encoder.fingerprint.name)
+        table.add_row("documents", f"{summary.documents:,}")
+        if summary.resumed_from:
+            table.add_row("resumed after", f"{summary.resumed_from:,} documents already encoded")
+        table.add_row("postings", f"{summary.postings:,}")
+        table.add_row("avg terms / document", f"{summary.avg_terms_per_doc:.1f}")
+        table.add_row(
+            "seconds", f"{summary.seconds:.2f} ({summary.encoded_now / max(summary.seconds, 1e-9):,.1f} docs/s)"
+        )
+        stdout.print(table)
+        if summary.empty_documents:
+            shown = ", ".join(summary.empty_documents[:10]) + (" ..." if len(summary.empty_documents) > 10 else "")
+            stderr.print(
+                f"[yellow]warning:[/] {len(summary.empty_documents)} documents have no text and get no terms: {shown}"
+            )
