@@ -151,6 +151,27 @@ def test_documents_upsert_delete_count_and_health(backend: OpenSearchBackend) ->
         backend.upsert([Document("z", "z")], [{"x": 0.0}])
 
 
+def test_an_open_backend_notices_a_reindex_by_another_encoder(opensearch_url: str, backend: OpenSearchBackend) -> None:
+    index_vectors(backend, [Document("a", "x")], [{"t": 1.0}], RANDOM_FINGERPRINT)
+    reader = connect(opensearch_url, backend.index)
+    query = EncodedQuery({"t": 1.0}, RANDOM_FINGERPRINT)
+    assert [h.doc_id for h in reader.search(query)] == ["a"]
+    other = EncoderFingerprint("other-model", "other-vocab", "other-idf")
+    index_vectors(backend, [Document("b", "y")], [{"t": 1.0}], other)  # the alias moves to v000002
+    with pytest.raises(EncoderMismatchError, match="v000002"):
+        reader.search(query)
+    with pytest.raises(EncoderMismatchError):
+        reader.search(query)  # and keeps refusing, now from its refreshed metadata
+    reader.close()
+
+
+def test_queries_over_the_clause_limit_get_a_clear_error(backend: OpenSearchBackend) -> None:
+    index_vectors(backend, [Document("a", "x")], [{f"t{i}": 1.0 for i in range(1100)}], RANDOM_FINGERPRINT)
+    assert backend.search(EncodedQuery({f"t{i}": 1.0 for i in range(1024)}, RANDOM_FINGERPRINT))[0].score == 1024
+    with pytest.raises(UsageError, match="max_clause_count"):
+        backend.search(EncodedQuery({f"t{i}": 1.0 for i in range(1100)}, RANDOM_FINGERPRINT))
+
+
 def test_missing_alias_and_plain_indexes_are_reported(opensearch_url: str) -> None:
     missing = connect(opensearch_url)
     with pytest.raises(IndexNotFoundError, match="sparsearch index --backend opensearch"):

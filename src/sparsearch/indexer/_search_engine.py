@@ -105,6 +105,7 @@ class SearchEngineBackend:
         self.index = bodies.check_index_name(index)
         self.url = url
         self._meta: dict[str, Any] | None = None
+        self._meta_index: str | None = None
         self._server_info: dict[str, Any] | None = None
 
     # -- subclass hooks ----------------------------------------------------------------------------
@@ -187,6 +188,11 @@ class SearchEngineBackend:
             return EngineUnavailableError(
                 f"cannot reach {self.product} at {self.url} while trying to {action} ({_short(error, 200)}); "
                 "check that it is running and that --url is right"
+            )
+        if isinstance(error, self.api_error) and "maxClauseCount" in str(error):
+            return UsageError(
+                f"the query has more tokens than {self.product} accepts in one query ({_short(error, 200)}): "
+                "shorten it, drop its lowest-weight tokens, or raise indices.query.bool.max_clause_count"
             )
         if isinstance(error, self.api_error):
             return bodies.EngineError(f"{self.product} at {self.url} refused to {action}: {_short(error)}")
@@ -381,7 +387,19 @@ class SearchEngineBackend:
                     f"--backend {self.name} --url {self.url} --index {self.index} --data PATH"
                 )
             self._meta = self.read_meta(live[0])
+            self._meta_index = live[0]
         return self._meta
+
+    def _check_answered_by(self, query: EncodedQuery, response: Mapping[str, Any]) -> None:
+        """Reindexing may move the alias to a version built by another encoder while this backend
+        is open: hits name their concrete index, so a new one re-reads the metadata and refuses
+        queries whose encoder no longer matches (instead of silently mixing vocabularies)."""
+        answered = {hit.get("_index") for hit in response["hits"]["hits"]}  # type: ignore[index]
+        if answered and answered != {self._meta_index}:
+            self._meta = None
+            self.fingerprint.check_compatible(
+                query.encoder, where=f"{self.product} index {self.index} (now {sorted(answered)[0]})"
+            )
 
     @property
     def fingerprint(self) -> EncoderFingerprint:
@@ -407,7 +425,9 @@ class SearchEngineBackend:
             return []
         with self.errors(f"search {self.index}"):
             response = self.client.search(index=self.index, body=body)
-        return [Hit(doc_id, score) for doc_id, score in bodies.parse_hits(response)]
+        hits = [Hit(doc_id, score) for doc_id, score in bodies.parse_hits(response)]
+        self._check_answered_by(query, response)
+        return hits
 
     def search_batch(self, queries: Sequence[EncodedQuery], top_k: int = 10) -> list[list[Hit]]:
         """One ``_msearch`` request for all queries; hit lists in query order."""
@@ -419,7 +439,7 @@ class SearchEngineBackend:
                 responses = list(self.client.msearch(body=bodies.build_msearch(self.index, sent))["responses"])
         results: list[list[Hit]] = []
         answers = iter(responses)
-        for body in request_bodies:
+        for query, body in zip(queries, request_bodies, strict=True):
             if body is None:
                 results.append([])
                 continue
@@ -427,6 +447,7 @@ class SearchEngineBackend:
             if "error" in response:
                 raise bodies.EngineError(f"{self.product} refused a query of the batch: {response['error']}")
             results.append([Hit(doc_id, score) for doc_id, score in bodies.parse_hits(response)])
+            self._check_answered_by(query, response)
         return results
 
     # -- documents ---------------------------------------------------------------------------------
