@@ -194,7 +194,8 @@ def _write_chunk(shard_dir: Path, name: str, documents: list[Document], rows: Sp
 def _check_neural(encoder: Encoder) -> None:
     if not (hasattr(encoder, "encode_document_batch") and hasattr(encoder, "vocabulary")):
         raise UsageError(
-            f"sparsearch encode needs a neural model with a fixed vocabulary (got {encoder.fingerprint.name!r}); "
+            f"sparsearch encode needs a neural model with a fixed vocabulary "
+            f"(got {getattr(encoder, 'name', type(encoder).__name__)!r}); "
             "BM25 models are indexed directly with sparsearch index"
         )
 
