@@ -120,6 +120,11 @@ def test_batch_answers_like_single_searches(http) -> None:
     assert results[-1]["hits"] == []  # only stop words: nothing to match
 
 
+def test_an_integral_float_is_an_integer(http) -> None:
+    response = http.post("/v1/search", json={"query": "wing", "top_k": 2.0})
+    assert response.status_code == 200 and len(response.json()["hits"]) == 2
+
+
 def test_stop_word_query_has_no_hits(http) -> None:
     response = http.post("/v1/search", json={"query": "the of and"})
     assert response.status_code == 200 and response.json()["hits"] == []
@@ -138,7 +143,10 @@ def test_top_k_larger_than_the_corpus(http) -> None:
         ({"query": "   \t\n"}, "empty or only whitespace"),
         ({"query": "wing", "top_k": 0}, "body.top_k"),
         ({"query": "wing", "top_k": 1001}, "less than or equal to 1000"),
-        ({"query": "wing", "top_k": "10"}, "body.top_k"),
+        ({"query": "wing", "top_k": "10"}, "must be a JSON integer"),
+        ({"query": "wing", "top_k": True}, "must be a JSON integer"),
+        ({"query": "wing", "top_k": 2.5}, "body.top_k"),
+        ({"query": "\u2003\u3000\ufeff\t"}, "empty or only whitespace"),
         ({"query": "wing", "topk": 3}, "body.topk"),
         ({"query": 42}, "body.query"),
         ({"query": "w" * 2049}, "body.query"),
@@ -183,20 +191,20 @@ def test_form_body_is_refused_with_the_expected_format(http) -> None:
 
 
 def test_oversized_body_is_refused_before_reading(http) -> None:
-    body = json.dumps({"query": "wing " * 300_000}).encode()
-    assert_error(http.post("/v1/search", content=body), 413, "payload_too_large", "1048576 bytes")
+    body = json.dumps({"query": "wing " * 1_000_000}).encode()
+    assert_error(http.post("/v1/search", content=body), 413, "payload_too_large", "4194304 bytes")
 
 
 def test_oversized_chunked_body_is_cut_off(http) -> None:
     def chunks():
         yield b'{"query": "'
-        for _ in range(300):
+        for _ in range(1000):
             yield b"wing " * 1000
         yield b'"}'
 
     response = http.post("/v1/search", content=chunks(), headers={"Content-Type": "application/json"})
     assert "content-length" not in response.request.headers
-    assert_error(response, 413, "payload_too_large", "more than 1048576 bytes")
+    assert_error(response, 413, "payload_too_large", "more than 4194304 bytes")
 
 
 def test_unknown_route_and_method(http) -> None:

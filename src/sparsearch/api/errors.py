@@ -138,7 +138,7 @@ def _validation_response(request: Request, error: RequestValidationError) -> JSO
     details = [
         {
             "loc": [str(part) for part in problem.get("loc", ())],
-            "message": problem.get("msg", ""),
+            "message": str(problem.get("msg", "")).removeprefix("Value error, "),
             "type": problem["type"],
         }
         for problem in problems

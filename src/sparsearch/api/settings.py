@@ -95,7 +95,7 @@ class Settings(BaseSettings):
         api_keys: accepted API keys; empty disables authentication. When set, every route but
             ``/health`` and the search page's static files needs the key in ``api_key_header``.
         api_key_header: the HTTP header carrying the API key.
-        max_body_bytes: larger request bodies get 413 before they are read.
+        max_body_bytes: larger request bodies get 413 before they are read (default 4 MiB).
         snippet_chars: length of the text snippet returned with each hit, in characters.
     """
 
@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=64)
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     api_key_header: str = "X-API-Key"
-    max_body_bytes: int = Field(1_048_576, ge=1_024, le=1_073_741_824)
+    max_body_bytes: int = Field(4_194_304, ge=1_024, le=1_073_741_824)
     snippet_chars: int = Field(240, ge=20, le=10_000)
 
     @field_validator("indexes", "api_keys", mode="before")

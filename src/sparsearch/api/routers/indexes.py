@@ -56,7 +56,8 @@ def upsert_documents(name: IndexPath, body: UpsertRequest, registry: RegistryDep
     """
     started = time.perf_counter()
     handle = registry.get(name)
-    documents = [Document(doc_id=d.id, title=d.title, text=d.text) for d in body.documents]
+    latest = {d.id: d for d in body.documents}  # a repeated id: the last one wins
+    documents = [Document(doc_id=d.id, title=d.title, text=d.text) for d in latest.values()]
     count = service.upsert(handle, documents)
     took_ms = (time.perf_counter() - started) * 1000.0
     return UpsertResponse(index=handle.name, upserted=len(documents), documents=count, took_ms=took_ms)
