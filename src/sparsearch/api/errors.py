@@ -44,6 +44,7 @@ ERROR_CODES: dict[int, str] = {
     429: "too_many_requests",
     500: "internal_error",
     501: "not_implemented",
+    502: "bad_gateway",
     503: "unavailable",
 }
 
@@ -169,6 +170,13 @@ def _http_exception_response(request: Request, error: StarletteHTTPException) ->
 
 
 def _sparsearch_error_status(error: SparsearchError) -> tuple[int, str]:
+    from sparsearch.indexer._search_engine import EngineUnavailableError as EngineDown
+    from sparsearch.indexer.engine_bodies import EngineError
+
+    if isinstance(error, EngineDown):
+        return 503, "engine_unavailable"
+    if isinstance(error, EngineError):
+        return 502, "engine_error"
     if isinstance(error, UsageError):
         return 400, "bad_request"
     if isinstance(error, EncoderMismatchError):

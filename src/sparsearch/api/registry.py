@@ -94,22 +94,34 @@ class IndexHandle:
     """One served index: its name, its encoder and its backend behind a read/write lock."""
 
     kind = "backend"
+    exclusive_writes = True
+    """Whether an update must run alone (the embedded engine rewrites its files; engines do not need it)."""
 
-    def __init__(self, name: str, backend: SearchBackend, encoder: Encoder) -> None:
+    def __init__(self, name: str, backend: SearchBackend, encoder: Encoder | None) -> None:
         self.name = name
         self._backend = backend
-        self.encoder = encoder
+        self._encoder = encoder
         self._lock = ReadWriteLock()
+
+    @property
+    def encoder(self) -> Encoder:
+        """The encoder that built the index (queries and new documents are encoded with it)."""
+        assert self._encoder is not None
+        return self._encoder
 
     def _refresh(self) -> None:
         """Hook: make sure the backend is current before a request (embedded: follow other writers)."""
 
     def call_engine(self, what: str, function: Any, *args: Any) -> Any:
-        """``function(*args)``, with a connection failure turned into a 503 :class:`EngineUnavailableError`."""
+        """``function(*args)``, with an unreachable engine turned into a 503 :class:`EngineUnavailableError`."""
+        from sparsearch.indexer._search_engine import EngineUnavailableError as EngineDown
+
         try:
             return function(*args)
         except ApiError:
             raise
+        except EngineDown as error:
+            raise EngineUnavailableError(self.name, str(error)) from error
         except (ConnectionError, TimeoutError) as error:
             raise EngineUnavailableError(self.name, f"{what} failed ({type(error).__name__}: {error})") from error
 
@@ -117,12 +129,15 @@ class IndexHandle:
     def reading(self) -> Iterator[SearchBackend]:
         """The backend for searches and document reads (shared with other readers)."""
         self._refresh()
+        if not self.exclusive_writes:
+            yield self._backend
+            return
         with self._lock.reading():
             yield self._backend
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[SearchBackend]:
-        """The backend for updates (exclusive: no search runs meanwhile)."""
+        """The backend for updates (with ``exclusive_writes``, no search runs meanwhile)."""
         self._refresh()
         with self._lock.writing():
             yield self._backend
@@ -197,12 +212,12 @@ class EmbeddedHandle(IndexHandle):
                 index = self._open(self.path)
                 fingerprint = index.fingerprint
                 encoder = self.encoder
-                if fingerprint != encoder.fingerprint:
+                if fingerprint != encoder.fingerprint:  # rebuilt with another model
                     encoder = self._load_encoder(index.encoder_dir)
             except (OSError, ValueError, SparsearchError) as error:
                 raise EngineUnavailableError(self.name, f"reopening {self.path} failed ({error})") from error
             log.info("index %s changed on disk; reopened generation %s", self.name, index.manifest["generation"])
-            self._backend, self.encoder = index, encoder
+            self._backend, self._encoder = index, encoder
             self._signature = self._current_signature()
 
     def _after_write(self) -> None:
@@ -225,6 +240,62 @@ class EmbeddedHandle(IndexHandle):
         )
         build = {key: info.build[key] for key in keys if key in info.build}
         build["path"] = str(self.path)
+        return IndexInfo(**{**info.__dict__, "build": build})
+
+
+class EngineHandle(IndexHandle):
+    """An index (an alias) on OpenSearch or Elasticsearch.
+
+    The service starts even when the engine is down: the encoder is fetched from the engine (or
+    loaded from ``--model``) on the first request that finds it up, and every request meanwhile gets
+    503. The clients reconnect by themselves, so nothing needs a restart when the engine returns.
+    """
+
+    exclusive_writes = False
+
+    def __init__(self, name: str, kind: str, alias: str, url: str | None, model: str | None) -> None:
+        from sparsearch.indexer.backends import open_backend
+
+        self.kind = kind
+        self._model = model
+        self._encoder_lock = threading.Lock()
+        super().__init__(name, open_backend(kind, index=alias, url=url), None)
+        try:
+            self._load_encoder()
+        except EngineUnavailableError as error:
+            log.warning("%s; serving 503 for it until the engine answers", error.message)
+
+    def _load_encoder(self) -> Encoder:
+        from sparsearch.indexer.backends import load_backend_encoder
+
+        with self._encoder_lock:
+            if self._encoder is None:
+                self._encoder = self.call_engine("load the encoder", load_backend_encoder, self._backend, self._model)
+            return self._encoder
+
+    @property
+    def encoder(self) -> Encoder:
+        return self._encoder if self._encoder is not None else self._load_encoder()
+
+    def call_engine(self, what: str, function: Any, *args: Any) -> Any:
+        from sparsearch.errors import EncoderMismatchError
+
+        try:
+            return super().call_engine(what, function, *args)
+        except EncoderMismatchError:
+            # the alias moved to an index built by another encoder: load that one for the next request
+            with self._encoder_lock:
+                self._encoder = None
+            raise
+
+    def info(self) -> IndexInfo:
+        info = super().info()
+        with self.reading() as backend:
+            meta = self.call_engine("read the index metadata", backend.meta)  # type: ignore[attr-defined]
+            stats = self.call_engine("read the index statistics", backend.index_stats)  # type: ignore[attr-defined]
+        keys = ("format_version", "sparsearch_version", "field_type", "state", "updated_at")
+        build = {key: meta[key] for key in keys if key in meta} | dict(stats)
+        build["url"] = getattr(self._backend, "url", None)
         return IndexInfo(**{**info.__dict__, "build": build})
 
 
@@ -287,4 +358,4 @@ def open_handle(spec: IndexSpec, settings: Settings) -> IndexHandle:
     """Open one index of ``settings`` (embedded directory or remote engine index)."""
     if settings.backend == "embedded":
         return EmbeddedHandle(spec.name, Path(spec.location))
-    raise NotImplementedError(f"backend {settings.backend!r} is not wired into the service yet")
+    return EngineHandle(spec.name, settings.backend, spec.location, settings.engine_url, settings.model)

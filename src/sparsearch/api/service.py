@@ -79,14 +79,28 @@ def make_snippet(text: str, chars: int, focus: int | None = None) -> str:
 
 
 def _contributions(backend: object, query: EncodedQuery, doc_id: str) -> dict[str, float]:
+    """Per matched query token, ``q_weight x d_weight`` for ``doc_id``, as the backend scored it.
+
+    The embedded engine explains itself. OpenSearch/Elasticsearch backends return the document's
+    stored vector; the engine scores weights truncated to 9 significant bits, so the same truncation
+    is applied here and the contributions add up to the engine's score (to float32 rounding).
+    """
     explain = getattr(backend, "explain", None)
-    if explain is None:
+    if explain is not None:
+        return explain(query, doc_id)
+    document_vector = getattr(backend, "document_vector", None)
+    if document_vector is None:
         raise ApiError(
             501,
             "explain_not_supported",
             f"the {getattr(backend, 'name', 'current')} backend cannot explain scores; search without explain",
         )
-    return explain(query, doc_id)
+    from sparsearch.indexer.engine_bodies import quantize_weights
+
+    stored = document_vector(doc_id)
+    shared = [token for token in query.weights if token in stored]
+    quantized = quantize_weights([stored[token] for token in shared]) if shared else []
+    return {token: query.weights[token] * float(weight) for token, weight in zip(shared, quantized, strict=True)}
 
 
 def _first_match(text: str, tokens: frozenset[str], words: Callable[[str], frozenset[str]]) -> int | None:
