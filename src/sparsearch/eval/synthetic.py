@@ -66,7 +66,8 @@ def iter_generated_rows(
         lengths = rng.choice(profile.doc_lengths, size=rows)
         docs = np.repeat(np.arange(rows, dtype=np.int64), lengths)
         terms = np.searchsorted(cumulative, rng.random(len(docs)) * cumulative[-1])
-        keys = np.unique(docs * vocab_size + np.minimum(terms, vocab_size - 1))  # dedupe, sorted by doc
+        keys = np.sort(docs * vocab_size + np.minimum(terms, vocab_size - 1))  # sorted by doc, then term
+        keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]  # dedupe (np.unique hashes: ~8x slower)
         docs, terms = keys // vocab_size, keys % vocab_size
         indptr = np.zeros(rows + 1, dtype=np.int64)
         np.cumsum(np.bincount(docs, minlength=rows), out=indptr[1:])

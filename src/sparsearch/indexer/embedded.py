@@ -24,10 +24,12 @@ is swapped atomically (``os.replace``) and the old generation is removed. Cost i
 size per call, fine for online batches of documents; bulk loads should build once. Readers that
 opened the old generation keep a consistent view. Writers are serialised with a lock file.
 
-**Search** is exact: a compiled term-at-a-time kernel (:mod:`sparsearch.indexer.kernels`) adds
-query weight x posting weight into a per-thread accumulator and keeps the top-k in a bounded heap.
-Order is score descending, then ``doc_id`` ascending. Scores are summed in float64 over float32
-posting weights.
+**Search** is exact: compiled kernels (:mod:`sparsearch.indexer.kernels`) add query weight x
+posting weight into per-thread accumulators and keep the top-k in a bounded heap. For small ``k``
+(the usual case) MaxScore pruning over document windows skips the postings of frequent, low-weight
+tokens that cannot change the top k, using ``max_weight``; for ``k`` close to the corpus size the
+exhaustive term-at-a-time kernel runs. Order is score descending, then ``doc_id`` ascending. Scores
+are summed in float64 over float32 posting weights.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from sparsearch import __version__
 from sparsearch.errors import IndexExistsError, IndexFormatError, IndexNotFoundError, UsageError
 from sparsearch.indexer.backend import Hit
 from sparsearch.indexer.docstore import DocStore, DocStoreWriter
-from sparsearch.indexer.kernels import taat_top_k
+from sparsearch.indexer.kernels import maxscore_top_k, taat_top_k
 from sparsearch.indexer.postings import Postings, PostingsBuilder
 from sparsearch.retrieval.contract import Document, EncodedQuery, EncoderFingerprint, SparseVector
 
@@ -57,6 +59,8 @@ FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 ENCODER_DIR = "encoder"
 LOCK_FILE = ".lock"
+PRUNING_MIN_DOCS_PER_HIT = 16
+"""MaxScore pruning runs when the corpus has at least this many documents per requested hit."""
 
 
 def _now() -> str:
@@ -310,10 +314,16 @@ class EmbeddedIndex:
             return []
         p, doc_ids, doc_rank = self.postings, self.doc_ids, self.doc_id_rank  # one consistent generation
         scores, touched = self._scratch_buffers(p.n_docs)
-        docs, doc_scores, _ = taat_top_k(
-            np.asarray(p.indptr), np.asarray(p.doc_idx), np.asarray(p.weights),
-            term_ids, query_weights, doc_rank, top_k, scores, touched,
-        )  # fmt: skip
+        if top_k * PRUNING_MIN_DOCS_PER_HIT <= p.n_docs:
+            docs, doc_scores, _ = maxscore_top_k(
+                np.asarray(p.indptr), np.asarray(p.doc_idx), np.asarray(p.weights), np.asarray(p.max_weight),
+                term_ids, query_weights, doc_rank, top_k, scores, touched,
+            )  # fmt: skip
+        else:
+            docs, doc_scores, _ = taat_top_k(
+                np.asarray(p.indptr), np.asarray(p.doc_idx), np.asarray(p.weights),
+                term_ids, query_weights, doc_rank, top_k, scores, touched,
+            )  # fmt: skip
         return [Hit(doc_ids[d], float(s)) for d, s in zip(docs.tolist(), doc_scores.tolist(), strict=True)]
 
     def search_batch(self, queries: Sequence[EncodedQuery], top_k: int = 10, threads: int = 1) -> list[list[Hit]]:

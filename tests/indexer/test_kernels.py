@@ -1,0 +1,168 @@
+"""Differential tests of the search kernels: MaxScore (pruned) and term-at-a-time (exhaustive) against
+a dense brute-force dot product, on random postings that reach every path of the pruned kernel
+(tiny windows, window jumps, probing and scanning, the seed threshold, exact ties)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sparsearch.eval.synthetic import CorpusProfile, generate_postings, generate_queries
+from sparsearch.indexer.kernels import maxscore_top_k, taat_top_k
+from sparsearch.indexer.postings import PostingsBuilder
+
+# Dyadic weights make every sum exact in float64, so equal scores are real ties (broken by doc rank).
+DYADIC = np.array([0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.25])
+
+
+def random_postings(rng: np.random.Generator, n_docs: int, vocab: int, dyadic: bool, duplicates: int):
+    """Random documents (some repeated verbatim) as term-major postings plus the dense matrix."""
+    dense = np.zeros((n_docs, vocab))
+    for d in range(n_docs):
+        size = int(rng.integers(0, vocab + 1))
+        terms = rng.choice(vocab, size=size, replace=False)
+        dense[d, terms] = rng.choice(DYADIC, size=size) if dyadic else rng.uniform(0.01, 3.0, size=size)
+    for _ in range(duplicates):  # identical vectors must tie exactly and fall back to the doc rank
+        dense[rng.integers(0, n_docs)] = dense[rng.integers(0, n_docs)]
+    dense = dense.astype(np.float32).astype(np.float64)  # postings store float32 weights
+    builder = PostingsBuilder([f"t{i}" for i in range(vocab)])
+    rows, cols = np.nonzero(dense)
+    builder.add_coo(cols, rows, dense[rows, cols], n_docs)
+    return builder.build(), dense
+
+
+def brute_force(dense: np.ndarray, term_ids: np.ndarray, query_weights: np.ndarray, rank: np.ndarray, k: int):
+    """Top-k (doc, score) by dense dot product; only documents sharing a term; score desc, rank asc."""
+    scores = np.zeros(len(dense))
+    for term, weight in zip(term_ids, query_weights, strict=True):  # not BLAS: its row blocking can
+        scores += dense[:, term] * weight  # round identical rows differently
+    matched = np.flatnonzero((dense[:, term_ids] > 0).any(axis=1))
+    ordered = sorted(matched.tolist(), key=lambda d: (-scores[d], rank[d]))[:k]
+    return ordered, scores[ordered]
+
+
+def run_kernel(kernel, postings, term_ids, query_weights, rank, k, **options):
+    n_docs = postings.n_docs
+    scores = np.zeros(n_docs)
+    touched = np.zeros(n_docs, dtype=np.int32)
+    args = (postings.indptr, postings.doc_idx, postings.weights)
+    if kernel is maxscore_top_k:
+        args = (*args, postings.max_weight)
+    window = options.get("window")
+    if window is None:
+        docs, found, read = kernel(*args, term_ids, query_weights, rank, k, scores, touched)
+    else:
+        docs, found, read = kernel(*args, term_ids, query_weights, rank, k, scores, touched, window, options["probe"])
+    assert not scores.any(), "the scratch accumulator must be left all zeros"
+    return docs.tolist(), found, read
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_docs=st.integers(1, 300),
+    vocab=st.integers(1, 25),
+    k=st.integers(1, 40),
+    dyadic=st.booleans(),
+    duplicates=st.integers(0, 30),
+    window=st.sampled_from([1, 2, 3, 7, 16, 64, 4096]),
+    probe=st.sampled_from([0, 1, 8, 10**9]),
+)
+def test_maxscore_equals_brute_force(seed, n_docs, vocab, k, dyadic, duplicates, window, probe) -> None:
+    rng = np.random.default_rng(seed)
+    postings, dense = random_postings(rng, n_docs, vocab, dyadic, duplicates)
+    rank = rng.permutation(n_docs).astype(np.int32)  # doc_id order differs from doc_idx order
+    for _ in range(4):
+        term_ids = rng.choice(vocab, size=int(rng.integers(1, vocab + 1)), replace=False).astype(np.int64)
+        query_weights = rng.choice(DYADIC, size=len(term_ids)) if dyadic else rng.uniform(0.1, 5, len(term_ids))
+        expected_docs, expected_scores = brute_force(dense, term_ids, query_weights, rank, k)
+        docs, found, _ = run_kernel(
+            maxscore_top_k, postings, term_ids, query_weights, rank, k, window=window, probe=probe
+        )
+        assert docs == expected_docs
+        np.testing.assert_allclose(found, expected_scores, rtol=1e-12)
+        taat_docs, taat_scores, _ = run_kernel(taat_top_k, postings, term_ids, query_weights, rank, k)
+        assert taat_docs == expected_docs
+        np.testing.assert_allclose(taat_scores, expected_scores, rtol=1e-12)
+
+
+def test_all_documents_identical_tie_by_rank() -> None:
+    rng = np.random.default_rng(5)
+    n_docs = 500
+    dense = np.zeros((n_docs, 4))
+    dense[:, :3] = [0.5, 1.25, 2.0]  # every document has the same vector
+    builder = PostingsBuilder(["a", "b", "c", "d"])
+    rows, cols = np.nonzero(dense)
+    builder.add_coo(cols, rows, dense[rows, cols], n_docs)
+    postings = builder.build()
+    rank = rng.permutation(n_docs).astype(np.int32)
+    term_ids = np.array([2, 0, 1], dtype=np.int64)
+    weights = np.array([0.3, 1.7, 0.9])
+    for window in (1, 16, 4096):
+        docs, found, _ = run_kernel(maxscore_top_k, postings, term_ids, weights, rank, 10, window=window, probe=8)
+        assert docs == np.argsort(rank)[:10].tolist()
+        assert len(set(found.tolist())) == 1
+
+
+@pytest.fixture(scope="module")
+def zipf_corpus():
+    """A 20k-document corpus fitted to a Zipf-like profile (frequent tokens with small weights)."""
+    rng = np.random.default_rng(0)
+    vocab = 2000
+    df = 1.0 / np.arange(1, vocab + 1) ** 0.9
+    profile = CorpusProfile(
+        vocab=[f"t{i}" for i in range(vocab)],
+        df_fraction=df / df.max() * 0.6,
+        doc_lengths=rng.integers(20, 80, size=500),
+        weights=rng.uniform(0.3, 2.5, size=5000).astype(np.float32),
+    )
+    postings = generate_postings(profile, 20_000, seed=1)
+    return postings, generate_queries(postings, 40, seed=2)
+
+
+def test_maxscore_prunes_and_stays_exact_on_a_zipf_corpus(zipf_corpus) -> None:
+    postings, queries = zipf_corpus
+    term_index = {token: i for i, token in enumerate(postings.vocab)}
+    rank = np.arange(postings.n_docs, dtype=np.int32)
+    read_pruned = read_all = 0
+    for query in queries:
+        term_ids = np.array([term_index[t] for t in query], dtype=np.int64)
+        weights = np.array(list(query.values()))
+        docs, found, read = run_kernel(maxscore_top_k, postings, term_ids, weights, rank, 10)
+        taat_docs, taat_scores, total = run_kernel(taat_top_k, postings, term_ids, weights, rank, 10)
+        assert docs == taat_docs
+        np.testing.assert_allclose(found, taat_scores, rtol=1e-12)
+        read_pruned += read
+        read_all += total
+    # pruning must skip most postings of the frequent, low-bound tokens
+    assert read_pruned < 0.6 * read_all
+
+
+def test_index_search_with_pruning_equals_brute_force(tmp_path) -> None:
+    """Through EmbeddedIndex.search: a corpus large enough for the pruned kernel (k x 16 <= n_docs)."""
+    from sparsearch.indexer.embedded import PRUNING_MIN_DOCS_PER_HIT, IndexWriter
+    from sparsearch.retrieval.contract import Document, EncodedQuery, EncoderFingerprint
+
+    rng = np.random.default_rng(9)
+    postings, dense = random_postings(rng, 900, 30, dyadic=True, duplicates=100)
+    fingerprint = EncoderFingerprint(name="random", vocab_hash="v", idf_hash="i")
+    doc_ids = [f"doc-{rng.integers(0, 10**6):06d}-{i}" for i in range(len(dense))]
+    with IndexWriter(tmp_path / "index", fingerprint) as writer:
+        writer.add(
+            [Document(doc_id=d, text="") for d in doc_ids],
+            [{f"t{t}": float(row[t]) for t in np.flatnonzero(row)} for row in dense],
+        )
+    index = writer.index
+    assert 10 * PRUNING_MIN_DOCS_PER_HIT <= index.count()
+    rank = np.argsort(np.argsort(np.asarray(doc_ids, dtype=object), kind="stable")).astype(np.int32)
+    for _ in range(30):
+        term_ids = rng.choice(30, size=int(rng.integers(1, 12)), replace=False)
+        weights = rng.choice(DYADIC, size=len(term_ids))
+        expected_docs, expected_scores = brute_force(dense, term_ids, weights, rank, 10)
+        hits = index.search(
+            EncodedQuery({f"t{t}": float(w) for t, w in zip(term_ids, weights, strict=True)}, fingerprint), 10
+        )
+        assert [h.doc_id for h in hits] == [doc_ids[d] for d in expected_docs]
+        np.testing.assert_allclose([h.score for h in hits], expected_scores, rtol=1e-12)
