@@ -77,6 +77,7 @@ def test_encode_then_index_equals_direct_index(encoder, tiny_data: Path, tmp_pat
         "max_active_dims": None,
         "min_weight": 0.0,
         "precision": "float32",
+        "max_passages": None,
     }
     chunk = tmp_path / "out" / "shard-00000-of-00001" / "chunk-000000"
     assert np.load(chunk / "indptr.npy").dtype == np.int64 and np.load(chunk / "term_ids.npy").dtype == np.int32
@@ -168,8 +169,9 @@ def test_rerun_with_other_settings_is_refused(encoder, mlm_dir: Path, tiny_data:
         run_encode_job(tiny_data, out, encoder, model_spec="tiny", chunk_size=7)
     with pytest.raises(UsageError, match="num_shards"):
         run_encode_job(tiny_data, out, encoder, model_spec="tiny", shard=(0, 2))
-    other = SpladeEncoder.from_mlm(build_tiny_bert(tmp_path / "other", seed=1), options=OPTIONS)
-    other.fit(["a different corpus for another IDF table"])
+    other = SpladeEncoder.from_mlm(build_tiny_bert(tmp_path / "other" / "tiny-bert", seed=1), options=OPTIONS)
+    other.fit(d.full_text for d in iter_corpus(tiny_data))
+    assert other.fingerprint == encoder.fingerprint  # same tokenizer and IDF: only the weights differ
     with pytest.raises(EncoderMismatchError, match="was encoded by model 'tiny'"):
         run_encode_job(tiny_data, out, other, model_spec="other")
     changed = tmp_path / "corpus.jsonl"

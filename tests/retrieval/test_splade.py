@@ -87,6 +87,15 @@ def test_long_document_is_max_pooled_over_passages(inference_free: SpladeEncoder
     assert vector != first
 
 
+def test_one_passage_truncates_like_sentence_transformers(tiny_mlm_dir: Path) -> None:
+    encoder = SpladeEncoder.from_mlm(tiny_mlm_dir, options=OPTIONS.replace(max_passages=1))
+    long_texts = [" ".join(CORPUS * 3), " ".join(reversed(CORPUS * 2))]
+    for actual, expected in zip(
+        encoder.encode_documents(long_texts), encoder.encode_documents_reference(long_texts), strict=True
+    ):
+        assert_vectors_close(actual, expected)
+
+
 def test_hundred_thousand_characters(inference_free: SpladeEncoder) -> None:
     text = ("slipstream wing lift " * 5000)[:100_000]
     vectors = inference_free.encode_documents([text, "heat"])
@@ -228,6 +237,7 @@ def test_window_longer_than_the_model(tiny_mlm_dir: Path) -> None:
         ({"max_active_dims": 0}, "max_active_dims"),
         ({"min_weight": -1.0}, "min_weight"),
         ({"precision": "float16"}, "precision"),
+        ({"max_passages": 0}, "max_passages"),
     ],
 )
 def test_invalid_options(changes: dict, message: str) -> None:

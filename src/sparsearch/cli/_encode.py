@@ -44,6 +44,10 @@ def encode(
     precision: Annotated[
         str | None, typer.Option("--precision", help="float32 or bfloat16 (model weights and logits).")
     ] = None,
+    max_passages: Annotated[
+        int | None,
+        typer.Option("--max-passages", min=1, help="Encode at most this many passages per document (1 truncates)."),
+    ] = None,
     chunk_size: Annotated[
         int, typer.Option("--chunk-size", min=1, help="Documents per committed chunk (the most a crash loses).")
     ] = 1024,
@@ -80,6 +84,7 @@ def encode(
             max_active_dims=max_active_dims,
             min_weight=min_weight,
             precision=precision,
+            max_passages=max_passages,
         )
         index, count = shard_spec
         total = len(range(index, count_lines(data), count))

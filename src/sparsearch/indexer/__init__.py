@@ -3,14 +3,17 @@
 from sparsearch.indexer.backend import Hit, SearchBackend
 from sparsearch.indexer.corpus import iter_corpus
 from sparsearch.indexer.embedded import EmbeddedIndex, IndexWriter
+from sparsearch.indexer.encode_job import EncodedOutput, run_encode_job
 from sparsearch.indexer.pipeline import IndexSummary, build_embedded_index
 
 __all__ = [
     "EmbeddedIndex",
+    "EncodedOutput",
     "Hit",
     "IndexSummary",
     "IndexWriter",
     "SearchBackend",
     "build_embedded_index",
     "iter_corpus",
+    "run_encode_job",
 ]

@@ -208,7 +208,11 @@ def _job_params(
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "corpus": corpus,
-        "model": {"spec": model_spec, "fingerprint": encoder.fingerprint.to_dict()},
+        "model": {
+            "spec": model_spec,
+            "fingerprint": encoder.fingerprint.to_dict(),
+            "document_digest": encoder.document_digest(),
+        },
         "encoding": encoder.options.output_identity(),
         "num_shards": num_shards,
         "chunk_size": chunk_size,
@@ -231,7 +235,10 @@ def _prepare_output(output: Path, params: dict[str, object], encoder: Any) -> No
                     f"{output} holds vectors encoded with other settings ({key}: {existing.get(key)!r} "
                     f"!= {params[key]!r}); use a new --output, or --overwrite to start again"
                 )
-        if existing["model"]["fingerprint"] != params["model"]["fingerprint"]:  # type: ignore[index]
+        if (
+            existing["model"]["fingerprint"] != params["model"]["fingerprint"]
+            or existing["model"].get("document_digest") != params["model"]["document_digest"]
+        ):  # type: ignore[index]
             raise EncoderMismatchError(
                 f"{output} was encoded by model {existing['model']['spec']!r} "
                 f"({existing['model']['fingerprint']}); this run uses {params['model']['spec']!r} "  # type: ignore[index]

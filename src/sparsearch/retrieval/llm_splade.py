@@ -238,6 +238,27 @@ class EchoSpladeEncoder(NeuralSparseEncoder):
         self._model = peft.get_peft_model(self.model, config)
         return self._model
 
+    def document_digest(self) -> str:
+        """The backbone's files (names and sizes: hashing billions of weights would take minutes), the
+        adapter weights when LoRA is on, and the echo template."""
+        import hashlib
+
+        from sparsearch.retrieval.contract import stable_hash
+        from sparsearch.retrieval.neural import file_sizes
+
+        adapter = hashlib.sha256()
+        for name, tensor in self.model.state_dict().items():
+            if "lora_" in name:
+                adapter.update(name.encode())
+                adapter.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+        return stable_hash(
+            {
+                "backbone": file_sizes(self.backbone_dir),
+                "adapter": adapter.hexdigest(),
+                "template": asdict(self.template),
+            }
+        )
+
     # -- documents -----------------------------------------------------------------------------------
     def _split_passages(self, texts: list[str]) -> list[tuple[int, list[int]]]:
         """Windows of ``max_length`` content tokens sharing ``passage_overlap`` tokens (echo is added later)."""

@@ -16,7 +16,7 @@ tokens included) with ``passage_overlap`` tokens shared by consecutive passages;
 encoded and the document vector is the element-wise maximum over its passages (the same max pooling
 SPLADE applies over positions, so a document's vector is what one encoder pass over the whole text
 would give if the model could read it). Nothing is silently truncated (method.md, pitfall 9); the
-cost is linear in the document's length.
+cost is linear in the document's length unless ``max_passages`` caps it (recorded in manifests).
 
 **Empty documents.** A document with no token (empty, whitespace only, only characters the tokenizer
 drops) gets an empty vector without a model call: encoding ``[CLS] [SEP]`` alone would give it
@@ -42,6 +42,7 @@ import json
 import logging
 import os
 import shutil
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -70,7 +71,7 @@ Precision = Literal["float32", "bfloat16"]
 
 @dataclass
 class EncodingOptions:
-    """How documents are encoded. The first five fields change the vectors and are recorded in every
+    """How documents are encoded. The first six fields change the vectors and are recorded in every
     saved model and encode manifest; ``batch_tokens`` and ``device`` only change speed.
 
     Attributes:
@@ -80,6 +81,8 @@ class EncodingOptions:
             sentence-transformers' name for top-k pruning.
         min_weight: drop weights below this value (0: keep every weight > 0).
         precision: ``"float32"`` or ``"bfloat16"`` (model weights and logits).
+        max_passages: encode at most this many passages per document (``None``: all; 1 truncates
+            like sentence-transformers' ``encode_document``), bounding the cost of huge documents.
         batch_tokens: padded tokens per forward pass (micro-batch budget; bounds the (B, L, V) logits).
         device: torch device (``None``: CUDA when available, else CPU).
     """
@@ -89,7 +92,8 @@ class EncodingOptions:
     max_active_dims: int | None = None
     min_weight: float = 0.0
     precision: Precision = "float32"
-    batch_tokens: int = 8192
+    max_passages: int | None = None
+    batch_tokens: int = 4096
     device: str | None = None
 
     def __post_init__(self) -> None:
@@ -106,6 +110,8 @@ class EncodingOptions:
             raise UsageError(f"min_weight must be >= 0 (got {self.min_weight})")
         if self.precision not in ("float32", "bfloat16"):
             raise UsageError(f"precision must be 'float32' or 'bfloat16' (got {self.precision!r})")
+        if self.max_passages is not None and self.max_passages < 1:
+            raise UsageError(f"max_passages must be >= 1 or None (got {self.max_passages})")
         if self.batch_tokens < self.max_length:
             raise UsageError(f"batch_tokens ({self.batch_tokens}) must be at least max_length ({self.max_length})")
 
@@ -117,6 +123,7 @@ class EncodingOptions:
             "max_active_dims": self.max_active_dims,
             "min_weight": self.min_weight,
             "precision": self.precision,
+            "max_passages": self.max_passages,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -321,11 +328,14 @@ class NeuralSparseEncoder:
         """
         import torch
 
+        options = self.options
         texts = [clean_text(t) if t.strip() else "" for t in texts]  # whitespace-only: no passage at all
         passages = self._split_passages(texts)
+        if options.max_passages is not None:
+            kept: Counter[int] = Counter()
+            passages = [p for p in passages if kept.update((p[0],)) or kept[p[0]] <= options.max_passages]
         if not passages:
             return SparseBatch.empty(len(texts))
-        options = self.options
         with torch.inference_mode():
             docs: torch.Tensor | None = None
             for batch in micro_batches([len(ids) for _, ids in passages], options.batch_tokens):
@@ -343,6 +353,11 @@ class NeuralSparseEncoder:
             )
 
     # -- what subclasses provide ---------------------------------------------------------------------
+    def document_digest(self) -> str:
+        """Identity of the document model's weights (an encode job refuses to mix two models' vectors
+        even when they share tokenizer and IDF table, and so the query fingerprint)."""
+        raise NotImplementedError
+
     def _split_passages(self, texts: list[str]) -> list[tuple[int, list[int]]]:
         """``(row of the text, model input ids)`` for every passage; texts without tokens give none."""
         raise NotImplementedError

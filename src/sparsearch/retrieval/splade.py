@@ -182,6 +182,7 @@ class SpladeEncoder(NeuralSparseEncoder):
         self._model = sparse_encoder
         self._doc_model: Any = None
         self._digest: str | None = None
+        self._document_digest: str | None = None
         if sparse_encoder is not None:
             self._prepare(sparse_encoder)
 
@@ -392,6 +393,12 @@ class SpladeEncoder(NeuralSparseEncoder):
                 pairs = pairs[: self.options.max_active_dims]  # decode() sorts by weight, descending
             vectors.append(dict(pairs))
         return vectors
+
+    def document_digest(self) -> str:
+        """sha256 of the document MLM's float32 parameters (cached; loads the model)."""
+        if self._document_digest is None:
+            self._document_digest = _parameter_digest(_document_transformer(self.sparse_encoder).model)
+        return self._document_digest
 
     # -- queries -------------------------------------------------------------------------------------
     def _query_identity(self) -> dict[str, object]:
