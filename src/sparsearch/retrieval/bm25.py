@@ -139,7 +139,8 @@ class BM25Encoder:
 
     # -- persistence -------------------------------------------------------------------------------
     def save(self, directory: Path) -> None:
-        idf = self._require_fitted()
+        """Write ``config.json`` and, once fitted, ``idf.json`` (an unfitted model is fitted on the
+        corpus it indexes)."""
         directory.mkdir(parents=True, exist_ok=True)
         config = {
             "type": "bm25",
@@ -151,7 +152,8 @@ class BM25Encoder:
             "analyzer": self.analyzer.identity,
         }
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2), encoding="utf-8")
-        idf.save(directory / IDF_FILE)
+        if self.idf is not None:
+            self.idf.save(directory / IDF_FILE)
 
     @classmethod
     def load(cls, directory: Path) -> BM25Encoder:
@@ -167,7 +169,8 @@ class BM25Encoder:
             encoder.avgdl = float(config["avgdl"])
         except (OSError, ValueError, KeyError) as error:
             raise IndexFormatError(f"{directory}: not a readable BM25 encoder ({error})") from error
-        encoder.idf = IdfTable.load(directory / IDF_FILE)
+        if (directory / IDF_FILE).is_file():
+            encoder.idf = IdfTable.load(directory / IDF_FILE)
         return encoder
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse
 
 from sparsearch.retrieval.bm25 import bm25_words
 from sparsearch.retrieval.contract import Document, dot
@@ -90,6 +91,25 @@ def _max_per_document(similarities: np.ndarray, owners: np.ndarray, n_docs: int)
     return out
 
 
+def sparse_matrix(
+    vectors: Sequence[Mapping[str, float]], vocabulary: dict[str, int] | None = None
+) -> tuple[scipy.sparse.csr_matrix, dict[str, int]]:
+    """Rows of ``token -> weight`` maps as a CSR matrix (float64); tokens missing from a given
+    ``vocabulary`` are dropped, else the vocabulary grows. Returns the matrix and the vocabulary."""
+    grow = vocabulary is None
+    vocabulary = {} if vocabulary is None else vocabulary
+    indptr, indices, data = [0], [], []
+    for vector in vectors:
+        for token, weight in vector.items():
+            column = vocabulary.setdefault(token, len(vocabulary)) if grow else vocabulary.get(token)
+            if column is not None:
+                indices.append(column)
+                data.append(weight)
+        indptr.append(len(indices))
+    shape = (len(vectors), max(len(vocabulary), 1))
+    return scipy.sparse.csr_matrix((data, indices, indptr), shape=shape, dtype=np.float64), vocabulary
+
+
 def mine_and_score(
     documents: Sequence[Document],
     queries: Sequence[PseudoQuery],
@@ -100,18 +120,21 @@ def mine_and_score(
     doc_row = {d.doc_id: i for i, d in enumerate(documents)}
     bm25 = bm25_words()
     bm25.fit(d.full_text for d in documents)
-    doc_vectors = bm25.encode_documents([d.full_text for d in documents])
+    doc_matrix, vocabulary = sparse_matrix(bm25.encode_documents([d.full_text for d in documents]))
+    encoded_queries = [bm25.encode_query(q.text).weights for q in queries]
+    query_matrix, _ = sparse_matrix(encoded_queries, vocabulary)
+    bm25_scores = (query_matrix @ doc_matrix.T).toarray()  # (queries, documents)
     window_embeddings, owners = _document_window_embeddings(documents)
     query_embeddings = embed([q.text for q in queries])
     positive_embeddings = embed([q.positive_text for q in queries])
-    dense_all = _max_per_document(query_embeddings @ window_embeddings.T, owners, len(documents))
+    dense_scores = _max_per_document(query_embeddings @ window_embeddings.T, owners, len(documents))
 
     examples = []
     for i, query in enumerate(queries):
-        encoded = bm25.encode_query(query.text).weights
-        bm25_all = np.array([dot(encoded, vector) for vector in doc_vectors])
+        encoded = encoded_queries[i]
+        bm25_all, dense_all = bm25_scores[i], dense_scores[i]
         bm25_top = np.argsort(-bm25_all, kind="stable")[:candidates_per_teacher]
-        dense_top = np.argsort(-dense_all[i], kind="stable")[:candidates_per_teacher]
+        dense_top = np.argsort(-dense_all, kind="stable")[:candidates_per_teacher]
         source = doc_row[query.doc_id]
         if source not in bm25_top[:consistency_depth] and source not in dense_top[:consistency_depth]:
             continue
@@ -124,7 +147,7 @@ def mine_and_score(
                 candidates=[query.doc_id] + [documents[d].doc_id for d in others],
                 scores={
                     "bm25": [positive_bm25] + [float(bm25_all[d]) for d in others],
-                    "dense": [positive_dense] + [float(dense_all[i, d]) for d in others],
+                    "dense": [positive_dense] + [float(dense_all[d]) for d in others],
                 },
             )
         )

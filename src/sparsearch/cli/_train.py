@@ -1,0 +1,81 @@
+"""``sparsearch train`` and ``sparsearch adapt``: label-free adaptation of the learned channel."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from sparsearch.cli._common import app, stderr, stdout, user_errors
+from sparsearch.errors import UsageError
+
+
+def _run(config) -> None:  # noqa: ANN001 - a TrainConfig
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from sparsearch.retrieval.training import train
+
+    columns = [TextColumn("[bold]training"), BarColumn(), TextColumn("step {task.completed}/{task.total}"),
+               TextColumn("loss {task.fields[loss]:.3f} terms {task.fields[terms]:.0f}"), TimeElapsedColumn(),
+               TextColumn("ETA"), TimeRemainingColumn()]  # fmt: skip
+    stderr.print("preparing pseudo-queries and teacher scores (cached in the run directory) ...")
+    with Progress(*columns, console=stderr, disable=not stderr.is_terminal) as progress:
+        task = progress.add_task("training", total=None, loss=float("nan"), terms=0.0)
+
+        def on_progress(step: int, total: int, metrics: dict[str, float]) -> None:
+            progress.update(task, completed=step, total=total, loss=metrics["loss"], terms=metrics["active_terms"])
+
+        report = train(config, on_progress=on_progress)
+    table = Table(title=f"model {report.output}", show_header=False)
+    table.add_row("steps", f"{report.steps} in {report.seconds / 60:.1f} min")
+    table.add_row("pseudo-queries", f"{report.train_queries} train, {report.heldout_queries} held out")
+    table.add_row("learned terms / document", f"{report.avg_learned_terms:.1f}")
+    for weight, ndcg in report.heldout_ndcg_by_weight.items():
+        table.add_row(f"held-out nDCG@10, learned weight {weight}", f"{ndcg:.4f}")
+    table.add_row("chosen learned weight", f"{report.chosen_weight}")
+    stdout.print(table)
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Option("--config", help="TOML file with every hyperparameter (see TrainConfig).")],
+) -> None:
+    """Train a two-channel model as configured (seeds fixed; logs and metrics in the run directory)."""
+    with user_errors():
+        from pydantic import ValidationError
+
+        from sparsearch.retrieval.training import TrainConfig
+
+        if not config.is_file():
+            raise UsageError(f"{config}: no such config file")
+        try:
+            values = tomllib.loads(config.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as error:
+            raise UsageError(f"{config}: not valid TOML ({error})") from None
+        base = config.parent
+        for key in ("data", "output", "run_dir", "base_model"):  # paths are relative to the config file
+            if isinstance(values.get(key), str):
+                values[key] = str(base / values[key])
+        try:
+            parsed = TrainConfig(**values)
+        except ValidationError as error:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+            raise UsageError(f"{config}: {problems}") from None
+        _run(parsed)
+
+
+@app.command()
+def adapt(
+    data: Annotated[Path, typer.Option("--data", help="BEIR folder or corpus .jsonl (only documents are read).")],
+    output: Annotated[Path, typer.Option("--output", help="Directory of the adapted model.")],
+    minutes: Annotated[float, typer.Option("--minutes", min=1, help="Time budget for preparation and training.")] = 20,
+    seed: Annotated[int, typer.Option("--seed")] = 13,
+) -> None:
+    """Adapt the default model to a corpus using only its documents (no labels)."""
+    with user_errors():
+        from sparsearch.retrieval.training import TrainConfig
+
+        _run(TrainConfig(data=data, output=output, minutes=minutes, seed=seed))

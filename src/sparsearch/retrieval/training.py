@@ -1,0 +1,390 @@
+"""Label-free adaptation of the learned channel (method.md sections 2-3, 7).
+
+Steps, all from the corpus's own documents:
+
+1. pseudo-queries (:mod:`~sparsearch.retrieval.pseudo_queries`), split by document into train and
+   held-out;
+2. candidates and raw teacher scores, cached in the run directory (:mod:`~sparsearch.retrieval.teachers`);
+3. the student: a BERT-family masked LM with SPLADE max pooling (default: MiniLM with its tied head,
+   :func:`~sparsearch.retrieval.minilm_base.minilm_mlm_dir`), queries = IDF of distinct WordPiece
+   tokens (inference-free);
+4. per step, ``batch_queries`` queries x ``docs_per_query`` candidates (the positive plus sampled
+   negatives); the target is the teacher ensemble normalised over those candidates; the loss is
+   KL (or MarginMSE) on the student score plus λ(step)·FLOPS(documents) with the ℓ0 mask. With
+   ``residual_weight`` > 0 the student's score includes the frozen lexical (word BM25) score, so the
+   learned channel is trained to add what BM25 misses (method.md section 7);
+5. at the end: encode the corpus, pick the learned channel's mixing weight on the held-out
+   pseudo-queries (never on test queries) and save a two-channel model (lexical + learned).
+
+**Speed on CPUs.** The (B, L, V) head logits are computed without gradient in bfloat16 only to find,
+for each document and vocabulary entry, the position holding the maximum; the logits at those
+positions (the active entries only) are then recomputed in float32 with gradient. Max pooling sends
+gradient to the argmax position alone, so this gives the same gradient as the dense computation at a
+small fraction of its cost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from sparsearch.errors import UsageError, require
+from sparsearch.indexer.corpus import iter_corpus
+from sparsearch.retrieval.contract import Document
+from sparsearch.retrieval.idf import IdfTable
+from sparsearch.retrieval.pseudo_queries import PseudoQueryGenerator
+from sparsearch.retrieval.teachers import (
+    TeacherExample,
+    ensemble_targets,
+    load_examples,
+    mine_and_score,
+    save_examples,
+    sparse_matrix,
+)
+
+log = logging.getLogger(__name__)
+
+
+class TrainConfig(BaseModel):
+    """Every hyperparameter of a run (the ``sparsearch train --config`` TOML file).
+
+    Names follow method.md's table; paper symbols in the descriptions.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: Path = Field(description="BEIR folder or corpus .jsonl: the documents to adapt to (only documents are read)")
+    output: Path = Field(description="where the trained two-channel model is saved")
+    run_dir: Path | None = Field(None, description="logs, metrics, teacher cache (default: <output>.run)")
+    base_model: Path | None = Field(None, description="a BERT-family MLM checkpoint (default: MiniLM + tied head)")
+    seed: int = 13
+    minutes: float | None = Field(20.0, gt=0, description="time budget for the optimisation steps")
+    max_steps: int = Field(100_000, ge=1)
+    batch_queries: int = Field(8, ge=1)
+    docs_per_query: int = Field(4, ge=2, description="n: the positive plus n-1 sampled negatives")
+    max_length: int = Field(256, ge=8, description="tokens per training passage (documents are cut there)")
+    learning_rate: float = Field(5e-5, gt=0)
+    weight_decay: float = 0.01
+    warmup_fraction: float = Field(0.05, ge=0, lt=1)
+    document_regularizer_weight: float = Field(3e-3, ge=0, description="λ_d of the FLOPS term")
+    regularizer_ramp_fraction: float = Field(0.3, ge=0, le=1, description="T as a fraction of the steps")
+    l0_threshold: int | None = Field(150, description="ℓ0 mask τ: documents at most this dense skip FLOPS")
+    teacher_scale: float = Field(20.0, gt=0, description="S")
+    teacher_weights: dict[str, float] = Field(default_factory=lambda: {"dense": 0.5, "bm25": 0.5})
+    temperature: float = Field(1.0, gt=0)
+    loss: Literal["kl", "margin_mse"] = "kl"
+    residual_weight: float = Field(1.0, ge=0, description="weight of the frozen BM25 score inside the student score")
+    queries_per_document: int = Field(3, ge=1, le=4)
+    heldout_fraction: float = Field(0.1, gt=0, lt=1)
+    candidates_per_teacher: int = Field(20, ge=2)
+    max_active_dims: int | None = Field(150, description="learned terms kept per document when indexing")
+    mixing_weights: list[float] = Field(default_factory=lambda: [0.0, 0.25, 0.5, 1.0, 2.0, 4.0])
+
+    @property
+    def resolved_run_dir(self) -> Path:
+        return self.run_dir or self.output.with_name(self.output.name + ".run")
+
+
+@dataclass
+class TrainReport:
+    """What a run did (also written to ``<run_dir>/report.json``)."""
+
+    steps: int
+    seconds: float
+    train_queries: int
+    heldout_queries: int
+    final_loss: float
+    avg_learned_terms: float
+    heldout_ndcg_by_weight: dict[str, float]
+    chosen_weight: float
+    output: str
+
+
+ProgressCallback = Callable[[int, int, dict[str, float]], None]
+"""Called after every step with (step, expected total steps, metrics)."""
+
+
+# -- the student's training forward pass ---------------------------------------------------------------
+class SparseMLMStudent:
+    """A BERT-family masked LM producing SPLADE document vectors with gradients (see module docstring)."""
+
+    def __init__(self, mlm_dir: Path, max_length: int) -> None:
+        transformers = require("transformers", "train")
+        self.torch = require("torch", "train")
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(mlm_dir), local_files_only=True)
+        self.model = transformers.AutoModelForMaskedLM.from_pretrained(str(mlm_dir), local_files_only=True)
+        self.model.eval()  # dropout off: the recipe's CPU setting
+        self.max_length = max_length
+        head = getattr(getattr(self.model, "cls", None), "predictions", None)
+        if head is None or not hasattr(head, "transform"):
+            raise UsageError(f"{mlm_dir}: training needs a BERT-style masked LM (cls.predictions.transform)")
+        self.transform = head.transform
+        self.decoder = self.model.get_output_embeddings()
+        self.special_ids = set(self.tokenizer.all_special_ids)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.decoder.weight.shape[0])
+
+    def encode(self, texts: Sequence[str]):  # noqa: ANN201 - (B, V) tensor with gradient
+        torch = self.torch
+        batch = self.tokenizer(
+            list(texts), truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
+        )
+        hidden = self.model.base_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])[0]
+        transformed = self.transform(hidden)  # (B, L, H), with gradient
+        weight, bias = self.decoder.weight, self.decoder.bias
+        with torch.no_grad():
+            logits = transformed.to(torch.bfloat16) @ weight.to(torch.bfloat16).T + bias.to(torch.bfloat16)
+            logits.masked_fill_(batch["attention_mask"].unsqueeze(-1) == 0, float("-inf"))
+            best, position = logits.max(dim=1)  # (B, V)
+            best[:, list(self.special_ids)] = float("-inf")
+            rows, columns = torch.nonzero(best > 0, as_tuple=True)
+            positions = position[rows, columns]
+        z = (transformed[rows, positions] * weight[columns]).sum(-1) + bias[columns]  # float32, with gradient
+        values = torch.log1p(torch.relu(z))
+        vectors = torch.zeros(len(texts), self.vocab_size, dtype=values.dtype)
+        return vectors.index_put((rows, columns), values)
+
+    def save(self, directory: Path) -> None:
+        self.model.save_pretrained(str(directory))
+        self.tokenizer.save_pretrained(str(directory))
+
+
+# -- data ----------------------------------------------------------------------------------------------
+def prepare_examples(config: TrainConfig, documents: Sequence[Document]) -> list[TeacherExample]:
+    """Pseudo-queries + teacher scores, cached as ``teachers.jsonl`` in the run directory."""
+    cache = config.resolved_run_dir / "teachers.jsonl"
+    if cache.is_file():
+        return load_examples(cache)
+    queries = PseudoQueryGenerator(
+        documents,
+        seed=config.seed,
+        max_per_document=config.queries_per_document,
+        heldout_fraction=config.heldout_fraction,
+    ).generate()
+    examples = mine_and_score(documents, queries, candidates_per_teacher=config.candidates_per_teacher)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    save_examples(examples, cache)
+    return examples
+
+
+def _query_weight_matrix(torch: Any, idf: IdfTable, tokenizer: Any, texts: Sequence[str], vocab_size: int):  # noqa: ANN202
+    """(n, V) IDF of each query's distinct non-special tokens (binary presence)."""
+    matrix = torch.zeros(len(texts), vocab_size)
+    special = set(tokenizer.all_special_ids)
+    for row, text in enumerate(texts):
+        for token_id in set(tokenizer(text, add_special_tokens=False)["input_ids"]) - special:
+            matrix[row, token_id] = idf.idf(tokenizer.convert_ids_to_tokens(token_id))
+    return matrix
+
+
+def _sample_batch(
+    rng: random.Random, examples: Sequence[TeacherExample], config: TrainConfig
+) -> list[tuple[TeacherExample, list[int]]]:
+    """``batch_queries`` examples, each with the positive (index 0) and n-1 sampled negatives."""
+    batch = []
+    for example in rng.sample(list(examples), k=min(config.batch_queries, len(examples))):
+        negatives = list(range(1, len(example.candidates)))
+        chosen = rng.sample(negatives, k=min(config.docs_per_query - 1, len(negatives)))
+        batch.append((example, [0, *chosen]))
+    return batch
+
+
+# -- the run -------------------------------------------------------------------------------------------
+def train(config: TrainConfig, on_progress: ProgressCallback | None = None) -> TrainReport:
+    """Run the whole recipe and save a two-channel model at ``config.output``."""
+    torch = require("torch", "train")
+    from sparsearch.retrieval.losses import distillation_kl, flops_regulariser, margin_mse, regulariser_weight
+
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    run_dir = config.resolved_run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(config.model_dump_json(indent=2), encoding="utf-8")
+    started = time.monotonic()
+
+    # 1-2. data and teachers
+    documents = list(iter_corpus(config.data))
+    by_id = {d.doc_id: d for d in documents}
+    examples = prepare_examples(config, documents)
+    train_examples = [e for e in examples if e.query.split == "train"]
+    heldout = [e for e in examples if e.query.split == "heldout"]
+    if not train_examples:
+        raise UsageError(f"{config.data}: no usable pseudo-queries (is the corpus empty or too short?)")
+
+    # 3. student and query side
+    if config.base_model is not None:
+        mlm_dir = config.base_model
+    else:
+        from sparsearch.retrieval.minilm_base import minilm_mlm_dir
+
+        mlm_dir = minilm_mlm_dir()
+    student = SparseMLMStudent(mlm_dir, config.max_length)
+    tokenizer = student.tokenizer
+    special = set(tokenizer.all_special_tokens)
+    idf = IdfTable.from_token_lists(
+        ([t for t in tokenizer.tokenize(d.full_text) if t not in special] for d in documents),
+        analyzer={"analyzer": "hf-tokenizer", "name": str(mlm_dir)},
+    )
+
+    # 4. optimisation
+    optimizer = torch.optim.AdamW(student.model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    rng = random.Random(config.seed)
+    budget = config.minutes * 60 if config.minutes else math.inf
+    step, loss_value, step_seconds, total = 0, float("nan"), [], config.max_steps
+    metrics_file = (run_dir / "metrics.jsonl").open("w", encoding="utf-8")
+    while step < total and time.monotonic() - started < budget:
+        t0 = time.monotonic()
+        batch = _sample_batch(rng, train_examples, config)
+        texts, candidate_index, targets, lexical = [], [], [], []
+        for example, chosen in batch:
+            row = []
+            for i in chosen:
+                row.append(len(texts))
+                doc_id = example.candidates[i]
+                texts.append(example.query.positive_text if i == 0 else by_id[doc_id].full_text)
+            candidate_index.append(row)
+            selected = {name: np.asarray(values)[chosen] for name, values in example.scores.items()}
+            targets.append(ensemble_targets(selected, config.teacher_weights, config.teacher_scale))
+            lexical.append(selected["bm25"])
+        # warm-up then linear decay of the learning rate, over the steps the time budget allows
+        total = config.max_steps
+        if math.isfinite(budget):
+            total = min(total, max(step + 1, _estimate_steps(step_seconds, budget, started, step)))
+        warmup = max(1, int(config.warmup_fraction * total))
+        scale = (step + 1) / warmup if step < warmup else max(0.0, (total - step) / max(1, total - warmup))
+        for group in optimizer.param_groups:
+            group["lr"] = config.learning_rate * scale
+
+        vectors = student.encode(texts)
+        queries = _query_weight_matrix(torch, idf, tokenizer, [e.query.text for e, _ in batch], student.vocab_size)
+        scores = (queries @ vectors.T).gather(1, torch.tensor(candidate_index))
+        scores = scores + config.residual_weight * torch.tensor(np.asarray(lexical), dtype=scores.dtype)
+        target = torch.tensor(np.asarray(targets), dtype=scores.dtype)
+        ranking = (
+            distillation_kl(scores, target, config.temperature) if config.loss == "kl" else margin_mse(scores, target)
+        )
+        lam = regulariser_weight(
+            step, config.document_regularizer_weight, int(config.regularizer_ramp_fraction * total)
+        )
+        flops = flops_regulariser(vectors, config.l0_threshold)
+        loss = ranking + lam * flops
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+        step += 1
+        loss_value = loss.item()
+        step_seconds.append(time.monotonic() - t0)
+        record = {
+            "step": step,
+            "loss": loss_value,
+            "ranking_loss": ranking.item(),
+            "flops": flops.item(),
+            "lambda": lam,
+            "active_terms": float((vectors > 0).sum(1).float().mean()),
+            "seconds": step_seconds[-1],
+        }
+        metrics_file.write(json.dumps(record) + "\n")
+        metrics_file.flush()
+        if on_progress is not None:
+            on_progress(step, total, record)
+    metrics_file.close()
+
+    # 5. save the learned channel, pick the mixing weight on held-out pseudo-queries, save the model
+    report = _finish(config, student, idf, documents, heldout, step, loss_value, started, len(train_examples))
+    (run_dir / "report.json").write_text(json.dumps(report.__dict__, indent=2), encoding="utf-8")
+    return report
+
+
+def _estimate_steps(step_seconds: list[float], budget: float, started: float, step: int) -> int:
+    """Steps that fit the time budget at the recent pace (for the schedules and the ETA)."""
+    if not step_seconds:
+        return max(step + 1, 100)
+    pace = float(np.median(step_seconds[-20:]))
+    return step + int(max(0.0, budget - (time.monotonic() - started)) / pace)
+
+
+def _finish(
+    config: TrainConfig,
+    student: SparseMLMStudent,
+    idf: IdfTable,
+    documents: Sequence[Document],
+    heldout: Sequence[TeacherExample],
+    steps: int,
+    loss_value: float,
+    started: float,
+    n_train: int,
+) -> TrainReport:
+    from sparsearch.eval.metrics import aggregate_metrics
+    from sparsearch.retrieval.neural import EncodingOptions
+    from sparsearch.retrieval.splade import SpladeEncoder
+    from sparsearch.retrieval.two_channel import TwoChannelEncoder, lexical_channel
+
+    weights_dir = config.resolved_run_dir / "student"
+    student.save(weights_dir)
+    learned = SpladeEncoder.from_mlm(
+        weights_dir,
+        kind="inference-free",
+        name="learned",
+        options=EncodingOptions(
+            max_length=config.max_length, passage_overlap=config.max_length // 4, max_active_dims=config.max_active_dims
+        ),
+    )
+    texts = [d.full_text for d in documents]
+    learned.fit(texts)
+    lexical = lexical_channel()
+    lexical.fit(texts)
+    learned_vectors = learned.encode_documents(texts)
+    lexical_vectors = lexical.encode_documents(texts)
+    avg_terms = float(np.mean([len(v) for v in learned_vectors]))
+
+    # held-out pseudo-queries: relevant = their source document
+    learned_docs, learned_vocab = sparse_matrix(learned_vectors)
+    lexical_docs, lexical_vocab = sparse_matrix(lexical_vectors)
+    texts_q = [e.query.text for e in heldout]
+    learned_q, _ = sparse_matrix([learned.encode_query(t).weights for t in texts_q], learned_vocab)
+    lexical_q, _ = sparse_matrix([lexical.encode_query(t).weights for t in texts_q], lexical_vocab)
+    learned_scores = (learned_q @ learned_docs.T).toarray()
+    lexical_scores = (lexical_q @ lexical_docs.T).toarray()
+    qrels = {e.query.query_id: {e.query.doc_id: 1} for e in heldout}
+    by_weight: dict[str, float] = {}
+    for weight in config.mixing_weights:
+        combined = lexical_scores + weight * learned_scores
+        run = {}
+        for row, example in enumerate(heldout):
+            top = np.argsort(-combined[row], kind="stable")[:100]
+            run[example.query.query_id] = {
+                documents[d].doc_id: float(combined[row, d]) for d in top if combined[row, d] > 0
+            }
+        by_weight[str(weight)] = aggregate_metrics(qrels, run)["ndcg@10"] if heldout else 0.0
+    chosen = float(max(by_weight, key=lambda w: (by_weight[w], -float(w)))) if heldout else 1.0
+
+    # The saved model carries no corpus statistics: `sparsearch index` fits IDF and BM25 on the
+    # corpus it indexes, so the model also serves corpora other than the one it was adapted to.
+    unfitted = SpladeEncoder.from_mlm(weights_dir, kind="inference-free", name="learned", options=learned.options)
+    model = TwoChannelEncoder(lexical_channel(), unfitted, learned_weight=chosen, name=config.output.name)
+    model.save(config.output)
+    return TrainReport(
+        steps=steps,
+        seconds=time.monotonic() - started,
+        train_queries=n_train,
+        heldout_queries=len(heldout),
+        final_loss=loss_value,
+        avg_learned_terms=avg_terms,
+        heldout_ndcg_by_weight=by_weight,
+        chosen_weight=chosen,
+        output=str(config.output),
+    )
