@@ -5,8 +5,8 @@
 2. start ``sparsearch serve`` with both indexes (one service, one process unless ``--workers``),
 3. for each number of clients and each index, run Locust users that POST ``/v1/search`` (top_k 10)
    with the 225 Cranfield queries in turn, back to back (a closed loop: each client sends its next
-   query when the previous answer arrives), after a short warm-up; the two indexes alternate so
-   that both see the same background load,
+   query when the previous answer arrives); each index is measured in short windows that alternate
+   with the other index's (each after a short warm-up), so both see the same background load,
 4. record every request's latency (Locust's timer, client side), errors, CPU time used by the service,
    by the load generator and by everything else on the machine, and the server-side stage times
    from ``/metrics``,
@@ -14,8 +14,8 @@
 
 Usage (one command, a few minutes)::
 
-    .venv/bin/python bench/load_test.py                       # defaults: 20 s per phase, 1/8/64 clients
-    .venv/bin/python bench/load_test.py --duration 5 --clients 1,8 --output /tmp/load   # a quick look
+    .venv/bin/python bench/load_test.py            # defaults: 30 s per index and level, 1/8/64 clients
+    .venv/bin/python bench/load_test.py --duration 5 --rounds 1 --clients 1,8 --output /tmp/load   # a quick look
 
 The load generator runs on the same machine as the service, so both share its cores; the JSON says
 how much CPU each used and how busy the machine was with other work.
@@ -159,10 +159,11 @@ def stage_seconds(url: str) -> dict[tuple[str, str], tuple[float, float]]:
 
 
 # -- the load -----------------------------------------------------------------------------------------
-def run_phase(url: str, index: str, queries: list[str], clients: int, warmup: float, duration: float) -> dict:
-    """One closed-loop phase with ``clients`` Locust users; latencies of the measured window only."""
+def run_window(
+    url: str, service_pid: int, index: str, queries: list[str], clients: int, warmup: float, duration: float
+) -> dict:
+    """One closed-loop window with ``clients`` Locust users: raw latencies (ms) and CPU seconds used."""
     import gevent
-    import numpy as np
     from locust import FastHttpUser, constant, task
     from locust.env import Environment
 
@@ -196,34 +197,61 @@ def run_phase(url: str, index: str, queries: list[str], clients: int, warmup: fl
     runner.start(clients, spawn_rate=clients)
     gevent.sleep(warmup)
     busy_before, idle_before = machine_busy_seconds()
-    own_before = own_cpu_seconds()
+    own_before, service_before = own_cpu_seconds(), process_tree_cpu_seconds(service_pid)
     state["recording"] = True
     started = time.perf_counter()
     gevent.sleep(duration)
     state["recording"] = False
     elapsed = time.perf_counter() - started
     busy_after, idle_after = machine_busy_seconds()
-    own_after = own_cpu_seconds()
+    own_after, service_after = own_cpu_seconds(), process_tree_cpu_seconds(service_pid)
     runner.quit()
-    values = np.asarray(latencies)
+    return {
+        "seconds": elapsed,
+        "latencies": latencies,
+        "errors": errors,
+        "cpu": {
+            "busy": busy_after - busy_before,
+            "idle": idle_after - idle_before,
+            "load_generator": own_after - own_before,
+            "service": service_after - service_before,
+        },
+    }
+
+
+def summarize(index: str, clients: int, windows: list[dict]) -> dict:
+    """Latency percentiles, throughput and CPU shares over every window of one (index, clients) pair."""
+    import numpy as np
+
+    seconds = sum(w["seconds"] for w in windows)
+    values = np.asarray([latency for w in windows for latency in w["latencies"]])
+    errors = [error for w in windows for error in w["errors"]]
+    cpu = {key: sum(w["cpu"][key] for w in windows) for key in ("busy", "idle", "load_generator", "service")}
+    others = max(0.0, cpu["busy"] - cpu["service"] - cpu["load_generator"])
+
+    def percentile(q: float) -> float | None:
+        return round(float(np.percentile(values, q)), 2) if len(values) else None
+
     return {
         "index": index,
         "clients": clients,
-        "seconds": round(elapsed, 2),
-        "requests": len(latencies),
+        "seconds": round(seconds, 2),
+        "windows": len(windows),
+        "requests": int(len(values)),
         "errors": len(errors),
         "error_examples": sorted(set(errors))[:3],
-        "throughput_rps": round(len(latencies) / elapsed, 1),
+        "throughput_rps": round(len(values) / seconds, 1),
         "latency_ms": {
             "mean": round(float(values.mean()), 2) if len(values) else None,
-            "p50": round(float(np.percentile(values, 50)), 2) if len(values) else None,
-            "p95": round(float(np.percentile(values, 95)), 2) if len(values) else None,
-            "p99": round(float(np.percentile(values, 99)), 2) if len(values) else None,
+            "p50": percentile(50),
+            "p95": percentile(95),
+            "p99": percentile(99),
         },
-        "_cpu": {
-            "machine_busy": busy_after - busy_before,
-            "machine_idle": idle_after - idle_before,
-            "load_generator": own_after - own_before,
+        "cpu_cores": {
+            "service": round(cpu["service"] / seconds, 2),
+            "load_generator": round(cpu["load_generator"] / seconds, 2),
+            "others": round(others / seconds, 2),
+            "idle": round(cpu["idle"] / seconds, 2),
         },
     }
 
@@ -237,12 +265,13 @@ def markdown(report: dict) -> str:
         f"({load['service_workers']} uvicorn worker(s), no uvloop/httptools: plain asyncio and h11), Cranfield "
         f"({report['indexes'][report['default_index']]['documents']} documents, its {report['queries']} "
         "queries sent in turn), `POST /v1/search` with `top_k` 10, closed-loop Locust clients "
-        f"(FastHttpUser) on the same machine, {load['warmup_s']} s warm-up then {load['duration_s']} s measured "
-        "per phase; latency is measured by the client.",
+        f"(FastHttpUser) on the same machine. Per number of clients, each index is measured for {load['duration_s']} s "
+        f"in {load['rounds']} windows that alternate between the two indexes (each after {load['warmup_s']} s of "
+        "unmeasured warm-up), so both see the same background load; latency is measured by the client.",
         "",
         f"Machine: {machine['cpu']}, {machine['logical_cores']} logical cores, {machine['memory_gib']} GiB, "
         f"Python {machine['python']}. It is shared with other engineers' jobs: the 'others' column is the CPU "
-        "the rest of the machine used during each phase (in cores, out of "
+        "the rest of the machine used during the measured windows (in cores, out of "
         f"{machine['logical_cores']}); the service and the load generator compete for the same cores.",
         "",
         "| index (model) | clients | requests | errors | req/s | p50 ms | p95 ms | p99 ms | service CPU | "
@@ -289,8 +318,9 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="model of the measured index (default: the default model)")
     parser.add_argument("--baseline", default="bm25-wordpiece", help="model of the baseline index")
     parser.add_argument("--clients", default="1,8,64", help="comma-separated numbers of concurrent clients")
-    parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per phase")
-    parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds before each phase")
+    parser.add_argument("--duration", type=float, default=30.0, help="measured seconds per index and level")
+    parser.add_argument("--rounds", type=int, default=5, help="windows the duration is split into (alternating)")
+    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each window")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "load_test")
     args = parser.parse_args()
@@ -320,22 +350,18 @@ def main() -> None:
             stages_before = stage_seconds(url)
             load_before = os.getloadavg()
             phases = []
-            # 3. the load, the two indexes alternating at each level
+            # 3. the load: at each level, the two indexes alternate in short windows, so that both see the
+            #    same background load from the machine's other users
             for clients in clients_list:
+                windows: dict[str, list[dict]] = {name: [] for name in names}
+                for _ in range(args.rounds):
+                    for name in names:
+                        window = run_window(
+                            url, process.pid, name, queries, clients, args.warmup, args.duration / args.rounds
+                        )
+                        windows[name].append(window)
                 for name in names:
-                    service_before = process_tree_cpu_seconds(process.pid)
-                    phase = run_phase(url, name, queries, clients, args.warmup, args.duration)
-                    service_cpu = process_tree_cpu_seconds(process.pid) - service_before
-                    cpu = phase.pop("_cpu")
-                    # the service's CPU over warm-up + window is scaled to the window's share
-                    service_window = service_cpu * phase["seconds"] / (phase["seconds"] + args.warmup)
-                    others = max(0.0, cpu["machine_busy"] - service_window - cpu["load_generator"])
-                    phase["cpu_cores"] = {
-                        "service": round(service_window / phase["seconds"], 2),
-                        "load_generator": round(cpu["load_generator"] / phase["seconds"], 2),
-                        "others": round(others / phase["seconds"], 2),
-                        "idle": round(cpu["machine_idle"] / phase["seconds"], 2),
-                    }
+                    phase = summarize(name, clients, windows[name])
                     phases.append(phase)
                     print(
                         f"{name:>8} {clients:>3} clients: {phase['throughput_rps']:>7} req/s  "
@@ -380,6 +406,7 @@ def main() -> None:
             "service_workers": args.workers,
             "clients": clients_list,
             "duration_s": args.duration,
+            "rounds": args.rounds,
             "warmup_s": args.warmup,
             "load_generator": "locust FastHttpUser, closed loop (no wait between requests), same machine",
         },
