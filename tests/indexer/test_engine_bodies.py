@@ -210,3 +210,10 @@ def test_alias_swap_is_one_request_removing_every_old_target() -> None:
             {"add": {"index": "cran-v000003", "alias": "cran"}},
         ]
     }
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    results = doctest.testmod(bodies)
+    assert results.attempted == 2 and results.failed == 0

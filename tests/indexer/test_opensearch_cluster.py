@@ -43,6 +43,7 @@ class _KillAt:
                 self.restarter.start()
 
 
+@pytest.mark.integration  # three engine starts: ~50 s alone, over 60 s on a busy machine
 def test_killed_engine_mid_load_retries_or_resumes_to_the_exact_corpus(opensearch_url: str, tmp_path: Path) -> None:
     corpus = shared_collection("cranfield")
     corpus_ids = {d.doc_id for d in iter_corpus(corpus)}
@@ -54,7 +55,7 @@ def test_killed_engine_mid_load_retries_or_resumes_to_the_exact_corpus(opensearc
     try:
         # 1. killed mid load and restarted while the job backs off: the same run finishes.
         kill = _KillAt(port, at=400, restart=True)
-        patient = RetryPolicy(max_retries=9, initial_backoff_s=0.5, max_backoff_s=10)
+        patient = RetryPolicy(max_retries=90, initial_backoff_s=0.25, max_backoff_s=2)  # up to ~3 min down
         first = index_corpus(corpus, backend, load_encoder("bm25"), retry=patient, on_progress=kill, **options)
         assert kill.restarter is not None
         kill.restarter.join()
