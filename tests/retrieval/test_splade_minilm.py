@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from sparsearch.eval import aggregate_metrics, load_beir_topics, run_queries
 from sparsearch.indexer.corpus import iter_corpus
 from sparsearch.indexer.pipeline import build_embedded_index
 from sparsearch.retrieval.contract import dot
-from sparsearch.retrieval.minilm_base import CALIBRATION_TEXTS, build_minilm_mlm
+from sparsearch.retrieval.minilm_base import CALIBRATION_TEXTS, minilm_mlm_dir
 from sparsearch.retrieval.models import load_encoder
 from sparsearch.retrieval.splade import SpladeEncoder
 from tests.conftest import shared_collection
@@ -23,8 +24,19 @@ N_DOCS = 60
 
 
 @pytest.fixture(scope="module")
-def minilm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_minilm_mlm(tmp_path_factory.mktemp("minilm") / "minilm-mlm")
+def minilm_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """``$SPARSEARCH_CACHE`` pointed at a fresh folder, so the built-in model is built by the test."""
+    with pytest.MonkeyPatch.context() as patch:
+        cache = tmp_path_factory.mktemp("cache")
+        patch.setenv("SPARSEARCH_CACHE", str(cache))
+        yield cache
+
+
+@pytest.fixture(scope="module")
+def minilm_dir(minilm_cache: Path) -> Path:
+    path = minilm_mlm_dir()
+    assert path.is_relative_to(minilm_cache) and minilm_mlm_dir() == path  # built once, then reused
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +74,8 @@ def test_head_is_tied_identity_initialised_and_sparse(minilm_dir: Path) -> None:
 
 
 def test_encode_index_search_with_real_weights(minilm_dir: Path, cranfield_subset: Path, tmp_path: Path) -> None:
-    encoder = SpladeEncoder.from_mlm(minilm_dir, name="minilm-splade-untrained")
+    encoder = load_encoder("minilm-splade-untrained")
+    assert isinstance(encoder, SpladeEncoder) and encoder.kind == "inference-free" and not encoder.is_fitted
     index, summary = build_embedded_index(cranfield_subset, tmp_path / "index", encoder)
     assert summary.documents == N_DOCS and 100 < summary.avg_terms_per_doc < 2000
     served = load_encoder(index.encoder_dir)  # the index's own copy of the model

@@ -372,7 +372,7 @@ class NeuralSparseEncoder:
             "type": self.model_type,
             "format_version": FORMAT_VERSION,
             "name": self.name,
-            "options": self.options.to_dict(),
+            "options": {k: v for k, v in self.options.to_dict().items() if k != "device"},  # a per-machine choice
             "vocabulary": self.vocabulary.identity,
         }
 
