@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sparsearch.eval.synthetic import CorpusProfile, generate_postings, generate_queries
-from sparsearch.indexer.kernels import maxscore_top_k, taat_top_k
+from sparsearch.indexer.kernels import PROBE_COST, WINDOW, maxscore_top_k, taat_top_k
 from sparsearch.indexer.postings import PostingsBuilder
 
 # Dyadic weights make every sum exact in float64, so equal scores are real ties (broken by doc rank).
@@ -50,11 +50,11 @@ def run_kernel(kernel, postings, term_ids, query_weights, rank, k, **options):
     args = (postings.indptr, postings.doc_idx, postings.weights)
     if kernel is maxscore_top_k:
         args = (*args, postings.max_weight)
-    window = options.get("window")
-    if window is None:
-        docs, found, read = kernel(*args, term_ids, query_weights, rank, k, scores, touched)
+    if kernel is maxscore_top_k:
+        window, probe = options.get("window", WINDOW), options.get("probe", PROBE_COST)
+        docs, found, read = kernel(*args, term_ids, query_weights, rank, k, scores, touched, window, probe)
     else:
-        docs, found, read = kernel(*args, term_ids, query_weights, rank, k, scores, touched, window, options["probe"])
+        docs, found, read = kernel(*args, term_ids, query_weights, rank, k, scores, touched)
     assert not scores.any(), "the scratch accumulator must be left all zeros"
     return docs.tolist(), found, read
 
@@ -141,12 +141,12 @@ def test_maxscore_prunes_and_stays_exact_on_a_zipf_corpus(zipf_corpus) -> None:
 
 
 def test_index_search_with_pruning_equals_brute_force(tmp_path) -> None:
-    """Through EmbeddedIndex.search: a corpus large enough for the pruned kernel (k x 16 <= n_docs)."""
-    from sparsearch.indexer.embedded import PRUNING_MIN_DOCS_PER_HIT, IndexWriter
+    """Through EmbeddedIndex.search: a corpus large enough for the pruned kernel."""
+    from sparsearch.indexer.embedded import PRUNING_MIN_DOCS, PRUNING_MIN_DOCS_PER_HIT, IndexWriter
     from sparsearch.retrieval.contract import Document, EncodedQuery, EncoderFingerprint
 
     rng = np.random.default_rng(9)
-    postings, dense = random_postings(rng, 900, 30, dyadic=True, duplicates=100)
+    postings, dense = random_postings(rng, PRUNING_MIN_DOCS, 30, dyadic=True, duplicates=300)
     fingerprint = EncoderFingerprint(name="random", vocab_hash="v", idf_hash="i")
     doc_ids = [f"doc-{rng.integers(0, 10**6):06d}-{i}" for i in range(len(dense))]
     with IndexWriter(tmp_path / "index", fingerprint) as writer:
@@ -155,7 +155,7 @@ def test_index_search_with_pruning_equals_brute_force(tmp_path) -> None:
             [{f"t{t}": float(row[t]) for t in np.flatnonzero(row)} for row in dense],
         )
     index = writer.index
-    assert 10 * PRUNING_MIN_DOCS_PER_HIT <= index.count()
+    assert 10 * PRUNING_MIN_DOCS_PER_HIT <= index.count() >= PRUNING_MIN_DOCS
     rank = np.argsort(np.argsort(np.asarray(doc_ids, dtype=object), kind="stable")).astype(np.int32)
     for _ in range(30):
         term_ids = rng.choice(30, size=int(rng.integers(1, 12)), replace=False)

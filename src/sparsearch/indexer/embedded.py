@@ -51,7 +51,7 @@ from sparsearch import __version__
 from sparsearch.errors import IndexExistsError, IndexFormatError, IndexNotFoundError, UsageError
 from sparsearch.indexer.backend import Hit
 from sparsearch.indexer.docstore import DocStore, DocStoreWriter
-from sparsearch.indexer.kernels import maxscore_top_k, taat_top_k
+from sparsearch.indexer.kernels import PROBE_COST, WINDOW, maxscore_top_k, taat_top_k
 from sparsearch.indexer.postings import Postings, PostingsBuilder
 from sparsearch.retrieval.contract import Document, EncodedQuery, EncoderFingerprint, SparseVector
 
@@ -60,7 +60,9 @@ MANIFEST_FILE = "manifest.json"
 ENCODER_DIR = "encoder"
 LOCK_FILE = ".lock"
 PRUNING_MIN_DOCS_PER_HIT = 16
-"""MaxScore pruning runs when the corpus has at least this many documents per requested hit."""
+"""MaxScore pruning runs when the corpus has at least this many documents per requested hit ..."""
+PRUNING_MIN_DOCS = 8192
+"""... and at least this many documents (below, the exhaustive kernel is as fast: ~20 us a query)."""
 
 
 def _now() -> str:
@@ -314,10 +316,10 @@ class EmbeddedIndex:
             return []
         p, doc_ids, doc_rank = self.postings, self.doc_ids, self.doc_id_rank  # one consistent generation
         scores, touched = self._scratch_buffers(p.n_docs)
-        if top_k * PRUNING_MIN_DOCS_PER_HIT <= p.n_docs:
+        if p.n_docs >= PRUNING_MIN_DOCS and top_k * PRUNING_MIN_DOCS_PER_HIT <= p.n_docs:
             docs, doc_scores, _ = maxscore_top_k(
                 np.asarray(p.indptr), np.asarray(p.doc_idx), np.asarray(p.weights), np.asarray(p.max_weight),
-                term_ids, query_weights, doc_rank, top_k, scores, touched,
+                term_ids, query_weights, doc_rank, top_k, scores, touched, WINDOW, PROBE_COST,
             )  # fmt: skip
         else:
             docs, doc_scores, _ = taat_top_k(

@@ -117,7 +117,7 @@ def taat_top_k(indptr, doc_idx, weights, term_ids, query_weights, doc_rank, k, s
 #   ("essential") terms cannot reach the top k.
 # * A first theta comes before any window is read (:func:`_seed_threshold`): the full scores of the
 #   best documents of the query's shortest, highest-bound lists.
-# * Documents are visited in windows of ``_WINDOW`` consecutive doc_idx. The essential posting lists
+# * Documents are visited in windows of ``WINDOW`` consecutive doc_idx. The essential posting lists
 #   are scanned into a small window accumulator (it stays in cache, unlike a corpus-wide one). Touched
 #   documents whose essential score plus the non-essential bounds reaches theta become candidates;
 #   the non-essential lists are then applied to the candidates, largest bound first (each list's slice
@@ -135,10 +135,11 @@ def taat_top_k(indptr, doc_idx, weights, term_ids, query_weights, doc_rank, k, s
 # branches, not memory, dominated the first version.
 
 _SLACK = 1.0 + 1e-9
-_WINDOW = 4096
+WINDOW = 4096
+_MIN_WINDOW = 256
 _SEED_WIDTH = 2  # the seed rescores this many times k documents
-_SEED_SHIFT = 9  # the seed reads at most max(_WINDOW, n_docs >> _SEED_SHIFT) postings
-_PROBE_COST = 8  # a probe costs about this many scanned postings (measured on synthetic 1M corpora)
+_SEED_SHIFT = 9  # the seed reads at most max(WINDOW, n_docs >> _SEED_SHIFT) postings
+PROBE_COST = 8  # a probe costs about this many scanned postings (measured on synthetic 1M corpora)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -274,16 +275,17 @@ def _seed_threshold(doc_idx, weights, starts, ends, qw, k, scores, touched, budg
 
 @njit(cache=True, nogil=True)
 def maxscore_top_k(
-    indptr, doc_idx, weights, max_weight, term_ids, query_weights, doc_rank, k, scores, touched,
-    window=_WINDOW, probe_cost=_PROBE_COST,
+    indptr, doc_idx, weights, max_weight, term_ids, query_weights, doc_rank, k, scores, touched, window, probe_cost
 ):  # fmt: skip
     """Exact top-``k`` documents of one query, skipping postings that cannot change the result.
 
     Same arguments and results as :func:`taat_top_k`, plus ``max_weight``: float32 (n_terms,), the
     largest posting weight of each term. ``scores`` and ``touched`` are scratch as there (left as
     found). Scores are summed over the query's terms in order of increasing bound ``q_t * max_weight_t``.
-    ``window`` (documents per window) and ``probe_cost`` (probe when candidates x probe_cost < list
-    slice) only change speed, never results: tests vary them to reach every path on small data.
+    ``window`` (documents per window, normally :data:`WINDOW`) and ``probe_cost`` (probe a list when
+    candidates x probe_cost < its slice; normally :data:`PROBE_COST`) only change speed, never
+    results: tests vary them to reach every path on small data. (They are not numba default
+    arguments: calls that omit arguments go through a dispatch path ~60 us slower.)
 
     Returns:
         ``(docs, scores, postings_read)``: int32 (m,) and float64 (m,) with m <= k, best first;
@@ -313,16 +315,18 @@ def maxscore_top_k(
     size = 0
     heap_scores = np.empty(k, dtype=np.float64)
     heap_docs = np.empty(k, dtype=np.int32)
-    budget = max(window, n_docs >> _SEED_SHIFT)
+    budget = max(min(window, max(_MIN_WINDOW, n_docs >> 3)), n_docs >> _SEED_SHIFT)
     theta, postings_read = _seed_threshold(doc_idx, weights, cursor, ends, qw, k, scores, touched, budget)
     n_ne = 0  # terms [0, n_ne) are non-essential
-    width = min(window, n_docs)
+    width = min(window, max(_MIN_WINDOW, n_docs >> 3), n_docs)  # >= 8 windows: theta rises between windows
     acc = scores[:width]
     win_touched = np.empty(width + 1, dtype=np.int32)  # + 1: the branch-free append writes one past
     candidate = np.zeros(width, dtype=np.bool_)
     cand = np.empty(width + 1, dtype=np.int32)
 
-    while True:
+    while n_ne < n_q and prefix[n_ne + 1] * _SLACK < theta:  # the seed already makes some non-essential
+        n_ne += 1
+    while n_ne < n_q:
         # the window starts at the smallest unread essential posting
         start = n_docs
         for i in range(n_ne, n_q):

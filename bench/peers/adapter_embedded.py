@@ -1,0 +1,60 @@
+"""sparsearch's embedded engine (exact; MaxScore kernel), built from the corpus's CSR rows."""
+
+from __future__ import annotations
+
+import numpy as np
+from harness import Engine, main
+
+
+class Embedded(Engine):
+    name = "sparsearch-embedded"
+
+    def build(self) -> None:
+        from sparsearch.indexer.embedded import IndexWriter
+        from sparsearch.retrieval.contract import Document, EncoderFingerprint
+
+        fingerprint = EncoderFingerprint(name="bench", vocab_hash="bench", idf_hash="bench")
+        c = self.corpus
+        chunk = 100_000
+        with IndexWriter(self.index_dir, fingerprint, overwrite=True) as writer:
+            for start in range(0, c.n_docs, chunk):
+                stop = min(start + chunk, c.n_docs)
+                lo, hi = c.doc_indptr[start], c.doc_indptr[stop]
+                documents = [Document(doc_id=str(i), text="") for i in range(start, stop)]
+                writer.add_csr(
+                    documents, c.doc_indptr[start : stop + 1] - lo, c.doc_terms[lo:hi], c.doc_weights[lo:hi], c.vocab
+                )
+
+    def open(self) -> None:
+        from sparsearch.indexer.embedded import EmbeddedIndex
+
+        self.index = EmbeddedIndex.open(self.index_dir)
+        self.rows = np.array([int(d) for d in self.index.doc_ids], dtype=np.int64)
+
+    def prepare_queries(self) -> list:
+        from sparsearch.retrieval.contract import EncodedQuery
+
+        return [EncodedQuery(q, self.index.fingerprint) for q in self.corpus.query_dicts()]
+
+    def search(self, query, k: int) -> list[int]:
+        return [int(h.doc_id) for h in self.index.search(query, k)]
+
+    def search_batch(self, queries: list, k: int, threads: int) -> list[list[int]]:
+        return [[int(h.doc_id) for h in hits] for hits in self.index.search_batch(queries, k, threads=threads)]
+
+    def index_bytes(self) -> int:
+        return self.index_dir_bytes()
+
+    def index_dir_bytes(self) -> int:
+        return sum(f.stat().st_size for f in self.index_dir.rglob("*") if f.is_file())
+
+    def describe(self) -> dict:
+        data = self.index_dir / "gen-000001"
+        postings = {
+            f: (data / f).stat().st_size for f in ("indptr.npy", "doc_idx.npy", "weights.npy", "max_weight.npy")
+        }
+        return {"exact": True, "postings_bytes": sum(postings.values()), "postings_files": postings}
+
+
+if __name__ == "__main__":
+    main(Embedded)

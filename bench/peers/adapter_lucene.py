@@ -1,0 +1,101 @@
+"""Lucene impact search through pyserini (Anserini's ``SimpleImpactSearcher``).
+
+Lucene stores impacts as integer term frequencies, so document weights are scaled by ``doc_scale``
+and rounded (weights that round to 0 are dropped); query weights are scaled by ``query_scale`` and
+rounded, as pyserini's own impact search does. Indexed with ``pyserini.index.lucene
+--collection JsonVectorCollection --impact --pretokenized`` (a JVM subprocess). Needs Java 21+
+(``JAVA_HOME``); pyserini builds an OpenAI client on import, so a placeholder key is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+
+from harness import Engine, main
+
+os.environ.setdefault("OPENAI_API_KEY", "placeholder-not-used")
+os.environ.setdefault("JAVA_HOME", "/usr/lib/jvm/temurin-25-jdk-amd64")
+
+
+class Lucene(Engine):
+    name = "lucene-impact"
+
+    def build(self) -> None:
+        c = self.corpus
+        scale = self.options["doc_scale"]
+        source = self.index_dir.parent / (self.index_dir.name + "-jsonl")
+        source.mkdir(parents=True, exist_ok=True)
+        with (source / "docs.jsonl").open("w", encoding="utf-8") as handle:
+            for i in range(c.n_docs):
+                terms, weights = c.doc(i)
+                vector = {c.vocab[t]: int(round(float(w) * scale)) for t, w in zip(terms, weights, strict=True)}
+                vector = {t: w for t, w in vector.items() if w > 0}
+                handle.write(json.dumps({"id": str(i), "contents": "", "vector": vector}) + "\n")
+        command = [
+            sys.executable, "-m", "pyserini.index.lucene", "--collection", "JsonVectorCollection",
+            "--input", str(source), "--index", str(self.index_dir), "--generator", "DefaultLuceneDocumentGenerator",
+            "--threads", str(self.options.get("threads", 2)), "--impact", "--pretokenized", "--optimize",
+        ]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"pyserini indexing failed: {done.stderr[-2000:]}")
+        for f in source.iterdir():
+            f.unlink()
+        source.rmdir()
+
+    def peak_rss_mb(self) -> float:
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        return max(own, children) / 1024
+
+    def open(self) -> None:
+        from pyserini.pyclass import autoclass
+
+        self.searcher = autoclass("io.anserini.search.SimpleImpactSearcher")(str(self.index_dir))
+
+    def prepare_queries(self) -> list:
+        from pyserini.pyclass import JHashMap, JInt
+
+        scale = self.options["query_scale"]
+        queries = []
+        for query in self.corpus.query_dicts():
+            jquery = JHashMap()
+            for token, weight in query.items():
+                value = int(round(weight * scale))
+                if value > 0:
+                    jquery.put(token, JInt(value))
+            queries.append(jquery)
+        return queries
+
+    def search(self, query, k: int) -> list[int]:
+        return [int(hit.docid) for hit in self.searcher.search(query, k)]
+
+    def search_batch(self, queries: list, k: int, threads: int) -> list[list[int]]:
+        from pyserini.pyclass import JArrayList
+
+        query_list, ids = JArrayList(), JArrayList()
+        for i, query in enumerate(queries):
+            query_list.add(query)
+            ids.add(str(i))
+        results = self.searcher.batch_search(query_list, ids, int(k), int(threads))
+        by_id = {entry.getKey(): entry.getValue() for entry in results.entrySet().toArray()}
+        return [[int(hit.docid) for hit in by_id[str(i)]] for i in range(len(queries))]
+
+    def describe(self) -> dict:
+        from importlib.metadata import version
+
+        return {
+            "version": version("pyserini"),
+            "doc_scale": self.options["doc_scale"],
+            "query_scale": self.options["query_scale"],
+            "quantisation": "round(weight x scale) for documents and queries",
+            "java_home": os.environ["JAVA_HOME"],
+        }
+
+
+if __name__ == "__main__":
+    main(Lucene)

@@ -1,0 +1,496 @@
+"""The benchmark suite: one command regenerates every table and plot of bench/README.md.
+
+    .venv/bin/python bench/run.py            # real collections + synthetic 10k/100k (~15 min on 2 cores)
+    .venv/bin/python bench/run.py --full     # + synthetic 1M documents (much longer)
+
+1. describe the machine (CPU, cores, memory, load average) and create the peers' virtualenv
+   (bench/peers/env.py: PISA, Seismic, Lucene/pyserini, splade-index; never the project's env),
+2. quality: ``sparsearch eval`` of every model kind on every collection in ../shared/data, with
+   sparsity (terms per document) and query cost (postings per query) next to nDCG@10 and R@100;
+   bench/bm25_parity.py adds bm25s on the same text,
+3. engines on the real collections: the benchmark model's vectors (documents and queries) go to
+   every engine; exact top-10, recall against it, nDCG@10 from each engine's own top-10,
+4. engines at scale: synthetic corpora fitted to the model's vectors on cranfield (document
+   frequency per token, terms per document, weight distribution; queries of 5-15 tokens weighted
+   by IDF), 10k and 100k documents (1M with --full),
+5. write bench/results/bench.json, the PNG plots and bench/README.md (bench/report.py).
+
+Every engine runs in fresh processes (build, then query) with the same timing protocol
+(bench/peers/harness.py); a peer that cannot be installed or run gets its exact error in the report.
+The model is a parameter (``--model``); by default the project's default model, or the best
+training-free learned model (hybrid-semantic) while the default is plain BM25.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+PEERS = BENCH / "peers"
+sys.path.insert(0, str(PEERS))
+
+SIZES = [10_000, 100_000]
+FULL_SIZES = [10_000, 100_000, 1_000_000]
+QUALITY_MODELS = ["bm25", "bm25-wordpiece", "semantic", "hybrid-semantic"]
+K = 10
+OPENSEARCH_PORT = 9400
+SPARSEARCH = Path(sys.executable).parent / "sparsearch"  # the project's CLI
+
+# engine -> (adapter script, interpreter: "project" or "peers")
+ENGINES: dict[str, tuple[str, str]] = {
+    "sparsearch-embedded": ("adapter_embedded.py", "project"),
+    "numpy-csc": ("adapter_csc_numpy.py", "project"),
+    "pisa": ("adapter_pisa.py", "peers"),
+    "seismic": ("adapter_seismic.py", "peers"),
+    "lucene-impact": ("adapter_lucene.py", "peers"),
+    "splade-index": ("adapter_splade_index.py", "peers"),
+    "opensearch": ("adapter_opensearch.py", "project"),
+    "bm25s": ("adapter_bm25s_text.py", "project"),
+}
+PEER_OF = {"pisa": "pisa", "seismic": "seismic", "lucene-impact": "lucene", "splade-index": "splade-index"}
+APPROXIMATE = {"seismic"}
+# Engines not run above a corpus size, with the reason written to the report.
+MAX_DOCS = {
+    "opensearch": (100_000, "bulk indexing 1M documents into one 2-core JVM takes longer than the run budget"),
+    "bm25s": (100_000, "bm25s indexes Python token lists: ~120M strings for 1M documents do not fit the budget"),
+    "numpy-csc": (10_000_000, ""),
+}
+
+
+def log(message: str) -> None:
+    print(f"[{datetime.now().strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def machine() -> dict[str, object]:
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as handle:
+        for line in handle:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(memory_gb, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+    }
+
+
+def default_model() -> str:
+    from sparsearch.retrieval.models import DEFAULT_MODEL
+
+    return "hybrid-semantic" if DEFAULT_MODEL in ("bm25", "bm25-wordpiece") else DEFAULT_MODEL
+
+
+def _tree_hash(path: str) -> str:
+    """The committed tree of ``path`` (uncommitted edits do not re-encode: delete --work for that)."""
+    done = subprocess.run(["git", "rev-parse", f"HEAD:{path}"], cwd=ROOT, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def cached_index(model: str, data: Path, work: Path) -> Path:
+    """The embedded index of ``data`` encoded by ``model``, built with ``sparsearch index`` once per
+    (model, collection, encoder source): encoding is the slow part of a run, not what is measured."""
+    stat = (data / "corpus.jsonl").stat()
+    key = hashlib.sha256(
+        f"{model}|{data.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{_tree_hash('src/sparsearch/retrieval')}".encode()
+    ).hexdigest()[:12]
+    path = work / "indexes" / f"{Path(model).name}-{data.name}-{key}"
+    if not (path / "manifest.json").is_file():
+        log(f"encoding {data.name} with {model} (cached for later runs)")
+        subprocess.run([str(SPARSEARCH), "index", "--data", str(data), "--index", str(path), "--model", model,
+                        "--overwrite"], check=True, capture_output=True, text=True)  # fmt: skip
+    return path
+
+
+# -- 2. quality ------------------------------------------------------------------------------------
+def quality(collections: list[Path], models: list[str], work: Path) -> dict:
+    rows = []
+    for data in collections:
+        for model in models:
+            out = work / "eval" / f"{Path(model).name}-{data.name}.json"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            index = cached_index(model, data, work)
+            log(f"sparsearch eval {model} on {data.name}")
+            done = subprocess.run(
+                [str(SPARSEARCH), "eval", "--data", str(data), "--index", str(index),
+                 "--output", str(out)], capture_output=True, text=True,
+            )  # fmt: skip
+            if done.returncode != 0:
+                rows.append({"model": model, "collection": data.name, "error": done.stderr.strip()[-500:]})
+                continue
+            report = json.loads(out.read_text())
+            rows.append(
+                {
+                    "model": model,
+                    "collection": data.name,
+                    "ndcg@10": report["metrics"]["ndcg@10"],
+                    "recall@100": report["metrics"]["recall@100"],
+                    "avg_terms_per_doc": report["index"]["avg_terms_per_doc"],
+                    "postings_per_query": report["postings_touched_per_query"],
+                    "search_p50_ms": report["latency_ms"]["search_p50"],
+                    "query_encode_p50_ms": report["latency_ms"]["query_encode_p50"],
+                    "index_bytes": report["index"]["bytes"],
+                    "command": f"sparsearch eval --data {data} --index INDEX  (INDEX = sparsearch index --model {model})",  # noqa: E501
+                }
+            )
+    log("bench/bm25_parity.py (bm25s on the same text)")
+    parity_args = [sys.executable, str(BENCH / "bm25_parity.py")]
+    for data in collections:
+        parity_args += ["--data", str(data)]
+    done = subprocess.run(parity_args, capture_output=True, text=True, cwd=ROOT)
+    parity = json.loads((BENCH / "results" / "bm25_parity.json").read_text()) if done.returncode == 0 else None
+    return {"rows": rows, "bm25_parity": parity, "bm25_parity_error": None if parity else done.stderr[-500:]}
+
+
+# -- corpora ---------------------------------------------------------------------------------------
+def _save_csr(path: Path, rows: list[tuple[np.ndarray, np.ndarray]], weight_dtype) -> None:
+    lengths = np.array([len(t) for t, _ in rows], dtype=np.int64)
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    terms = np.concatenate([t for t, _ in rows]).astype(np.int32) if rows else np.zeros(0, np.int32)
+    weights = np.concatenate([w for _, w in rows]).astype(weight_dtype) if rows else np.zeros(0, weight_dtype)
+    np.savez(path, indptr=indptr, term_ids=terms, weights=weights)
+
+
+def real_corpus(index_path: Path, data: Path, out: Path) -> dict:
+    """Export an encoded collection: documents (CSR from the index), queries encoded by its encoder,
+    texts for bm25s. Returns ``{"doc_ids": [...], "query_ids": [...], "qrels": ...}``."""
+    from sparsearch.eval.beir_data import load_beir_topics
+    from sparsearch.indexer.corpus import iter_corpus
+    from sparsearch.indexer.embedded import EmbeddedIndex
+    from sparsearch.retrieval.models import load_encoder
+
+    index = EmbeddedIndex.open(index_path)
+    encoder = load_encoder(index.encoder_dir)
+    p = index.postings
+    terms, docs, weights = p.to_coo()
+    order = np.lexsort((terms, docs))  # row-major, term ids ascending within a row
+    terms, docs, weights = terms[order], docs[order], weights[order]
+    out.mkdir(parents=True, exist_ok=True)
+    indptr = np.zeros(p.n_docs + 1, dtype=np.int64)
+    np.cumsum(np.bincount(docs, minlength=p.n_docs), out=indptr[1:])
+    np.savez(out / "docs.npz", indptr=indptr, term_ids=terms.astype(np.int32), weights=weights.astype(np.float32))
+    (out / "vocab.json").write_text(json.dumps(p.vocab, ensure_ascii=False), encoding="utf-8")
+    topics = load_beir_topics(data)
+    query_ids = list(topics.queries)
+    rows = []
+    for qid in query_ids:
+        pairs = sorted(
+            (index.term_index[t], w) for t, w in encoder.encode_query(topics.queries[qid]).weights.items()
+            if t in index.term_index and w > 0
+        )  # fmt: skip
+        rows.append((np.array([t for t, _ in pairs], dtype=np.int32), np.array([w for _, w in pairs])))
+    _save_csr(out / "queries.npz", rows, np.float64)
+    texts = {d.doc_id: d.full_text for d in iter_corpus(data)}
+    with (out / "texts.jsonl").open("w", encoding="utf-8") as handle:
+        for doc_id in index.doc_ids:
+            handle.write(json.dumps({"text": texts[doc_id]}, ensure_ascii=False) + "\n")
+    (out / "query_texts.json").write_text(json.dumps([topics.queries[q] for q in query_ids]), encoding="utf-8")
+    return {"doc_ids": index.doc_ids, "query_ids": query_ids, "qrels": topics.qrels}
+
+
+def synthetic_corpus(profile_index: Path, n_docs: int, n_queries: int, out: Path, with_text: bool) -> dict:
+    """A corpus drawn from the profile of ``profile_index`` (see sparsearch.eval.synthetic)."""
+    from sparsearch.eval.synthetic import CorpusProfile, generate_queries, iter_generated_rows
+    from sparsearch.indexer.embedded import EmbeddedIndex
+    from sparsearch.indexer.postings import Postings
+
+    profile = CorpusProfile.from_postings(EmbeddedIndex.open(profile_index).postings)
+    out.mkdir(parents=True, exist_ok=True)
+    chunks = list(iter_generated_rows(profile, n_docs, seed=n_docs))
+    offsets = np.cumsum([0] + [c[0][-1] for c in chunks])
+    indptr = np.concatenate([[0]] + [c[0][1:] + offsets[i] for i, c in enumerate(chunks)]).astype(np.int64)
+    terms = np.concatenate([c[1] for c in chunks]).astype(np.int32)
+    weights = np.concatenate([c[2] for c in chunks]).astype(np.float32)
+    del chunks
+    np.savez(out / "docs.npz", indptr=indptr, term_ids=terms, weights=weights)
+    (out / "vocab.json").write_text(json.dumps(profile.vocab, ensure_ascii=False), encoding="utf-8")
+    df = np.bincount(terms, minlength=len(profile.vocab))
+    term_indptr = np.zeros(len(profile.vocab) + 1, dtype=np.int64)
+    np.cumsum(df, out=term_indptr[1:])
+    shape_only = Postings(profile.vocab, term_indptr, np.zeros(0, np.int32), np.zeros(0, np.float32),
+                          np.zeros(len(profile.vocab), np.float32), n_docs)  # fmt: skip
+    term_index = {t: i for i, t in enumerate(profile.vocab)}
+    rows = []
+    for query in generate_queries(shape_only, n_queries, seed=7):
+        pairs = sorted((term_index[t], w) for t, w in query.items())
+        rows.append((np.array([t for t, _ in pairs], dtype=np.int32), np.array([w for _, w in pairs])))
+    _save_csr(out / "queries.npz", rows, np.float64)
+    if with_text:  # bm25s reads text: the documents' token ids as words
+        with (out / "texts.jsonl").open("w") as handle:
+            for i in range(n_docs):
+                handle.write(json.dumps({"text": " ".join(f"t{t}" for t in terms[indptr[i] : indptr[i + 1]])}) + "\n")
+        (out / "query_texts.json").write_text(json.dumps([" ".join(f"t{t}" for t in r[0]) for r in rows]))
+    return {
+        "docs": n_docs,
+        "avg_terms_per_doc": float(len(terms) / n_docs),
+        "avg_terms_per_query": float(np.mean([len(r[0]) for r in rows])),
+        "csc_bytes": int((len(profile.vocab) + 1) * 8 + terms.nbytes + weights.nbytes),  # indptr int64 per term
+    }
+
+
+# -- engines ---------------------------------------------------------------------------------------
+def run_engine(
+    engine: str, corpus: Path, work: Path, options: dict, interpreters: dict, repeats: int, timeout: int
+) -> dict:
+    """Build then query ``engine`` in fresh processes; any failure becomes ``{"error": ...}``."""
+    script, kind = ENGINES[engine]
+    python = interpreters.get(kind)
+    if python is None:
+        return {"engine": engine, "error": interpreters.get(f"{kind}-error", "interpreter unavailable")}
+    index_dir = work / f"index-{engine}"
+    shutil.rmtree(index_dir, ignore_errors=True)
+    job = {"corpus": str(corpus), "index_dir": str(index_dir), "k": K, "repeats": repeats, "options": options}
+    job_file = work / f"job-{engine}.json"
+    job_file.write_text(json.dumps(job))
+    result: dict = {"engine": engine}
+    env = {**os.environ, "PYTHONPATH": str(PEERS), "TQDM_DISABLE": "1", "DISABLE_TQDM": "1"}
+    for step in ("build", "query"):
+        out_file = work / f"{step}-{engine}.json"
+        out_file.unlink(missing_ok=True)
+        try:
+            done = subprocess.run(
+                [str(python), str(PEERS / script), step, str(job_file), str(out_file)],
+                capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            result["error"] = f"{step} did not finish within {timeout} s"
+            break
+        if done.returncode != 0 or not out_file.exists():
+            lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+            result["error"] = f"{step} failed: " + " | ".join(lines[-4:])
+            break
+        result.update(json.loads(out_file.read_text()))
+    shutil.rmtree(index_dir, ignore_errors=True)
+    return result
+
+
+def recall_at_k(found: list[list[int]], exact: list[list[int]]) -> float:
+    values = [len(set(f) & set(e)) / len(e) for f, e in zip(found, exact, strict=True) if e]
+    return float(np.mean(values)) if values else 1.0
+
+
+def summarise(result: dict, exact: list[list[int]] | None, qrels_of=None) -> None:
+    """Add recall (and nDCG) to every variant, pick the reported one, drop the raw top-k lists."""
+    if "variants" not in result:
+        return
+    for variant in result["variants"]:
+        if exact is not None and result["engine"] != "bm25s":
+            variant["recall@10"] = recall_at_k(variant["top_k"], exact)
+        if qrels_of is not None:
+            variant["ndcg@10"] = qrels_of(variant["top_k"])
+        del variant["top_k"]
+    variants = result["variants"]
+    fastest = min(variants, key=lambda v: v["latency"]["p50_ms"])
+    if result["engine"] in APPROXIMATE:  # the fastest setting at recall@10 >= 0.99, else the most accurate
+        good = [v for v in variants if v.get("recall@10", 1.0) >= 0.99]
+        fastest = (
+            min(good, key=lambda v: v["latency"]["p50_ms"]) if good else max(variants, key=lambda v: v["recall@10"])
+        )
+    result["reported"] = fastest
+
+
+def run_engines(
+    corpus: Path, work: Path, engines: list[str], options: dict, interpreters: dict, repeats: int, n_docs: int,
+    timeout: int, qrels_of=None,
+) -> list[dict]:  # fmt: skip
+    results = []
+    exact = None
+    for engine in engines:
+        limit, reason = MAX_DOCS.get(engine, (10**12, ""))
+        if n_docs > limit:
+            results.append({"engine": engine, "skipped": reason})
+            continue
+        log(f"  {engine} ({n_docs:,} docs) load {load_average()}")
+        started = load_average()
+        result = run_engine(engine, corpus, work, options.get(engine, {}), interpreters, repeats, timeout)
+        result["load_average_start"], result["load_average_end"] = started, load_average()
+        if engine == "sparsearch-embedded" and "variants" in result:
+            exact = result["variants"][0]["top_k"]
+        summarise(result, exact, qrels_of)
+        if "error" in result:
+            log(f"    {engine}: {result['error'][:300]}")
+        results.append(result)
+    return results
+
+
+def quantisation_options(corpus: Path, opensearch: dict) -> dict:
+    docs = np.load(corpus / "docs.npz")
+    queries = np.load(corpus / "queries.npz")
+    doc_scale = 255.0 / float(docs["weights"].max())  # 8-bit impacts
+    query_scale = 255.0 / float(queries["weights"].max())
+    return {
+        "pisa": {"doc_scale": doc_scale, "query_scale": query_scale},
+        "lucene-impact": {"doc_scale": doc_scale, "query_scale": query_scale, "threads": os.cpu_count()},
+        "seismic": {"threads": os.cpu_count()},
+        "opensearch": opensearch,
+    }
+
+
+def opensearch_server(action: str, heap: str) -> dict:
+    env = {**os.environ, "SPARSEARCH_OS_JAVA_OPTS": f"-Xms{heap} -Xmx{heap}"}
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "opensearch"), action, "--port", str(OPENSEARCH_PORT)],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    if done.returncode != 0:
+        return {"error": f"scripts/opensearch {action} failed: {done.stderr.strip()[-400:]}"}
+    cache = Path(os.environ.get("SPARSEARCH_CACHE", Path.home() / ".cache" / "sparsearch"))
+    return {
+        "url": f"http://127.0.0.1:{OPENSEARCH_PORT}",
+        "pid_file": str(cache / "opensearch" / str(OPENSEARCH_PORT) / "pid"),
+        "heap": heap,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--full", action="store_true", help="add the 1M-document synthetic corpus")
+    parser.add_argument("--model", default=None, help="model whose vectors the engines index (default: see above)")
+    parser.add_argument("--queries", type=int, default=300, help="synthetic queries per corpus")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes per engine (medians reported)")
+    parser.add_argument("--sizes", type=int, nargs="*", help="synthetic corpus sizes (overrides the defaults)")
+    parser.add_argument("--engines", nargs="*", default=list(ENGINES), choices=list(ENGINES))
+    parser.add_argument(
+        "--sections", nargs="*", default=["quality", "real", "scale"], choices=["quality", "real", "scale"]
+    )
+    parser.add_argument("--data", type=Path, nargs="*", help="BEIR collections (default: every one in ../shared/data)")
+    parser.add_argument("--timeout", type=int, default=3600, help="seconds per engine step")
+    parser.add_argument("--opensearch-heap", default="2g")
+    cache = Path(os.environ.get("SPARSEARCH_CACHE", Path.home() / ".cache" / "sparsearch"))
+    parser.add_argument("--work", type=Path, default=cache / "bench-work")
+    parser.add_argument("--output", type=Path, default=BENCH / "results" / "bench.json")
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    model = args.model or default_model()
+    collections = args.data or sorted(p for p in (ROOT.parent / "shared" / "data").iterdir() if p.is_dir())
+    sizes = args.sizes or (FULL_SIZES if args.full else SIZES)
+    args.work.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(args.output.read_text()) if args.output.exists() else {}
+    result: dict = {
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["bench/run.py", *sys.argv[1:]]),
+        "machine": machine(),
+        "load_average_start": load_average(),
+        "model": model,
+        "k": K,
+        "repeats": args.repeats,
+        "sections": {},
+    }
+    for section in ("quality", "real", "scale"):  # sections not rerun keep their last results
+        if section not in args.sections and section in previous.get("sections", {}):
+            result["sections"][section] = previous["sections"][section]
+
+    # 1. the peers' virtualenv
+    from env import ensure_env
+
+    peer_python, peer_status = ensure_env(log=log)
+    interpreters = {"project": Path(sys.executable), "peers": peer_python}
+    result["peer_install"] = peer_status
+    engines = [e for e in args.engines if e not in PEER_OF or peer_status.get(PEER_OF[e]) == "ok"]
+    failed_installs = {e: peer_status[PEER_OF[e]] for e in args.engines if e in PEER_OF and e not in engines}
+
+    opensearch: dict = {}
+    if "opensearch" in engines and {"real", "scale"} & set(args.sections):
+        log("starting OpenSearch")
+        opensearch = opensearch_server("start", args.opensearch_heap)
+        if "error" in opensearch:
+            failed_installs["opensearch"] = opensearch["error"]
+            engines.remove("opensearch")
+    try:
+        # 2. quality
+        if "quality" in args.sections:
+            models = list(dict.fromkeys([*QUALITY_MODELS, model]))
+            section_start = load_average()
+            result["sections"]["quality"] = quality(collections, models, args.work)
+            result["sections"]["quality"]["load_average"] = [section_start, load_average()]
+
+        # 3. real collections
+        if "real" in args.sections:
+            from sparsearch.eval.metrics import aggregate_metrics
+
+            rows = []
+            for data in collections:
+                corpus = args.work / "corpora" / f"{data.name}-{Path(model).name}"
+                shutil.rmtree(corpus, ignore_errors=True)
+                meta = real_corpus(cached_index(model, data, args.work), data, corpus)
+
+                def ndcg(top_k, meta=meta):
+                    run = {
+                        qid: {meta["doc_ids"][d]: float(K - r) for r, d in enumerate(top)}
+                        for qid, top in zip(meta["query_ids"], top_k, strict=True)
+                    }
+                    return aggregate_metrics(meta["qrels"], run)["ndcg@10"]
+
+                options = quantisation_options(corpus, opensearch)
+                options["bm25s"] = {"analyzer": "words"}
+                log(f"engines on {data.name} ({len(meta['doc_ids'])} docs, model {model})")
+                engine_rows = run_engines(
+                    corpus, args.work, engines, options, interpreters, args.repeats, len(meta["doc_ids"]),
+                    args.timeout, qrels_of=ndcg,
+                )  # fmt: skip
+                rows.append({"collection": data.name, "docs": len(meta["doc_ids"]), "engines": engine_rows})
+            result["sections"]["real"] = {"rows": rows, "install_errors": failed_installs}
+
+        # 4. scale
+        if "scale" in args.sections:
+            profile = cached_index(model, collections[0], args.work)
+            rows = []
+            for size in sizes:
+                corpus = args.work / "corpora" / f"synthetic-{size}"
+                shutil.rmtree(corpus, ignore_errors=True)
+                log(f"generating {size:,} documents")
+                meta = synthetic_corpus(profile, size, args.queries, corpus, with_text=size <= MAX_DOCS["bm25s"][0])
+                options = quantisation_options(corpus, opensearch)
+                engine_rows = run_engines(
+                    corpus, args.work, engines, options, interpreters, args.repeats, size, args.timeout
+                )
+                rows.append({**meta, "engines": engine_rows})
+                shutil.rmtree(corpus, ignore_errors=True)
+            result["sections"]["scale"] = {
+                "profile": f"{model} on {collections[0].name}",
+                "rows": rows,
+                "install_errors": failed_installs,
+            }
+    finally:
+        if opensearch and "error" not in opensearch:
+            log("stopping OpenSearch")
+            opensearch_server("stop", args.opensearch_heap)
+
+    result["load_average_end"] = load_average()
+    result["wall_s"] = time.perf_counter() - started
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=1) + "\n")
+    log(f"wrote {args.output} ({result['wall_s'] / 60:.1f} min)")
+
+    # 5. report
+    from report import write_report
+
+    write_report(result, BENCH)
+    log(f"wrote {BENCH / 'README.md'}")
+
+
+if __name__ == "__main__":
+    main()
