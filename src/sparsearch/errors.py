@@ -49,6 +49,21 @@ class ModelNotFoundError(SparsearchError):
     """``--model`` names neither a built-in model nor a readable model directory."""
 
 
+class EngineError(SparsearchError):
+    """A search engine answered with an error or an incomplete result (failed shards)."""
+
+
+class EngineUnavailableError(SparsearchError):
+    """The engine cannot be reached (connection refused, timeouts, overloaded past every retry).
+
+    ``unsent`` holds what a bulk load could not deliver (``BulkFailure`` records), when known.
+    """
+
+    def __init__(self, message: str, unsent: list | None = None) -> None:
+        super().__init__(message)
+        self.unsent = list(unsent or [])
+
+
 class MissingExtraError(SparsearchError, ImportError):
     """An optional dependency group is not installed."""
 

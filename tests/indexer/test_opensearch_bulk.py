@@ -168,7 +168,7 @@ def test_429_past_every_retry_stops_the_load_with_a_clear_error(backend: OpenSea
     version = backend.next_version_name()
     backend.create_version(version, RANDOM_FINGERPRINT)
     backend.client.indices.put_settings(index=version, body={"index": {"blocks": {"read_only_allow_delete": True}}})
-    from sparsearch.indexer._search_engine import EngineUnavailableError
+    from sparsearch.errors import EngineUnavailableError
 
     with pytest.raises(EngineUnavailableError, match="after 2 retries .*status 429") as info:
         bulk_load(

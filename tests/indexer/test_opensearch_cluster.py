@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from sparsearch.indexer._search_engine import EngineUnavailableError, default_cache_dir
+from sparsearch.errors import EngineUnavailableError
+from sparsearch.indexer._search_engine import default_cache_dir
 from sparsearch.indexer.bulk import RetryPolicy, index_corpus, index_vectors
 from sparsearch.indexer.corpus import iter_corpus
 from sparsearch.indexer.opensearch import OpenSearchBackend

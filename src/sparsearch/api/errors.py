@@ -170,8 +170,8 @@ def _http_exception_response(request: Request, error: StarletteHTTPException) ->
 
 
 def _sparsearch_error_status(error: SparsearchError) -> tuple[int, str]:
-    from sparsearch.indexer._search_engine import EngineUnavailableError as EngineDown
-    from sparsearch.indexer.engine_bodies import EngineError
+    from sparsearch.errors import EngineError
+    from sparsearch.errors import EngineUnavailableError as EngineDown
 
     if isinstance(error, EngineDown):
         return 503, "engine_unavailable"

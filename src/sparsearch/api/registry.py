@@ -114,7 +114,7 @@ class IndexHandle:
 
     def call_engine(self, what: str, function: Any, *args: Any) -> Any:
         """``function(*args)``, with an unreachable engine turned into a 503 :class:`EngineUnavailableError`."""
-        from sparsearch.indexer._search_engine import EngineUnavailableError as EngineDown
+        from sparsearch.errors import EngineUnavailableError as EngineDown
 
         try:
             return function(*args)

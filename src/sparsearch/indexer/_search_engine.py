@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from sparsearch.errors import IndexFormatError, IndexNotFoundError, SparsearchError, UsageError
+from sparsearch.errors import EngineUnavailableError, IndexFormatError, IndexNotFoundError, SparsearchError, UsageError
 from sparsearch.indexer import engine_bodies as bodies
 from sparsearch.indexer.backend import Hit
 from sparsearch.retrieval.contract import Document, EncodedQuery, EncoderFingerprint, SparseVector
@@ -44,17 +44,6 @@ MAX_STORED_ENCODER_BYTES = 32 * 1024 * 1024
 
 DEFAULT_URL = "http://localhost:9200"
 DEFAULT_TIMEOUT_S = 60.0
-
-
-class EngineUnavailableError(SparsearchError):
-    """The engine cannot be reached (connection refused, timeouts, overloaded past every retry).
-
-    ``unsent`` holds what a bulk load could not deliver (``BulkFailure`` records), when known.
-    """
-
-    def __init__(self, message: str, unsent: list | None = None) -> None:
-        super().__init__(message)
-        self.unsent = list(unsent or [])
 
 
 def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:

@@ -31,9 +31,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sparsearch.errors import UsageError
+from sparsearch.errors import EngineUnavailableError, UsageError
 from sparsearch.indexer import engine_bodies as bodies
-from sparsearch.indexer._search_engine import EngineUnavailableError
 from sparsearch.indexer.corpus import iter_corpus, resolve_corpus_file
 from sparsearch.retrieval.contract import Document, Encoder, EncoderFingerprint, iter_batches
 

@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from sparsearch import __version__
-from sparsearch.errors import SparsearchError, UsageError
+from sparsearch.errors import EngineError, UsageError
 from sparsearch.retrieval.contract import Document, EncoderFingerprint
 
 FEATURES_FIELD = "features"
@@ -72,10 +72,6 @@ _VERSION_SUFFIX = re.compile(r"-v(\d{6})$")
 _INVALID_INDEX_CHARS = set('\\/*?"<>| ,#:')
 _ESCAPES = {"%": "%25", ".": "%2E"}
 _UNESCAPE = re.compile(r"%(25|2E)")
-
-
-class EngineError(SparsearchError):
-    """The search engine answered with an error or an incomplete result (failed shards)."""
 
 
 # -- feature names ------------------------------------------------------------------------------------
