@@ -37,8 +37,9 @@ class CscNumpy(Engine):
         k = min(k, int((scores > 0).sum()))
         if k == 0:
             return []
-        top = np.argpartition(-scores, k - 1)[:k]
-        return top[np.lexsort((top, -scores[top]))].tolist()
+        kth = -np.partition(-scores, k - 1)[k - 1]
+        top = np.flatnonzero(scores >= kth)  # every document tied with the k-th, then doc order decides
+        return top[np.lexsort((top, -scores[top]))][:k].tolist()
 
     def search_batch(self, queries: list, k: int, threads: int) -> list[list[int]]:
         with ThreadPoolExecutor(max_workers=threads) as pool:

@@ -20,7 +20,7 @@ class Embedded(Engine):
             for start in range(0, c.n_docs, chunk):
                 stop = min(start + chunk, c.n_docs)
                 lo, hi = c.doc_indptr[start], c.doc_indptr[stop]
-                documents = [Document(doc_id=str(i), text="") for i in range(start, stop)]
+                documents = [Document(doc_id=f"{i:010d}", text="") for i in range(start, stop)]  # id order = row order
                 writer.add_csr(
                     documents, c.doc_indptr[start : stop + 1] - lo, c.doc_terms[lo:hi], c.doc_weights[lo:hi], c.vocab
                 )
@@ -29,7 +29,6 @@ class Embedded(Engine):
         from sparsearch.indexer.embedded import EmbeddedIndex
 
         self.index = EmbeddedIndex.open(self.index_dir)
-        self.rows = np.array([int(d) for d in self.index.doc_ids], dtype=np.int64)
 
     def prepare_queries(self) -> list:
         from sparsearch.retrieval.contract import EncodedQuery

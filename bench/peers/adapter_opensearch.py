@@ -37,7 +37,7 @@ class OpenSearch(Engine):
         documents, vectors = [], []
         for i in range(c.n_docs):
             terms, weights = c.doc(i)
-            documents.append(Document(doc_id=str(i), text=""))
+            documents.append(Document(doc_id=f"{i:010d}", text=""))  # id order = row order (ties)
             vectors.append({c.vocab[t]: float(w) for t, w in zip(terms, weights, strict=True)})
         index_vectors(backend, documents, vectors, fingerprint, threads=2, chunk_size=500)
         live = backend.live_indexes()[0]

@@ -1,0 +1,80 @@
+"""The benchmark harness (bench/run.py, bench/peers/): corpus export, the engine protocol, recall and
+the choice of the reported setting. Peers that need their own virtualenv are not run here."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+@pytest.fixture(scope="module")
+def run_module():
+    sys.path.insert(0, str(BENCH))
+    sys.path.insert(0, str(BENCH / "peers"))
+    import run
+
+    yield run
+    sys.path.remove(str(BENCH))
+    sys.path.remove(str(BENCH / "peers"))
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory, run_module):
+    """400 random documents (some duplicated) and 30 queries in the harness's corpus format."""
+    rng = np.random.default_rng(3)
+    vocab = [f"t{i}" for i in range(60)]
+    docs = []
+    for _ in range(400):
+        terms = np.sort(rng.choice(60, size=int(rng.integers(1, 12)), replace=False))
+        docs.append((terms.astype(np.int32), rng.choice([0.5, 1.0, 1.5, 2.25], size=len(terms))))
+    docs[7] = docs[300]  # exact ties must come back in doc_id order from both exact engines
+    queries = [
+        (np.sort(rng.choice(60, size=4, replace=False)).astype(np.int32), rng.uniform(0.5, 3, 4)) for _ in range(30)
+    ]
+    path = tmp_path_factory.mktemp("corpus")
+    run_module._save_csr(path / "docs.npz", docs, np.float32)
+    run_module._save_csr(path / "queries.npz", queries, np.float64)
+    (path / "vocab.json").write_text(__import__("json").dumps(vocab))
+    return path
+
+
+def test_exact_engines_agree_through_the_harness(run_module, tiny_corpus, tmp_path) -> None:
+    interpreters = {"project": Path(sys.executable)}
+    results = {
+        engine: run_module.run_engine(engine, tiny_corpus, tmp_path, {}, interpreters, repeats=1, timeout=300)
+        for engine in ("sparsearch-embedded", "numpy-csc")
+    }
+    for result in results.values():
+        assert "error" not in result, result.get("error")
+        assert result["build_s"] > 0 and result["index_bytes"] > 0 and result["queries"] == 30
+    ours = results["sparsearch-embedded"]["variants"][0]["top_k"]
+    baseline = results["numpy-csc"]["variants"][0]["top_k"]
+    assert ours == baseline
+    assert run_module.recall_at_k(baseline, ours) == 1.0
+
+
+def test_missing_interpreter_is_reported_not_raised(run_module, tiny_corpus, tmp_path) -> None:
+    result = run_module.run_engine(
+        "pisa", tiny_corpus, tmp_path, {}, {"peers-error": "pip install failed: no wheel"}, repeats=1, timeout=60
+    )
+    assert result == {"engine": "pisa", "error": "pip install failed: no wheel"}
+
+
+def test_reported_setting(run_module) -> None:
+    def variant(p50, recall):
+        return {"variant": {"x": p50}, "latency": {"p50_ms": p50}, "qps": 1.0, "top_k": [[1, 2]], "r": recall}
+
+    exact = [[1, 2]]
+    seismic = {"engine": "seismic", "variants": [variant(1.0, 0), variant(2.0, 0), variant(3.0, 0)]}
+    seismic["variants"][0]["top_k"] = [[1, 9]]  # recall 0.5
+    run_module.summarise(seismic, exact)
+    assert seismic["reported"]["variant"] == {"x": 2.0}  # fastest setting with recall >= 0.99
+    pisa = {"engine": "pisa", "variants": [variant(2.0, 0), variant(1.0, 0)]}
+    run_module.summarise(pisa, exact)
+    assert pisa["reported"]["variant"] == {"x": 1.0}  # quantised engines: the fastest algorithm
+    assert all("top_k" not in v for v in pisa["variants"])
