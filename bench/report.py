@@ -249,6 +249,8 @@ def write_report(result: dict, bench: Path) -> None:
                 f"### {row['docs']:,} documents ({row['avg_terms_per_doc']:.1f} terms/doc, "
                 f"{row['avg_terms_per_query']:.1f} terms/query, plain CSC arrays {row['csc_bytes'] / 2**20:.1f} MB)"
             )
+            if row.get("run_at") and row["run_at"] != result["created_at"]:
+                lines += ["", f"Measured by an earlier run ({row['run_at']}) and kept: `--sizes` reran other sizes."]
             lines += ["", *engine_table(row["engines"], with_ndcg=False), "", *variants_table(row["engines"])]
     real = sections.get("real")
     if real:
@@ -283,12 +285,13 @@ def write_report(result: dict, bench: Path) -> None:
                 f"{r['query_encode_p50_ms']:.3f} |"
             )
         parity = quality.get("bm25_parity")
-        if parity:
-            lines += ["", "bm25s on the same text (from `bench/bm25_parity.py`, run by this command):", ""]
-            lines.append("```json")
-            lines.append(json.dumps(parity.get("results", parity), indent=1)[:3000])
-            lines.append("```")
-        elif quality.get("bm25_parity_error"):
+        for r in (parity or {}).get("rows", []):
+            if str(r.get("system", "")).startswith("bm25s"):
+                lines.append(
+                    f"| {r['dataset']} | bm25s on the text (`bench/bm25_parity.py`) | {r['ndcg@10']:.4f} | "
+                    f"{r['recall@100']:.4f} | – | – | – | – |"
+                )
+        if not parity and quality.get("bm25_parity_error"):
             lines += ["", f"bench/bm25_parity.py failed: `{quality['bm25_parity_error'][-300:]}`"]
         lines.append("")
         plot_quality(quality, plots / "quality_vs_sparsity.png")

@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -48,6 +49,7 @@ QUALITY_MODELS = ["bm25", "bm25-wordpiece", "semantic", "hybrid-semantic"]
 K = 10
 OPENSEARCH_PORT = 9400
 SPARSEARCH = Path(sys.executable).parent / "sparsearch"  # the project's CLI
+_REENCODED: set[str] = set()
 
 # engine -> (adapter script, interpreter: "project" or "peers")
 ENGINES: dict[str, tuple[str, str]] = {
@@ -102,20 +104,16 @@ def default_model() -> str:
     return "hybrid-semantic" if DEFAULT_MODEL in ("bm25", "bm25-wordpiece") else DEFAULT_MODEL
 
 
-def _tree_hash(path: str) -> str:
-    """The committed tree of ``path`` (uncommitted edits do not re-encode: delete --work for that)."""
-    done = subprocess.run(["git", "rev-parse", f"HEAD:{path}"], cwd=ROOT, capture_output=True, text=True)
-    return done.stdout.strip()
-
-
-def cached_index(model: str, data: Path, work: Path) -> Path:
+def cached_index(model: str, data: Path, work: Path, reencode: bool = False) -> Path:
     """The embedded index of ``data`` encoded by ``model``, built with ``sparsearch index`` once per
-    (model, collection, encoder source): encoding is the slow part of a run, not what is measured."""
+    (model, collection file): encoding is the slow part of a run (minutes for the semantic models on
+    2 cores), not what is measured. ``--reencode`` rebuilds it after an encoder change."""
     stat = (data / "corpus.jsonl").stat()
-    key = hashlib.sha256(
-        f"{model}|{data.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{_tree_hash('src/sparsearch/retrieval')}".encode()
-    ).hexdigest()[:12]
+    key = hashlib.sha256(f"{model}|{data.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
     path = work / "indexes" / f"{Path(model).name}-{data.name}-{key}"
+    if reencode and path.name not in _REENCODED:
+        shutil.rmtree(path, ignore_errors=True)
+        _REENCODED.add(path.name)
     if not (path / "manifest.json").is_file():
         log(f"encoding {data.name} with {model} (cached for later runs)")
         subprocess.run([str(SPARSEARCH), "index", "--data", str(data), "--index", str(path), "--model", model,
@@ -124,13 +122,13 @@ def cached_index(model: str, data: Path, work: Path) -> Path:
 
 
 # -- 2. quality ------------------------------------------------------------------------------------
-def quality(collections: list[Path], models: list[str], work: Path) -> dict:
+def quality(collections: list[Path], models: list[str], work: Path, reencode: bool = False) -> dict:
     rows = []
     for data in collections:
         for model in models:
             out = work / "eval" / f"{Path(model).name}-{data.name}.json"
             out.parent.mkdir(parents=True, exist_ok=True)
-            index = cached_index(model, data, work)
+            index = cached_index(model, data, work, reencode)
             log(f"sparsearch eval {model} on {data.name}")
             done = subprocess.run(
                 [str(SPARSEARCH), "eval", "--data", str(data), "--index", str(index),
@@ -155,9 +153,7 @@ def quality(collections: list[Path], models: list[str], work: Path) -> dict:
                 }
             )
     log("bench/bm25_parity.py (bm25s on the same text)")
-    parity_args = [sys.executable, str(BENCH / "bm25_parity.py")]
-    for data in collections:
-        parity_args += ["--data", str(data)]
+    parity_args = [sys.executable, str(BENCH / "bm25_parity.py"), "--data", *map(str, collections)]
     done = subprocess.run(parity_args, capture_output=True, text=True, cwd=ROOT)
     parity = json.loads((BENCH / "results" / "bm25_parity.json").read_text()) if done.returncode == 0 else None
     return {"rows": rows, "bm25_parity": parity, "bm25_parity_error": None if parity else done.stderr[-500:]}
@@ -378,11 +374,13 @@ def main() -> None:
     parser.add_argument("--data", type=Path, nargs="*", help="BEIR collections (default: every one in ../shared/data)")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per engine step")
     parser.add_argument("--opensearch-heap", default="2g")
+    parser.add_argument("--reencode", action="store_true", help="re-encode the collections (after an encoder change)")
     cache = Path(os.environ.get("SPARSEARCH_CACHE", Path.home() / ".cache" / "sparsearch"))
     parser.add_argument("--work", type=Path, default=cache / "bench-work")
     parser.add_argument("--output", type=Path, default=BENCH / "results" / "bench.json")
     args = parser.parse_args()
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the finally below stops OpenSearch
     started = time.perf_counter()
     model = args.model or default_model()
     collections = args.data or sorted(p for p in (ROOT.parent / "shared" / "data").iterdir() if p.is_dir())
@@ -424,7 +422,7 @@ def main() -> None:
         if "quality" in args.sections:
             models = list(dict.fromkeys([*QUALITY_MODELS, model]))
             section_start = load_average()
-            result["sections"]["quality"] = quality(collections, models, args.work)
+            result["sections"]["quality"] = quality(collections, models, args.work, args.reencode)
             result["sections"]["quality"]["load_average"] = [section_start, load_average()]
 
         # 3. real collections
@@ -435,7 +433,7 @@ def main() -> None:
             for data in collections:
                 corpus = args.work / "corpora" / f"{data.name}-{Path(model).name}"
                 shutil.rmtree(corpus, ignore_errors=True)
-                meta = real_corpus(cached_index(model, data, args.work), data, corpus)
+                meta = real_corpus(cached_index(model, data, args.work, args.reencode), data, corpus)
 
                 def ndcg(top_k, meta=meta):
                     run = {
@@ -456,7 +454,7 @@ def main() -> None:
 
         # 4. scale
         if "scale" in args.sections:
-            profile = cached_index(model, collections[0], args.work)
+            profile = cached_index(model, collections[0], args.work, args.reencode)
             rows = []
             for size in sizes:
                 corpus = args.work / "corpora" / f"synthetic-{size}"
@@ -467,8 +465,11 @@ def main() -> None:
                 engine_rows = run_engines(
                     corpus, args.work, engines, options, interpreters, args.repeats, size, args.timeout
                 )
-                rows.append({**meta, "engines": engine_rows})
+                rows.append({**meta, "engines": engine_rows, "run_at": result["created_at"]})
                 shutil.rmtree(corpus, ignore_errors=True)
+            if args.sizes:  # an explicit size list adds to (or replaces) the rows of the last run
+                kept = previous.get("sections", {}).get("scale", {}).get("rows", [])
+                rows = sorted([r for r in kept if r["docs"] not in sizes] + rows, key=lambda r: r["docs"])
             result["sections"]["scale"] = {
                 "profile": f"{model} on {collections[0].name}",
                 "rows": rows,
