@@ -124,6 +124,10 @@ def test_save_load_round_trip_without_adapters(encoder: EchoSpladeEncoder, tmp_p
 def test_plain_causal_lm_directory_is_recognised(tiny_llm_dir: Path) -> None:
     encoder = load_encoder(tiny_llm_dir)
     assert isinstance(encoder, EchoSpladeEncoder) and not encoder.is_fitted
+    assert encoder.options.precision == "bfloat16"  # LLM backbones load in bfloat16 by default
+    encoder.options = OPTIONS.replace(precision="bfloat16")
+    encoder.fit(CORPUS)
+    assert all(encoder.encode_documents(CORPUS))
 
 
 def test_window_too_small_for_echo(tiny_llm_dir: Path) -> None:

@@ -120,6 +120,9 @@ class EchoSpladeEncoder(NeuralSparseEncoder):
     ) -> EchoSpladeEncoder:
         """From a local Hugging Face causal-LM directory (loaded on first use).
 
+        ``options`` defaults to :class:`EncodingOptions` with ``precision="bfloat16"``: a 7B model
+        takes 28 GB in float32.
+
         Raises:
             ModelNotFoundError: no ``config.json`` or ``tokenizer.json`` there.
         """
@@ -130,7 +133,7 @@ class EchoSpladeEncoder(NeuralSparseEncoder):
             name or path.name,
             TokenizerVocabulary.from_file(path),
             backbone_dir=path,
-            options=options,
+            options=options or EncodingOptions(precision="bfloat16"),
             template=template,
         )
 
