@@ -182,11 +182,30 @@ def test_rerun_with_other_settings_is_refused(encoder, mlm_dir: Path, tiny_data:
     assert summary.documents == 9
 
 
-def test_index_with_another_model_is_refused(encoder, tiny_data: Path, tmp_path: Path) -> None:
+def test_index_with_the_same_or_another_model(encoder, mlm_dir: Path, tiny_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     run_encode_job(tiny_data, out, encoder, model_spec="tiny")
     with pytest.raises(EncoderMismatchError, match="index it without --model"):
         build_embedded_index(out, tmp_path / "index", load_encoder("bm25"))
+    twin = SpladeEncoder.from_mlm(build_tiny_bert(tmp_path / "twin" / "tiny-bert", seed=1), options=OPTIONS)
+    with pytest.raises(EncoderMismatchError, match="not by this --model"):  # same tokenizer, other weights
+        build_embedded_index(out, tmp_path / "index", twin)
+    same = SpladeEncoder.from_mlm(mlm_dir, options=OPTIONS)  # the --model of the encode run, not fitted
+    index, summary = build_embedded_index(out, tmp_path / "index", same)
+    assert summary.documents == 8 and index.fingerprint == encoder.fingerprint
+
+
+def test_rerun_reuses_the_fitted_idf_table(encoder, mlm_dir: Path, tiny_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run_encode_job(tiny_data, out, encoder, model_spec="tiny", shard=(0, 2))
+    again = SpladeEncoder.from_mlm(mlm_dir, options=OPTIONS)
+
+    def no_fit(texts):  # noqa: ANN001, ANN202
+        raise AssertionError("the IDF table of the first run should be reused")
+
+    again.fit = no_fit  # type: ignore[method-assign]
+    summary = run_encode_job(tiny_data, out, again, model_spec="tiny", shard=(1, 2))
+    assert summary.documents == 4 and again.fingerprint == encoder.fingerprint
 
 
 def test_bm25_cannot_be_batch_encoded(tiny_data: Path, tmp_path: Path) -> None:

@@ -267,6 +267,21 @@ def _prepare_output(output: Path, params: dict[str, object], encoder: Any) -> No
         _prepare_output(output, params, encoder)
 
 
+def _reuse_idf(output: Path, corpus: dict[str, object], encoder: Any) -> bool:
+    """On a rerun, take the IDF table the first run fitted on the same corpus (a full tokenizer pass
+    over a large corpus takes minutes); the fingerprint check that follows still applies."""
+    from sparsearch.retrieval.idf import IdfTable
+
+    manifest_file, idf_file = output / MANIFEST_FILE, output / ENCODER_DIR / "idf.json"
+    if not (manifest_file.is_file() and idf_file.is_file()) or _read_json(manifest_file).get("corpus") != corpus:
+        return False
+    table = IdfTable.load(idf_file)
+    if table.analyzer.get("vocab_sha256") != encoder.vocabulary.vocab_hash:
+        return False
+    encoder.set_idf(table)
+    return True
+
+
 def run_encode_job(
     data: str | Path,
     output: str | Path,
@@ -307,7 +322,7 @@ def run_encode_job(
     if overwrite and output.exists():
         shutil.rmtree(output)
     corpus = corpus_identity(data)
-    if not getattr(encoder, "is_fitted", True):
+    if not getattr(encoder, "is_fitted", True) and not _reuse_idf(output, corpus, encoder):
         encoder.fit(d.full_text for d in iter_corpus(data))  # type: ignore[attr-defined]
     params = _job_params(encoder, corpus, num_shards, chunk_size, model_spec)
     _prepare_output(output, params, encoder)
@@ -469,11 +484,21 @@ class EncodedOutput:
 
     def check_encoder(self, encoder: Encoder) -> None:
         """Raise :class:`EncoderMismatchError` unless ``encoder`` is the model that encoded the vectors."""
-        fitted = getattr(encoder, "is_fitted", True)
-        if not fitted or encoder.fingerprint != self.fingerprint:
+        idf_file = self.encoder_dir / "idf.json"
+        if not getattr(encoder, "is_fitted", True) and hasattr(encoder, "set_idf") and idf_file.is_file():
+            # the same --model as the encode run, not fitted yet: it takes the IDF table of the corpus
+            from sparsearch.retrieval.idf import IdfTable
+
+            with contextlib.suppress(IndexFormatError):
+                encoder.set_idf(IdfTable.load(idf_file))
+        same = getattr(encoder, "is_fitted", True) and encoder.fingerprint == self.fingerprint
+        own = getattr(encoder, "loaded_from", None) == self.encoder_dir.resolve()  # the saved encoder itself
+        if same and not own and hasattr(encoder, "document_digest"):
+            same = encoder.document_digest() == self.manifest["model"].get("document_digest")
+        if not same:
             raise EncoderMismatchError(
-                f"{self.path} was encoded by model {self.manifest['model']['spec']!r}; index it without "
-                "--model (its encoder is saved in the encode output) or re-encode with the model you want"
+                f"{self.path} was encoded by model {self.manifest['model']['spec']!r}, not by this --model; index "
+                "it without --model (its encoder is saved in the encode output) or re-encode with the model you want"
             )
 
     def iter_batches(self, batch_size: int) -> Iterator[tuple[list[Document], SparseBatch]]:

@@ -149,7 +149,7 @@ class EchoSpladeEncoder(NeuralSparseEncoder):
         config, vocabulary, idf, options = load_common(directory, cls.model_type)
         backbone = resolve_weights(directory, config["backbone"])
         adapter = directory / config["adapter"] if config.get("adapter") else None
-        return cls(
+        encoder = cls(
             config["name"],
             vocabulary,
             backbone_dir=backbone,
@@ -158,6 +158,8 @@ class EchoSpladeEncoder(NeuralSparseEncoder):
             idf=idf,
             template=EchoTemplate(**config.get("template", {})),
         )
+        encoder.loaded_from = directory.resolve()
+        return encoder
 
     # -- the torch model (lazy) ----------------------------------------------------------------------
     @property

@@ -245,6 +245,8 @@ class NeuralSparseEncoder:
         self.options = options or EncodingOptions()
         self.idf = idf
         self._fingerprint: EncoderFingerprint | None = None
+        self.loaded_from: Path | None = None
+        """The saved model directory this encoder was loaded from (``None``: built in memory)."""
         if idf is not None:
             self._check_idf(idf)
 

@@ -241,6 +241,7 @@ class SpladeEncoder(NeuralSparseEncoder):
             weights_dir=weights_dir,
         )
         encoder._digest = config.get("model_digest")
+        encoder.loaded_from = directory.resolve()
         return encoder
 
     # -- the torch model (lazy) ----------------------------------------------------------------------
