@@ -10,7 +10,7 @@ from pathlib import Path
 
 EXACT_ENGINES = ("sparsearch-embedded", "numpy-csc", "splade-index")
 LABELS = {
-    "sparsearch-embedded": "sparsearch embedded (exact, MaxScore)",
+    "sparsearch-embedded": "sparsearch embedded (exact)",
     "numpy-csc": "numpy/scipy CSC accumulation (exact)",
     "pisa": "PISA (pyterrier-pisa, 8-bit impacts)",
     "seismic": "Seismic (approximate)",
@@ -315,7 +315,7 @@ def write_report(result: dict, bench: Path) -> None:
         "```",
         "",
         "Encoded collections are cached under `${SPARSEARCH_CACHE:-~/.cache/sparsearch}/bench-work/indexes` "
-        "(keyed by model, collection and the committed encoder code); the peers' virtualenv lives in "
+        "(keyed by model and collection file; `--reencode` after an encoder change); the peers' virtualenv lives in "
         "`${SPARSEARCH_CACHE:-~/.cache/sparsearch}/bench-peers-<hash>`.",
         "",
     ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from harness import Engine, main
 
-HEAP_FACTORS = [0.7, 0.8, 0.9, 1.0]
+HEAP_FACTORS = [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
 
 
 class Seismic(Engine):
