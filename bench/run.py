@@ -153,9 +153,10 @@ def quality(collections: list[Path], models: list[str], work: Path, reencode: bo
                 }
             )
     log("bench/bm25_parity.py (bm25s on the same text)")
+    parity_file = work / "bm25_parity.json"  # not bench/results/bm25_parity.json: that one is the script's own
     parity_args = [sys.executable, str(BENCH / "bm25_parity.py"), "--data", *map(str, collections)]
-    done = subprocess.run(parity_args, capture_output=True, text=True, cwd=ROOT)
-    parity = json.loads((BENCH / "results" / "bm25_parity.json").read_text()) if done.returncode == 0 else None
+    done = subprocess.run([*parity_args, "--output", str(parity_file)], capture_output=True, text=True, cwd=ROOT)
+    parity = json.loads(parity_file.read_text()) if done.returncode == 0 else None
     return {"rows": rows, "bm25_parity": parity, "bm25_parity_error": None if parity else done.stderr[-500:]}
 
 
