@@ -412,7 +412,8 @@ def main() -> None:
     failed_installs = {e: peer_status[PEER_OF[e]] for e in args.engines if e in PEER_OF and e not in engines}
 
     opensearch: dict = {}
-    if "opensearch" in engines and {"real", "scale"} & set(args.sections):
+    needs_server = "real" in args.sections or ("scale" in args.sections and min(sizes) <= MAX_DOCS["opensearch"][0])
+    if "opensearch" in engines and needs_server:
         log("starting OpenSearch")
         opensearch = opensearch_server("start", args.opensearch_heap)
         if "error" in opensearch:
