@@ -29,7 +29,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from sparsearch.errors import EngineUnavailableError, IndexFormatError, IndexNotFoundError, SparsearchError, UsageError
+from sparsearch.errors import (
+    EngineUnavailableError,
+    IndexFormatError,
+    IndexNotFoundError,
+    SparsearchError,
+    UsageError,
+    require,
+)
 from sparsearch.indexer import engine_bodies as bodies
 from sparsearch.indexer.backend import Hit
 from sparsearch.retrieval.contract import Document, EncodedQuery, EncoderFingerprint, SparseVector
@@ -41,6 +48,11 @@ ENCODER_INDEX = "sparsearch-encoders"
 
 MAX_STORED_ENCODER_BYTES = 32 * 1024 * 1024
 """Encoders larger than this are not copied into the engine (pass ``--model`` when searching)."""
+
+MAX_CHUNK_BYTES = 20 * 1024 * 1024
+"""Bulk requests stay far below the engines' default ``http.max_content_length`` (100 MB)."""
+POOL_SIZE = 16
+"""HTTP connections kept per node (parallel bulk threads and concurrent searches share them)."""
 
 DEFAULT_URL = "http://localhost:9200"
 DEFAULT_TIMEOUT_S = 60.0
@@ -102,12 +114,26 @@ class SearchEngineBackend:
     def make_client(cls, url: str, auth: tuple[str, str] | None, timeout: float) -> Any:
         raise NotImplementedError
 
+    helpers_module: str = ""
+    """The client package's helpers module (``opensearchpy.helpers``, ``elasticsearch.helpers``): both
+    packages ship the same ``parallel_bulk`` and ``scan`` helpers."""
+
     def parallel_bulk(self, actions: Iterable[dict], *, threads: int, chunk_size: int) -> Iterator[tuple[bool, dict]]:
         """The client's ``helpers.parallel_bulk`` with per-item results (never raising on item errors)."""
-        raise NotImplementedError
+        helpers = require(self.helpers_module, "engines")
+        return helpers.parallel_bulk(
+            self.client,
+            actions,
+            thread_count=threads,
+            chunk_size=chunk_size,
+            max_chunk_bytes=MAX_CHUNK_BYTES,
+            raise_on_error=False,
+            raise_on_exception=False,
+        )
 
     def scan(self, index: str, body: Mapping[str, object]) -> Iterator[dict]:
-        raise NotImplementedError
+        """Every hit of ``body`` in ``index`` (the client's ``helpers.scan``)."""
+        return require(self.helpers_module, "engines").scan(self.client, query=dict(body), index=index, size=5000)
 
     @property
     def unavailable_errors(self) -> tuple[type[BaseException], ...]:

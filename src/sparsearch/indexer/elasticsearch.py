@@ -16,17 +16,14 @@ Version rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from sparsearch.errors import SparsearchError, UsageError, require
-from sparsearch.indexer._search_engine import SearchEngineBackend
+from sparsearch.indexer._search_engine import POOL_SIZE, SearchEngineBackend
 
 SUPPORTED_MAJORS = (8, 9)
 SPARSE_VECTOR_QUERY_SINCE = (8, 15)
-MAX_CHUNK_BYTES = 20 * 1024 * 1024
-POOL_SIZE = 16
-"""HTTP connections kept per node (parallel bulk threads and concurrent searches share them)."""
 
 
 def parse_version(number: str) -> tuple[int, int]:
@@ -74,6 +71,8 @@ class ElasticsearchBackend(SearchEngineBackend):
         hits = backend.search(encoder.encode_query("hypersonic flow"), top_k=10)
     """
 
+    helpers_module = "elasticsearch.helpers"
+
     name = "elasticsearch"
     product = "Elasticsearch"
     client_module = "elasticsearch"
@@ -90,22 +89,6 @@ class ElasticsearchBackend(SearchEngineBackend):
             http_compress=True,
             connections_per_node=POOL_SIZE,
         )
-
-    def parallel_bulk(self, actions: Iterable[dict], *, threads: int, chunk_size: int) -> Iterator[tuple[bool, dict]]:
-        helpers = require("elasticsearch.helpers", "engines")
-        return helpers.parallel_bulk(
-            self.client,
-            actions,
-            thread_count=threads,
-            chunk_size=chunk_size,
-            max_chunk_bytes=MAX_CHUNK_BYTES,
-            raise_on_error=False,
-            raise_on_exception=False,
-        )
-
-    def scan(self, index: str, body: Mapping[str, object]) -> Iterator[dict]:
-        helpers = require("elasticsearch.helpers", "engines")
-        return helpers.scan(self.client, query=dict(body), index=index, size=5000)
 
     @property
     def unavailable_errors(self) -> tuple[type[BaseException], ...]:

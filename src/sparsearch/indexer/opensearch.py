@@ -8,19 +8,15 @@ versions, search, documents, encoder store) lives in :mod:`sparsearch.indexer._s
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from sparsearch.errors import UsageError, require
-from sparsearch.indexer._search_engine import SearchEngineBackend
+from sparsearch.indexer._search_engine import POOL_SIZE, SearchEngineBackend
 
 log = logging.getLogger(__name__)
 
 SUPPORTED_MAJORS = (2, 3)
-MAX_CHUNK_BYTES = 20 * 1024 * 1024
-POOL_SIZE = 16
-"""HTTP connections kept per node (parallel bulk threads and concurrent searches share them)."""
-"""Bulk requests stay far below OpenSearch's default ``http.max_content_length`` (100 MB)."""
 
 
 def check_opensearch_server(info: Mapping[str, Any], url: str = "the server") -> None:
@@ -49,6 +45,8 @@ class OpenSearchBackend(SearchEngineBackend):
         hits = backend.search(encoder.encode_query("hypersonic flow"), top_k=10)
     """
 
+    helpers_module = "opensearchpy.helpers"
+
     name = "opensearch"
     product = "OpenSearch"
     client_module = "opensearchpy"
@@ -65,22 +63,6 @@ class OpenSearchBackend(SearchEngineBackend):
             http_compress=True,
             pool_maxsize=POOL_SIZE,
         )
-
-    def parallel_bulk(self, actions: Iterable[dict], *, threads: int, chunk_size: int) -> Iterator[tuple[bool, dict]]:
-        helpers = require("opensearchpy.helpers", "engines")
-        return helpers.parallel_bulk(
-            self.client,
-            actions,
-            thread_count=threads,
-            chunk_size=chunk_size,
-            max_chunk_bytes=MAX_CHUNK_BYTES,
-            raise_on_error=False,
-            raise_on_exception=False,
-        )
-
-    def scan(self, index: str, body: Mapping[str, object]) -> Iterator[dict]:
-        helpers = require("opensearchpy.helpers", "engines")
-        return helpers.scan(self.client, query=dict(body), index=index, size=5000)
 
     @property
     def unavailable_errors(self) -> tuple[type[BaseException], ...]:
