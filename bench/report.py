@@ -62,7 +62,7 @@ def engine_table(engines: list[dict], with_ndcg: bool) -> list[str]:
             _fmt(e.get("build_s"), ".1f"),
             _fmt(e.get("index_bytes", 0) / 2**20, ".1f"),
             _fmt(e.get("load_s"), ".3f"),
-            _fmt(e.get("peak_rss_mb"), ".0f"),
+            _fmt(e.get("peak_rss_mb"), ".0f") if e.get("rss_method") else "n/a¹",
             _fmt(lat["p50_ms"], ".3f"),
             _fmt(lat["p95_ms"], ".3f"),
             _fmt(lat["p99_ms"], ".3f"),
@@ -118,9 +118,9 @@ def plot_latency(scale: dict, path: Path) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("documents (synthetic, fitted to the model's vectors)")
     ax.set_ylabel("single-query latency p50, one thread (ms)")
-    ax.set_title("Exact top-10 latency against corpus size")
+    ax.set_title("Top-10 latency against corpus size (exact and approximate engines)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -228,8 +228,12 @@ def write_report(result: dict, bench: Path) -> None:
         "",
         "Protocol (`bench/peers/harness.py`): every engine builds in a fresh process and is queried in another; "
         "load time = opening the built index; latency = one thread, one query at a time after a warm-up pass; "
-        "QPS = the engine's own parallel batch search on all cores; peak RSS = `ru_maxrss` of the query process "
+        "QPS = the engine's own parallel batch search on all cores; peak RSS = `VmHWM` of the query process "
         "(the JVM's high-water mark for OpenSearch); recall@10 = overlap with the embedded engine's exact top-10.",
+        "",
+        "¹ Rows measured before the harness read `VmHWM` have no peak RSS: they used `ru_maxrss`, which Linux "
+        "carries from the benchmark driver into every process it starts, so those figures were the driver's "
+        "peak, not the engine's.",
         "",
     ]
     scale = sections.get("scale")

@@ -15,7 +15,7 @@ import resource
 import subprocess
 import sys
 
-from harness import Engine, main
+from harness import Engine, main, vm_hwm_mb
 
 os.environ.setdefault("OPENAI_API_KEY", "placeholder-not-used")
 os.environ.setdefault("JAVA_HOME", "/usr/lib/jvm/temurin-25-jdk-amd64")
@@ -48,9 +48,8 @@ class Lucene(Engine):
         source.rmdir()
 
     def peak_rss_mb(self) -> float:
-        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        return max(own, children) / 1024
+        # the indexing JVM is a child process (forked from this small one, so its ru_maxrss is its own)
+        return max(vm_hwm_mb(), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
 
     def open(self) -> None:
         from pyserini.pyclass import autoclass

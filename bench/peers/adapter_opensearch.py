@@ -13,7 +13,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from harness import Engine, main
+from harness import Engine, main, vm_hwm_mb
 
 INDEX = "bench"
 
@@ -68,11 +68,7 @@ class OpenSearch(Engine):
             return list(pool.map(lambda q: self.search(q, k), queries))
 
     def peak_rss_mb(self) -> float:
-        pid = Path(self.options["pid_file"]).read_text().strip()
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        return vm_hwm_mb(Path(self.options["pid_file"]).read_text().strip())
 
     def describe(self) -> dict:
         return {

@@ -24,7 +24,7 @@ Timing protocol (the same for every engine, so ratios are meaningful):
                    pass; p50/p95/p99 per pass, the median pass reported (and every pass kept)
     qps            all cores: the engine's own batch/multi-threaded search over all queries,
                    ``repeats`` times, median reported
-    peak_rss_mb    ru_maxrss of the query process (the server's VmHWM for a server engine)
+    peak_rss_mb    VmHWM (peak resident memory) of the query process (of the server for a server engine)
     top_k          the result of the last single-thread pass, as document rows
 """
 
@@ -32,38 +32,44 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 
-@dataclass
 class Corpus:
-    """A benchmark corpus as CSR rows (see the module docstring for the files)."""
+    """A benchmark corpus as CSR rows (see the module docstring for the files). Arrays load on first
+    use, so a query process that never reads the documents does not count them in its peak RSS."""
 
-    path: Path
-    vocab: list[str]
-    doc_indptr: np.ndarray
-    doc_terms: np.ndarray
-    doc_weights: np.ndarray
-    query_indptr: np.ndarray
-    query_terms: np.ndarray
-    query_weights: np.ndarray
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._docs = np.load(path / "docs.npz")
+        self._queries = np.load(path / "queries.npz")
+        self._cache: dict[str, np.ndarray] = {}
 
     @classmethod
     def load(cls, path: str | Path) -> Corpus:
-        path = Path(path)
-        docs = np.load(path / "docs.npz")
-        queries = np.load(path / "queries.npz")
-        vocab = json.loads((path / "vocab.json").read_text(encoding="utf-8"))
-        return cls(
-            path, vocab, docs["indptr"], docs["term_ids"], docs["weights"],
-            queries["indptr"], queries["term_ids"], queries["weights"],
-        )  # fmt: skip
+        return cls(Path(path))
+
+    def _array(self, name: str, source, key: str) -> np.ndarray:
+        if name not in self._cache:
+            self._cache[name] = source[key]
+        return self._cache[name]
+
+    @property
+    def vocab(self) -> list[str]:
+        if "vocab" not in self._cache:
+            self._cache["vocab"] = json.loads((self.path / "vocab.json").read_text(encoding="utf-8"))
+        return self._cache["vocab"]
+
+    doc_indptr = property(lambda self: self._array("doc_indptr", self._docs, "indptr"))
+    doc_terms = property(lambda self: self._array("doc_terms", self._docs, "term_ids"))
+    doc_weights = property(lambda self: self._array("doc_weights", self._docs, "weights"))
+    query_indptr = property(lambda self: self._array("query_indptr", self._queries, "indptr"))
+    query_terms = property(lambda self: self._array("query_terms", self._queries, "term_ids"))
+    query_weights = property(lambda self: self._array("query_weights", self._queries, "weights"))
 
     @property
     def n_docs(self) -> int:
@@ -139,10 +145,20 @@ class Engine:
         return sum(f.stat().st_size for f in self.index_dir.rglob("*") if f.is_file())
 
     def peak_rss_mb(self) -> float:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return vm_hwm_mb()
 
     def close(self) -> None:
         pass
+
+
+def vm_hwm_mb(pid: int | str = "self") -> float:
+    """Peak resident memory (MB) of a process: ``VmHWM`` of /proc/PID/status. Not ``ru_maxrss``: Linux
+    carries a parent's ``ru_maxrss`` into children it forks, so every engine would report the
+    benchmark driver's peak."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def _percentiles(values_ms: list[float]) -> dict[str, float]:
@@ -204,12 +220,14 @@ def main(engine_class: type[Engine]) -> None:
         out["build_s"] = time.perf_counter() - t0
         out["index_bytes"] = engine.index_bytes()
         out["build_peak_rss_mb"] = engine.peak_rss_mb()
+        out["rss_method"] = "VmHWM"
     elif step == "query":
         t0 = time.perf_counter()
         engine.open()
         out["load_s"] = time.perf_counter() - t0
         out.update(time_queries(engine, job["k"], job["repeats"], job.get("threads") or os.cpu_count() or 1))
         out["peak_rss_mb"] = engine.peak_rss_mb()
+        out["rss_method"] = "VmHWM"
     else:
         raise SystemExit(f"unknown step {step!r}: use build or query")
     out["settings"] = engine.describe()
