@@ -138,3 +138,16 @@ def test_threaded_batch_search_matches_sequential(tmp_path: Path) -> None:
         for _ in range(50)
     ]
     assert index.search_batch(queries, 10, threads=4) == index.search_batch(queries, 10)
+
+
+@pytest.mark.parametrize("weight", [0.0, -1.0, float("nan"), float("inf"), 1e-46])
+def test_weights_outside_the_contract_are_refused_with_the_document(tmp_path: Path, weight: float) -> None:
+    from sparsearch.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"document 'bad': token 'y' has weight"):
+        build(tmp_path / "index", {"good": {"x": 1.0}, "bad": {"x": 1.0, "y": weight}})
+    assert not (tmp_path / "index").exists()
+    index = build(tmp_path / "ok", {"good": {"x": 1.0}})
+    with pytest.raises(UsageError, match=r"document 'new'"):
+        index.upsert([Document(doc_id="new", text="")], [{"x": weight}])
+    assert index.count() == 1

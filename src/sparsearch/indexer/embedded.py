@@ -52,7 +52,7 @@ from sparsearch.errors import IndexExistsError, IndexFormatError, IndexNotFoundE
 from sparsearch.indexer.backend import Hit
 from sparsearch.indexer.docstore import DocStore, DocStoreWriter
 from sparsearch.indexer.kernels import PROBE_COST, WINDOW, maxscore_top_k, taat_top_k
-from sparsearch.indexer.postings import Postings, PostingsBuilder
+from sparsearch.indexer.postings import InvalidWeightError, Postings, PostingsBuilder
 from sparsearch.retrieval.contract import Document, EncodedQuery, EncoderFingerprint, SparseVector
 
 FORMAT_VERSION = 1
@@ -119,6 +119,19 @@ def _manifest(fingerprint: EncoderFingerprint, postings: Postings, generation: i
     }
 
 
+@contextlib.contextmanager
+def _naming_bad_weights(documents: Sequence[Document], first_row: int) -> Iterator[None]:
+    """Turn the postings builder's weight check into an error that names the document."""
+    try:
+        yield
+    except InvalidWeightError as error:
+        doc_id = documents[error.doc_row - first_row].doc_id
+        raise UsageError(
+            f"document {doc_id!r}: token {error.token!r} has weight {error.weight!r}; "
+            "document weights must be finite and > 0"
+        ) from None
+
+
 class IndexWriter:
     """Builds a new embedded index from a stream of ``(document, vector)`` batches.
 
@@ -162,8 +175,9 @@ class IndexWriter:
         """Append documents and their vectors (same length, same order)."""
         if len(documents) != len(vectors):
             raise ValueError(f"{len(documents)} documents but {len(vectors)} vectors")
+        with _naming_bad_weights(documents, self._builder.n_docs):
+            self._builder.add_documents(vectors)
         self._add_documents(documents)
-        self._builder.add_documents(vectors)
 
     def add_csr(
         self,
@@ -177,8 +191,9 @@ class IndexWriter:
         the fast path for pre-encoded or generated vectors (no per-token Python objects)."""
         if len(documents) != len(indptr) - 1:
             raise ValueError(f"{len(documents)} documents but {len(indptr) - 1} rows")
+        with _naming_bad_weights(documents, self._builder.n_docs):
+            self._builder.add_csr(indptr, term_ids, weights, vocabulary)
         self._add_documents(documents)
-        self._builder.add_csr(indptr, term_ids, weights, vocabulary)
 
     def _add_documents(self, documents: Sequence[Document]) -> None:
         assert self._store is not None, "use IndexWriter as a context manager"
@@ -417,7 +432,8 @@ class EmbeddedIndex:
         surviving = keep[docs]
         builder = PostingsBuilder(old.vocab)
         builder.add_coo(term_ids[surviving], renumber[docs[surviving]], weights[surviving], int(keep.sum()))
-        builder.add_documents(vectors)
+        with _naming_bad_weights(documents, builder.n_docs):
+            builder.add_documents(vectors)
         postings = builder.build()
         doc_ids = [d for d, k in zip(self.doc_ids, keep, strict=True) if k] + [d.doc_id for d in documents]
 

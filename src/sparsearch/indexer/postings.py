@@ -13,6 +13,16 @@ from dataclasses import dataclass
 import numpy as np
 
 
+class InvalidWeightError(ValueError):
+    """A document weight breaks the contract (weights must be finite and > 0)."""
+
+    def __init__(self, doc_row: int, token: str, weight: float) -> None:
+        super().__init__(f"row {doc_row}: token {token!r} has weight {weight!r}; weights must be finite and > 0")
+        self.doc_row = doc_row
+        self.token = token
+        self.weight = weight
+
+
 @dataclass
 class Postings:
     """Term-major postings. Shapes: indptr (n_terms + 1,), doc_idx/weights (nnz,), max_weight (n_terms,)."""
@@ -54,7 +64,17 @@ class PostingsBuilder:
         self.n_docs = 0
 
     def add_coo(self, term_ids: np.ndarray, doc_idx: np.ndarray, weights: np.ndarray, n_docs: int) -> None:
-        """Append postings already expressed in this builder's term ids; ``doc_idx`` is absolute."""
+        """Append postings already expressed in this builder's term ids; ``doc_idx`` is absolute.
+
+        Raises:
+            InvalidWeightError: a weight is not a finite number > 0 in float32 (the scoring contract;
+                the kernels rely on it).
+        """
+        weights = weights.astype(np.float32, copy=False)
+        bad = np.flatnonzero(~(np.isfinite(weights) & (weights > 0)))
+        if len(bad):
+            first = bad[0]
+            raise InvalidWeightError(int(doc_idx[first]), self.vocab[int(term_ids[first])], float(weights[first]))
         self._terms.append(term_ids.astype(np.int32, copy=False))
         self._docs.append(doc_idx.astype(np.int32, copy=False))
         self._weights.append(weights.astype(np.float32, copy=False))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Protocol, runtime_checkable
@@ -104,15 +103,6 @@ class Encoder(Protocol):
     def encode_query(self, text: str) -> EncodedQuery:
         """Encode one query; an empty or all-stop-word query gives empty weights."""
         ...
-
-
-def validate_document_vector(vector: Mapping[str, float], doc_id: str) -> None:
-    """Check a document vector obeys the contract: string tokens, finite weights > 0."""
-    for token, weight in vector.items():
-        if not isinstance(token, str):
-            raise ValueError(f"document {doc_id!r}: token {token!r} is not a string")
-        if not (isinstance(weight, int | float) and math.isfinite(weight) and weight > 0):
-            raise ValueError(f"document {doc_id!r}: token {token!r} has weight {weight!r}; weights must be > 0")
 
 
 def dot(query: Mapping[str, float], document: Mapping[str, float]) -> float:
