@@ -128,3 +128,24 @@ def test_existing_index_is_not_overwritten(tiny_data: Path, tiny_bm25_index: Pat
 def test_stop_word_query_returns_no_hits(tiny_bm25_index: Path) -> None:
     result = invoke("search", "--index", str(tiny_bm25_index), "--json", "the of and")
     assert result.exit_code == 0 and json.loads(result.stdout)["hits"] == []
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ('data = "x"\noutput = "y"\nbatch_queris = 3\n', "batch_queris: Extra inputs are not permitted"),
+        ('data = "x"\noutput = "y"\nbatch_queries = 0\n', "batch_queries: Input should be greater than or equal to 1"),
+        ('output = "y"\n', "data: Field required"),
+        ("data = \n", "not valid TOML"),
+    ],
+)
+def test_train_config_errors_name_the_field(tmp_path: Path, config: str, message: str) -> None:
+    path = write(tmp_path / "run.toml", config)
+    result = invoke("train", "--config", str(path))
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "Traceback" not in result.output
+
+
+def test_train_config_file_must_exist(tmp_path: Path) -> None:
+    result = invoke("train", "--config", str(tmp_path / "missing.toml"))
+    assert result.exit_code == 2 and "no such config file" in result.stderr
