@@ -1,12 +1,13 @@
 """Compiled search kernels (numba) over term-major postings.
 
-:func:`maxscore_top_k` is what the engine runs: exact top-k with MaxScore-style pruning (below).
-:func:`taat_top_k` is the exhaustive kernel it falls back to when pruning cannot apply, and the
-reference the tests compare against: it scores one query term-at-a-time into a dense per-document accumulator, tracking
-which documents it touched, then keeps the best ``k`` in a bounded heap ordered by score descending,
-then by the rank of the ``doc_id`` in sorted order (ascending), so results are deterministic. The
-accumulator is reset by walking the touched list, so its cost is proportional to the postings read,
-not to the corpus size. Kernels release the GIL, so batch search runs them on several threads.
+:func:`maxscore_top_k` is what the engine runs on corpora of 8k+ documents: exact top-k with
+MaxScore pruning over document windows (see the comment above it). :func:`taat_top_k` is the
+exhaustive kernel for small corpora and large ``k``: it scores one query term-at-a-time into a
+dense per-document accumulator, tracking which documents it touched, then keeps the best ``k`` in a
+bounded heap ordered by score descending, then by the rank of the ``doc_id`` in sorted order
+(ascending), so results are deterministic. The accumulator is reset by walking the touched list, so
+its cost is proportional to the postings read, not to the corpus size. Kernels release the GIL, so
+batch search runs them on several threads.
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ _SLACK = 1.0 + 1e-9
 WINDOW = 4096
 _MIN_WINDOW = 256
 _SEED_WIDTH = 2  # the seed rescores this many times k documents
-_SEED_SHIFT = 9  # the seed reads at most max(WINDOW, n_docs >> _SEED_SHIFT) postings
+_SEED_SHIFT = 9  # the seed reads at most max(window, n_docs >> _SEED_SHIFT) postings
 PROBE_COST = 8  # a probe costs about this many scanned postings (measured on synthetic 1M corpora)
 
 
