@@ -46,6 +46,7 @@ class TwoChannelEncoder:
         self.learned = learned
         self.learned_weight = learned_weight
         self.name = name
+        self._fingerprint: EncoderFingerprint | None = None
 
     @property
     def is_fitted(self) -> bool:
@@ -57,15 +58,18 @@ class TwoChannelEncoder:
         self.lexical.fit(texts)
         if not getattr(self.learned, "is_fitted", True):
             self.learned.fit(texts)  # type: ignore[attr-defined]
+        self._fingerprint = None
 
     @property
     def fingerprint(self) -> EncoderFingerprint:
-        lexical, learned = self.lexical.fingerprint, self.learned.fingerprint
-        return EncoderFingerprint(
-            name=self.name,
-            vocab_hash=stable_hash([lexical.vocab_hash, learned.name, learned.vocab_hash]),
-            idf_hash=stable_hash([lexical.idf_hash, learned.idf_hash]),
-        )
+        if self._fingerprint is None:  # hashing on every query would cost more than the query
+            lexical, learned = self.lexical.fingerprint, self.learned.fingerprint
+            self._fingerprint = EncoderFingerprint(
+                name=self.name,
+                vocab_hash=stable_hash([lexical.vocab_hash, learned.name, learned.vocab_hash]),
+                idf_hash=stable_hash([lexical.idf_hash, learned.idf_hash]),
+            )
+        return self._fingerprint
 
     def encode_documents(self, texts: Sequence[str]) -> list[SparseVector]:
         lexical = self.lexical.encode_documents(texts)
