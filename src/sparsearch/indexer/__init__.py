@@ -1,6 +1,8 @@
-"""Engines and indexing jobs: the embedded inverted index, the backend protocol, the corpus reader."""
+"""Engines and indexing jobs: the embedded inverted index, the backend protocol and the OpenSearch /
+Elasticsearch backends (``open_backend``), the corpus reader, the encode job."""
 
 from sparsearch.indexer.backend import Hit, SearchBackend
+from sparsearch.indexer.backends import load_backend_encoder, open_backend
 from sparsearch.indexer.corpus import iter_corpus
 from sparsearch.indexer.embedded import EmbeddedIndex, IndexWriter
 from sparsearch.indexer.encode_job import EncodedOutput, run_encode_job
@@ -15,5 +17,7 @@ __all__ = [
     "SearchBackend",
     "build_embedded_index",
     "iter_corpus",
+    "load_backend_encoder",
+    "open_backend",
     "run_encode_job",
 ]
