@@ -114,13 +114,12 @@ class SearchEngineBackend:
     def make_client(cls, url: str, auth: tuple[str, str] | None, timeout: float) -> Any:
         raise NotImplementedError
 
-    helpers_module: str = ""
-    """The client package's helpers module (``opensearchpy.helpers``, ``elasticsearch.helpers``): both
-    packages ship the same ``parallel_bulk`` and ``scan`` helpers."""
-
     def parallel_bulk(self, actions: Iterable[dict], *, threads: int, chunk_size: int) -> Iterator[tuple[bool, dict]]:
-        """The client's ``helpers.parallel_bulk`` with per-item results (never raising on item errors)."""
-        helpers = require(self.helpers_module, "engines")
+        """The client's ``helpers.parallel_bulk`` with per-item results (never raising on item errors).
+
+        Both client packages ship the same ``helpers`` module (``<client_module>.helpers``).
+        """
+        helpers = require(f"{self.client_module}.helpers", "engines")
         return helpers.parallel_bulk(
             self.client,
             actions,
@@ -133,7 +132,8 @@ class SearchEngineBackend:
 
     def scan(self, index: str, body: Mapping[str, object]) -> Iterator[dict]:
         """Every hit of ``body`` in ``index`` (the client's ``helpers.scan``)."""
-        return require(self.helpers_module, "engines").scan(self.client, query=dict(body), index=index, size=5000)
+        helpers = require(f"{self.client_module}.helpers", "engines")
+        return helpers.scan(self.client, query=dict(body), index=index, size=5000)
 
     @property
     def unavailable_errors(self) -> tuple[type[BaseException], ...]:

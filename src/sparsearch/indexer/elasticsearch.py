@@ -71,8 +71,6 @@ class ElasticsearchBackend(SearchEngineBackend):
         hits = backend.search(encoder.encode_query("hypersonic flow"), top_k=10)
     """
 
-    helpers_module = "elasticsearch.helpers"
-
     name = "elasticsearch"
     product = "Elasticsearch"
     client_module = "elasticsearch"

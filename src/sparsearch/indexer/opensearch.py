@@ -45,8 +45,6 @@ class OpenSearchBackend(SearchEngineBackend):
         hits = backend.search(encoder.encode_query("hypersonic flow"), top_k=10)
     """
 
-    helpers_module = "opensearchpy.helpers"
-
     name = "opensearch"
     product = "OpenSearch"
     client_module = "opensearchpy"
