@@ -20,14 +20,19 @@ def tiny_data() -> Path:
     return TINY
 
 
-@pytest.fixture(scope="session")
-def _tiny_bm25_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def build_tiny_index(tmp_path_factory: pytest.TempPathFactory, model: str) -> Path:
+    """An embedded index of tests/data/tiny built with ``model`` (for session-scoped fixtures)."""
     from sparsearch.indexer.pipeline import build_embedded_index
     from sparsearch.retrieval.models import load_encoder
 
-    path = tmp_path_factory.mktemp("tiny-bm25") / "index"
-    build_embedded_index(TINY, path, load_encoder("bm25"))
+    path = tmp_path_factory.mktemp(f"tiny-{model}") / "index"
+    build_embedded_index(TINY, path, load_encoder(model))
     return path
+
+
+@pytest.fixture(scope="session")
+def _tiny_bm25_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_index(tmp_path_factory, "bm25")
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TINY
+from tests.conftest import build_tiny_index
 
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "api"
 """Where tests leave artefacts for people to look at (screenshots); git-ignored."""
@@ -19,12 +19,7 @@ OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "api"
 
 @pytest.fixture(scope="session")
 def _tiny_wordpiece_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from sparsearch.indexer.pipeline import build_embedded_index
-    from sparsearch.retrieval.models import load_encoder
-
-    path = tmp_path_factory.mktemp("tiny-wordpiece") / "index"
-    build_embedded_index(TINY, path, load_encoder("bm25-wordpiece"))
-    return path
+    return build_tiny_index(tmp_path_factory, "bm25-wordpiece")
 
 
 @pytest.fixture
