@@ -38,6 +38,7 @@ def test_index_search_eval_end_to_end(tiny_data: Path, tmp_path: Path) -> None:
     assert set(report["latency_ms"]) >= {"query_encode_p50", "search_p50", "search_p95"}
     assert set(report["index"]) == {"postings", "avg_terms_per_doc", "bytes"}
     assert report["docs"] == 8 and report["queries"] == 5
+    assert report["postings_touched_per_query"] > 0
     first = run.read_text().splitlines()[0].split()
     assert first[1] == "Q0" and first[3] == "1" and first[5] == "bm25"
 

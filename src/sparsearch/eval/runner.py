@@ -44,8 +44,14 @@ def run_queries(
     queries: dict[str, str],
     depth: int,
     on_progress: Callable[[int], None] | None = None,
+    postings_touched: list[int] | None = None,
 ) -> tuple[Run, list[float], list[float]]:
-    """Search every query; returns the run and per-query encode and search times in milliseconds."""
+    """Search every query; returns the run and per-query encode and search times in milliseconds.
+
+    With a ``postings_touched`` list and a backend that counts them, each query's cost (postings
+    of its terms) is appended to it, outside the timed part.
+    """
+    count_postings = getattr(backend, "postings_touched", None) if postings_touched is not None else None
     run: Run = {}
     encode_ms: list[float] = []
     search_ms: list[float] = []
@@ -58,6 +64,8 @@ def run_queries(
         encode_ms.append((t1 - t0) * 1e3)
         search_ms.append((t2 - t1) * 1e3)
         run[query_id] = {hit.doc_id: hit.score for hit in hits}
+        if count_postings is not None:
+            postings_touched.append(count_postings(encoded))  # type: ignore[union-attr]
         if on_progress is not None:
             on_progress(1)
     return run, encode_ms, search_ms
@@ -75,11 +83,9 @@ def evaluate(
     on_progress: Callable[[int], None] | None = None,
 ) -> tuple[EvalReport, Run]:
     """Run every judged query through ``backend`` and score the run against the qrels."""
-    run, encode_ms, search_ms = run_queries(backend, encoder, topics.queries, depth, on_progress)
-    touched = None
-    if hasattr(backend, "postings_touched") and topics.queries:
-        costs = [backend.postings_touched(encoder.encode_query(text)) for text in topics.queries.values()]
-        touched = float(np.mean(costs))
+    costs: list[int] = []
+    run, encode_ms, search_ms = run_queries(backend, encoder, topics.queries, depth, on_progress, costs)
+    touched = float(np.mean(costs)) if costs else None
 
     def pct(values: list[float], q: float) -> float:
         return float(np.percentile(values, q)) if values else 0.0
