@@ -17,11 +17,11 @@ from sparsearch.retrieval.models import load_encoder
 
 def test_manifest_describes_the_index(tiny_bm25_index: Path) -> None:
     manifest = json.loads((tiny_bm25_index / "manifest.json").read_text())
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     assert manifest["n_docs"] == 8
     assert manifest["empty_documents"] == 1
     assert manifest["encoder"]["name"] == "bm25"
-    assert manifest["dtype"] == {"indptr": "int64", "doc_idx": "int32", "weights": "float32"}
+    assert manifest["dtype"] == {"indptr": "uint32", "doc_idx": "int32", "weights": "float32"}
     index = EmbeddedIndex.open(tiny_bm25_index)
     assert isinstance(index.postings.weights, np.memmap)
     assert index.postings.nnz == manifest["nnz"] > 0

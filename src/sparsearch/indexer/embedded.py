@@ -7,13 +7,18 @@ Directory layout (every array is a ``.npy`` file that opens with ``mmap``; no pi
       encoder/               the encoder that built the index (config + IDF table)
       gen-000001/            one immutable generation of the data:
         vocab.json           term_id -> token
-        indptr.npy           int64 (n_terms + 1,)
+        indptr.npy           uint32 (n_terms + 1,) posting offsets (int64 past 2^32 - 1 postings)
         doc_idx.npy          int32 (nnz,)   postings, term-major, doc-ascending per term
         weights.npy          float32 (nnz,)
-        max_weight.npy       float32 (n_terms,)
         doc_ids.json         doc_idx -> external doc_id
         doc_id_rank.npy      int32 (n_docs,) rank of each doc_id in sorted order (tie-breaks)
         docs.jsonl, docs_offsets.npy   stored title and text
+
+The three posting arrays are scipy's CSC arrays of the (n_docs x n_terms) matrix at the same widths
+(scipy's int32 ``indptr`` and ``indices`` until 2^31 postings), so the searchable postings are no
+larger than the plain CSC arrays. The per-term bounds MaxScore needs (``max_weight``) are not
+stored: they are computed in memory, each the first time a query uses its term. Format 1 (int64
+``indptr`` plus a stored ``max_weight.npy``) is still read.
 
 **Builds** go to a temporary sibling directory that is renamed into place; an existing index is
 replaced only with ``overwrite=True``.
@@ -52,10 +57,18 @@ from sparsearch.errors import IndexExistsError, IndexFormatError, IndexNotFoundE
 from sparsearch.indexer.backend import Hit
 from sparsearch.indexer.docstore import DocStore, DocStoreWriter
 from sparsearch.indexer.kernels import PROBE_COST, WINDOW, maxscore_top_k, taat_top_k
-from sparsearch.indexer.postings import InvalidWeightError, Postings, PostingsBuilder
+from sparsearch.indexer.postings import (
+    InvalidWeightError,
+    Postings,
+    PostingsBuilder,
+    offsets_dtype,
+    unknown_max_weights,
+)
 from sparsearch.retrieval.contract import Document, EncodedQuery, EncoderFingerprint, SparseVector
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Written by this version: narrow ``indptr``, no stored ``max_weight`` (format 1 had both, int64)."""
+READABLE_FORMATS = (1, 2)
 MANIFEST_FILE = "manifest.json"
 ENCODER_DIR = "encoder"
 LOCK_FILE = ".lock"
@@ -83,10 +96,9 @@ def _write_json_atomic(path: Path, payload: object) -> None:
 def _write_generation(directory: Path, postings: Postings, doc_ids: Sequence[str]) -> None:
     """Write the arrays of one generation (the doc store is written by the caller)."""
     (directory / "vocab.json").write_text(json.dumps(postings.vocab, ensure_ascii=False), encoding="utf-8")
-    np.save(directory / "indptr.npy", postings.indptr.astype(np.int64, copy=False))
+    np.save(directory / "indptr.npy", postings.indptr.astype(offsets_dtype(postings.nnz), copy=False))
     np.save(directory / "doc_idx.npy", postings.doc_idx.astype(np.int32, copy=False))
     np.save(directory / "weights.npy", postings.weights.astype(np.float32, copy=False))
-    np.save(directory / "max_weight.npy", postings.max_weight.astype(np.float32, copy=False))
     (directory / "doc_ids.json").write_text(json.dumps(list(doc_ids), ensure_ascii=False), encoding="utf-8")
     rank = np.empty(len(doc_ids), dtype=np.int32)
     rank[np.argsort(np.asarray(doc_ids, dtype=object), kind="stable")] = np.arange(len(doc_ids), dtype=np.int32)
@@ -114,7 +126,7 @@ def _manifest(fingerprint: EncoderFingerprint, postings: Postings, generation: i
         "nnz": postings.nnz,
         "avg_terms_per_doc": float(lengths.mean()) if postings.n_docs else 0.0,
         "empty_documents": int((lengths == 0).sum()),
-        "dtype": {"indptr": "int64", "doc_idx": "int32", "weights": "float32"},
+        "dtype": {"indptr": offsets_dtype(postings.nnz).name, "doc_idx": "int32", "weights": "float32"},
         "quantization": "none",
     }
 
@@ -252,20 +264,24 @@ class EmbeddedIndex:
             manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
         except ValueError as error:
             raise IndexFormatError(f"{manifest_file}: unreadable manifest ({error})") from error
-        if manifest.get("format_version") != FORMAT_VERSION:
+        if manifest.get("format_version") not in READABLE_FORMATS:
             raise IndexFormatError(
                 f"{self.path} has index format {manifest.get('format_version')!r}; this sparsearch reads "
-                f"format {FORMAT_VERSION}: rebuild the index with sparsearch index --overwrite"
+                f"formats {', '.join(map(str, READABLE_FORMATS))}: rebuild the index with sparsearch index --overwrite"
             )
         data = self.path / manifest["data_dir"]
         try:
             vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))
+            indptr = np.load(data / "indptr.npy")
+            if indptr.dtype.kind not in "iu" or indptr.shape != (len(vocab) + 1,):
+                raise ValueError(f"indptr.npy holds {indptr.dtype} {indptr.shape}, not integer offsets per term")
+            bounds = data / "max_weight.npy"  # format 1 stored the bounds
             self.postings = Postings(
                 vocab=vocab,
-                indptr=np.load(data / "indptr.npy", mmap_mode="r"),
+                indptr=indptr.astype(np.int64),  # in memory 8 bytes per term: one kernel signature
                 doc_idx=np.load(data / "doc_idx.npy", mmap_mode="r"),
                 weights=np.load(data / "weights.npy", mmap_mode="r"),
-                max_weight=np.load(data / "max_weight.npy", mmap_mode="r"),
+                max_weight=np.load(bounds) if bounds.is_file() else unknown_max_weights(len(vocab)),  # writable
                 n_docs=int(manifest["n_docs"]),
             )
             self.doc_ids: list[str] = json.loads((data / "doc_ids.json").read_text(encoding="utf-8"))

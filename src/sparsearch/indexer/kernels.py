@@ -281,8 +281,11 @@ def maxscore_top_k(
     """Exact top-``k`` documents of one query, skipping postings that cannot change the result.
 
     Same arguments and results as :func:`taat_top_k`, plus ``max_weight``: float32 (n_terms,), the
-    largest posting weight of each term. ``scores`` and ``touched`` are scratch as there (left as
-    found). Scores are summed over the query's terms in order of increasing bound ``q_t * max_weight_t``.
+    largest posting weight of each term, or a negative value (``UNKNOWN_MAX_WEIGHT``) where it is not
+    known yet: the kernel then computes it from the term's postings and writes it back (so the array
+    must be writable), the first query using a term paying one scan of its list. ``scores`` and
+    ``touched`` are scratch as there (left as found). Scores are summed over the query's terms in
+    order of increasing bound ``q_t * max_weight_t``.
     ``window`` (documents per window, normally :data:`WINDOW`) and ``probe_cost`` (probe a list when
     candidates x probe_cost < its slice; normally :data:`PROBE_COST`) only change speed, never
     results: tests vary them to reach every path on small data. (They are not numba default
@@ -296,7 +299,14 @@ def maxscore_top_k(
     n_docs = doc_rank.shape[0]
     bound = np.empty(n_q, dtype=np.float64)
     for i in range(n_q):
-        bound[i] = query_weights[i] * max_weight[term_ids[i]]
+        t = term_ids[i]
+        m = max_weight[t]
+        if m < 0.0:  # not computed yet (indexes store no bounds): one pass over the list, then cached
+            m = 0.0
+            for p in range(indptr[t], indptr[t + 1]):
+                m = max(m, weights[p])
+            max_weight[t] = m  # threads racing here write the same value
+        bound[i] = query_weights[i] * m
     order = np.argsort(bound, kind="mergesort")
     ub = np.empty(n_q, dtype=np.float64)
     qw = np.empty(n_q, dtype=np.float64)

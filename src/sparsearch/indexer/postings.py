@@ -1,8 +1,11 @@
 """Posting lists in a term-major (CSC-like) layout, built for vectorised score accumulation.
 
 For term ``t`` (``term_id``), its postings are ``doc_idx[indptr[t]:indptr[t+1]]`` (int32, ascending)
-with weights ``weights[indptr[t]:indptr[t+1]]`` (float32). ``indptr`` is int64 so the number of
-postings may pass 2^31. ``max_weight[t]`` is the largest weight of term ``t`` (for pruning).
+with weights ``weights[indptr[t]:indptr[t+1]]`` (float32). In memory ``indptr`` is int64 so the
+number of postings may pass 2^31; on disk it is stored in the narrowest type that holds the postings
+count (:func:`offsets_dtype`), so the stored arrays are exactly as large as scipy's CSC arrays of the
+same matrix. ``max_weight[t]`` is the largest weight of term ``t`` (the MaxScore bound); it is not
+stored but computed from the postings, and :data:`UNKNOWN_MAX_WEIGHT` marks a bound not computed yet.
 """
 
 from __future__ import annotations
@@ -11,6 +14,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+UNKNOWN_MAX_WEIGHT = -1.0
+"""``max_weight`` value of a term whose bound is not computed yet (weights are > 0, so never a real one)."""
+
+
+def offsets_dtype(nnz: int) -> np.dtype:
+    """The narrowest type that stores posting offsets ``0..nnz`` and that the kernels read as int64.
+
+    uint32 up to 2^32 - 1 postings (the width scipy's int32 CSC ``indptr`` has), int64 beyond.
+    """
+    return np.dtype(np.uint32) if nnz < 2**32 else np.dtype(np.int64)
+
+
+def unknown_max_weights(n_terms: int) -> np.ndarray:
+    """float32 (n_terms,) filled with :data:`UNKNOWN_MAX_WEIGHT`; the MaxScore kernel fills in the
+    bound of each term the first time a query uses it."""
+    return np.full(n_terms, UNKNOWN_MAX_WEIGHT, dtype=np.float32)
 
 
 class InvalidWeightError(ValueError):
@@ -25,7 +45,11 @@ class InvalidWeightError(ValueError):
 
 @dataclass
 class Postings:
-    """Term-major postings. Shapes: indptr (n_terms + 1,), doc_idx/weights (nnz,), max_weight (n_terms,)."""
+    """Term-major postings. Shapes: indptr (n_terms + 1,), doc_idx/weights (nnz,), max_weight (n_terms,).
+
+    ``max_weight`` must be writable: entries equal to :data:`UNKNOWN_MAX_WEIGHT` are filled in by
+    :func:`sparsearch.indexer.kernels.maxscore_top_k` when a query first uses the term.
+    """
 
     vocab: list[str]
     indptr: np.ndarray
