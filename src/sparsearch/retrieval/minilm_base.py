@@ -213,3 +213,11 @@ def minilm_splade_untrained():  # noqa: ANN201 - returns a SpladeEncoder (lazy i
     from sparsearch.retrieval.splade import SpladeEncoder
 
     return SpladeEncoder.from_mlm(minilm_mlm_dir(), kind="inference-free", name="minilm-splade-untrained")
+
+
+def minilm_splade_siamese_untrained():  # noqa: ANN201 - returns a SpladeEncoder (lazy import)
+    """``--model minilm-splade-siamese-untrained``: the same untrained MiniLM base as a siamese SPLADE
+    (queries go through the MLM too). Its document vectors equal ``minilm-splade-untrained``'s."""
+    from sparsearch.retrieval.splade import SpladeEncoder
+
+    return SpladeEncoder.from_mlm(minilm_mlm_dir(), kind="siamese", name="minilm-splade-siamese-untrained")

@@ -49,6 +49,12 @@ def _minilm_splade_untrained() -> Encoder:
     return minilm_splade_untrained()
 
 
+def _minilm_splade_siamese_untrained() -> Encoder:
+    from sparsearch.retrieval.minilm_base import minilm_splade_siamese_untrained
+
+    return minilm_splade_siamese_untrained()
+
+
 def _load_splade(path: Path) -> Encoder:
     from sparsearch.retrieval.splade import SpladeEncoder
 
@@ -73,6 +79,7 @@ BUILTIN_MODELS: dict[str, Callable[[], Encoder]] = {
     "semantic": _semantic,
     "hybrid-semantic": _hybrid_semantic,
     "minilm-splade-untrained": _minilm_splade_untrained,
+    "minilm-splade-siamese-untrained": _minilm_splade_siamese_untrained,
 }
 
 # config.json "type" -> loader of a saved model directory.
