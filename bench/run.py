@@ -45,7 +45,19 @@ sys.path.insert(0, str(PEERS))
 
 SIZES = [10_000, 100_000]
 FULL_SIZES = [10_000, 100_000, 1_000_000]
-QUALITY_MODELS = ["bm25", "bm25-wordpiece", "semantic", "hybrid-semantic"]
+ADAPTED = "adapted"
+"""In ``QUALITY_MODELS``: the model ``sparsearch adapt`` makes from each collection's documents."""
+QUALITY_MODELS = [
+    "bm25",
+    "bm25-wordpiece",
+    "semantic",
+    "hybrid-semantic",
+    "minilm-splade-untrained",  # inference-free SPLADE, untrained MiniLM base
+    "minilm-splade-siamese-untrained",  # the same base, siamese: queries through the MLM too
+    ADAPTED,
+]
+SAME_DOCUMENTS = {"minilm-splade-siamese-untrained": "minilm-splade-untrained"}
+"""model -> a model with the same document encoder: its cached document vectors are reused, not re-encoded."""
 K = 10
 OPENSEARCH_PORT = 9400
 SPARSEARCH = Path(sys.executable).parent / "sparsearch"  # the project's CLI
@@ -104,43 +116,120 @@ def default_model() -> str:
     return "hybrid-semantic" if DEFAULT_MODEL in ("bm25", "bm25-wordpiece") else DEFAULT_MODEL
 
 
-def cached_index(model: str, data: Path, work: Path, reencode: bool = False) -> Path:
+def cached_index(model: str, data: Path, work: Path, reencode: bool = False, name: str | None = None) -> Path:
     """The embedded index of ``data`` encoded by ``model``, built with ``sparsearch index`` once per
     (model, collection file): encoding is the slow part of a run (minutes for the semantic models on
-    2 cores), not what is measured. ``--reencode`` rebuilds it after an encoder change."""
+    2 cores), not what is measured. ``--reencode`` rebuilds it after an encoder change. A model in
+    :data:`SAME_DOCUMENTS` takes the document vectors of its partner's cached index (encoded once).
+    ``name`` names the cache entry (default: the model's name); a model directory's ``config.json``
+    time is part of the key, so a re-made model is re-encoded."""
     stat = (data / "corpus.jsonl").stat()
-    key = hashlib.sha256(f"{model}|{data.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
-    path = work / "indexes" / f"{Path(model).name}-{data.name}-{key}"
+    config = Path(model) / "config.json"
+    made = config.stat().st_mtime_ns if config.is_file() else ""
+    identity = f"{model}|{made}|{data.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    key = hashlib.sha256(identity.encode()).hexdigest()[:12]
+    path = work / "indexes" / f"{name or Path(model).name}-{data.name}-{key}"
     if reencode and path.name not in _REENCODED:
         shutil.rmtree(path, ignore_errors=True)
         _REENCODED.add(path.name)
     if not (path / "manifest.json").is_file():
+        partner = SAME_DOCUMENTS.get(model)
+        if partner is not None and index_with_documents_of(cached_index(partner, data, work, reencode), model, path):
+            return path
         log(f"encoding {data.name} with {model} (cached for later runs)")
         subprocess.run([str(SPARSEARCH), "index", "--data", str(data), "--index", str(path), "--model", model,
                         "--overwrite"], check=True, capture_output=True, text=True)  # fmt: skip
     return path
 
 
+def index_with_documents_of(source: Path, model: str, target: Path) -> bool:
+    """Index ``model`` at ``target`` over the document vectors stored in the index at ``source`` (no
+    model call), when both encoders have the same document side: same MLM parameters (sha256 digest)
+    and the same encoding options. Returns False, writing nothing, when they differ."""
+    from sparsearch.indexer.embedded import EmbeddedIndex, IndexWriter
+    from sparsearch.retrieval.models import load_encoder
+
+    index = EmbeddedIndex.open(source)
+    origin, encoder = load_encoder(index.encoder_dir), load_encoder(model)
+    if not (hasattr(origin, "document_digest") and hasattr(encoder, "document_digest")):
+        return False
+    if origin.options != encoder.options or origin.document_digest() != encoder.document_digest():
+        log(f"{model}: document encoder differs from {source.name}'s; encoding instead")
+        return False
+    log(f"indexing {model} over the document vectors of {source.name} (same document encoder)")
+    p = index.postings
+    terms, docs, weights = p.to_coo()
+    order = np.lexsort((terms, docs))  # row-major, as IndexWriter.add_csr takes them
+    indptr = np.zeros(p.n_docs + 1, dtype=np.int64)
+    np.cumsum(np.bincount(docs, minlength=p.n_docs), out=indptr[1:])
+    documents = index.get_documents(index.doc_ids)
+    with IndexWriter(target, encoder.fingerprint, overwrite=True) as writer:
+        encoder.save(writer.encoder_dir)
+        writer.add_csr(documents, indptr, terms[order], weights[order], p.vocab)
+    return True
+
+
+def run_adapt(data: Path, output: Path, minutes: float, seed: int) -> str | None:
+    """``sparsearch adapt`` on one collection; the error text (stderr tail) when it fails, else None."""
+    command = [str(SPARSEARCH), "adapt", "--data", str(data), "--output", str(output),
+               "--minutes", str(minutes), "--seed", str(seed)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True)
+    return None if done.returncode == 0 else (done.stderr.strip() or f"exit status {done.returncode}")[-500:]
+
+
+def adapted_model(data: Path, work: Path, minutes: float, seed: int, reencode: bool = False) -> Path:
+    """``work/adapted/<collection>``: made by ``sparsearch adapt`` when missing (or with ``--reencode``).
+
+    Raises:
+        RuntimeError: adapt failed (its stderr tail).
+    """
+    output = work / "adapted" / data.name
+    if reencode and f"adapted/{data.name}" not in _REENCODED:
+        shutil.rmtree(output, ignore_errors=True)
+        _REENCODED.add(f"adapted/{data.name}")
+    if not (output / "config.json").is_file():
+        shutil.rmtree(output, ignore_errors=True)  # an unfinished run's leftovers
+        output.parent.mkdir(parents=True, exist_ok=True)
+        log(f"sparsearch adapt on {data.name} ({minutes:g} min budget, cached for later runs)")
+        error = run_adapt(data, output, minutes, seed)
+        if error is not None:
+            raise RuntimeError(f"sparsearch adapt failed: {error}")
+    return output
+
+
 # -- 2. quality ------------------------------------------------------------------------------------
-def quality(collections: list[Path], models: list[str], work: Path, reencode: bool = False) -> dict:
+def quality_rows(
+    collections: list[Path], models: list[str], work: Path, reencode: bool = False, adapt_minutes: float = 10.0,
+    adapt_seed: int = 13,
+) -> list[dict]:  # fmt: skip
+    """One ``sparsearch eval`` row per (collection, model); :data:`ADAPTED` stands for the collection's
+    own adapted model (labelled ``adapted (<collection>)``). A failure becomes ``{"error": ...}``."""
     rows = []
     for data in collections:
         for model in models:
-            out = work / "eval" / f"{Path(model).name}-{data.name}.json"
+            label, spec, name = model, model, None
+            if model == ADAPTED:
+                label, name = f"adapted ({data.name})", "adapted"
+                try:
+                    spec = str(adapted_model(data, work, adapt_minutes, adapt_seed, reencode))
+                except RuntimeError as error:
+                    rows.append({"model": label, "collection": data.name, "error": str(error)})
+                    continue
+            out = work / "eval" / f"{name or Path(model).name}-{data.name}.json"
             out.parent.mkdir(parents=True, exist_ok=True)
-            index = cached_index(model, data, work, reencode)
-            log(f"sparsearch eval {model} on {data.name}")
+            index = cached_index(spec, data, work, reencode, name=name)
+            log(f"sparsearch eval {label} on {data.name}")
             done = subprocess.run(
                 [str(SPARSEARCH), "eval", "--data", str(data), "--index", str(index),
                  "--output", str(out)], capture_output=True, text=True,
             )  # fmt: skip
             if done.returncode != 0:
-                rows.append({"model": model, "collection": data.name, "error": done.stderr.strip()[-500:]})
+                rows.append({"model": label, "collection": data.name, "error": done.stderr.strip()[-500:]})
                 continue
             report = json.loads(out.read_text())
             rows.append(
                 {
-                    "model": model,
+                    "model": label,
                     "collection": data.name,
                     "ndcg@10": report["metrics"]["ndcg@10"],
                     "recall@100": report["metrics"]["recall@100"],
@@ -149,9 +238,24 @@ def quality(collections: list[Path], models: list[str], work: Path, reencode: bo
                     "search_p50_ms": report["latency_ms"]["search_p50"],
                     "query_encode_p50_ms": report["latency_ms"]["query_encode_p50"],
                     "index_bytes": report["index"]["bytes"],
-                    "command": f"sparsearch eval --data {data} --index INDEX  (INDEX = sparsearch index --model {model})",  # noqa: E501
+                    "kind": encoder_kind(index),
+                    "command": f"sparsearch eval --data {data} --index INDEX  (INDEX = sparsearch index --model {spec})",  # noqa: E501
                 }
             )
+    return rows
+
+
+def encoder_kind(index: Path) -> str:
+    """The model kind saved in the index's encoder config (SPLADE's ``kind``, else the model ``type``)."""
+    config = json.loads((index / "encoder" / "config.json").read_text(encoding="utf-8"))
+    return str(config.get("kind") or config.get("type") or "?")
+
+
+def quality(
+    collections: list[Path], models: list[str], work: Path, reencode: bool = False, adapt_minutes: float = 10.0,
+    adapt_seed: int = 13,
+) -> dict:  # fmt: skip
+    rows = quality_rows(collections, models, work, reencode, adapt_minutes, adapt_seed)
     log("bench/bm25_parity.py (bm25s on the same text)")
     parity_file = work / "bm25_parity.json"  # not bench/results/bm25_parity.json: that one is the script's own
     parity_args = [sys.executable, str(BENCH / "bm25_parity.py"), "--data", *map(str, collections)]
@@ -243,7 +347,18 @@ def synthetic_corpus(profile_index: Path, n_docs: int, n_queries: int, out: Path
         "docs": n_docs,
         "avg_terms_per_doc": float(len(terms) / n_docs),
         "avg_terms_per_query": float(np.mean([len(r[0]) for r in rows])),
-        "csc_bytes": int((len(profile.vocab) + 1) * 8 + terms.nbytes + weights.nbytes),  # indptr int64 per term
+        **csc_size(len(profile.vocab), n_docs, len(terms)),
+    }
+
+
+def csc_size(n_terms: int, n_docs: int, nnz: int) -> dict:
+    """Bytes of the plain CSC arrays (indptr, indices, data) of an (n_docs x n_terms) float32 matrix at
+    the widths scipy.sparse picks for it: int32 indices and indptr while nnz and the shape fit in
+    int32, else int64 (``scipy.sparse._sputils.get_index_dtype``). Array payload only, no file header."""
+    index = np.dtype(np.int32) if max(nnz, n_docs, n_terms) < 2**31 else np.dtype(np.int64)
+    return {
+        "csc_bytes": int((n_terms + 1) * index.itemsize + nnz * index.itemsize + nnz * 4),
+        "csc_dtypes": {"indptr": index.name, "indices": index.name, "data": "float32"},
     }
 
 
@@ -375,7 +490,13 @@ def main() -> None:
     parser.add_argument("--data", type=Path, nargs="*", help="BEIR collections (default: every one in ../shared/data)")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per engine step")
     parser.add_argument("--opensearch-heap", default="2g")
-    parser.add_argument("--reencode", action="store_true", help="re-encode the collections (after an encoder change)")
+    parser.add_argument(
+        "--reencode", action="store_true", help="re-encode the collections and re-run adapt (after a model change)"
+    )
+    parser.add_argument(
+        "--adapt-minutes", type=float, default=10.0, help="sparsearch adapt --minutes for the adapted rows"
+    )
+    parser.add_argument("--adapt-seed", type=int, default=13, help="sparsearch adapt --seed for the adapted rows")
     cache = Path(os.environ.get("SPARSEARCH_CACHE", Path.home() / ".cache" / "sparsearch"))
     parser.add_argument("--work", type=Path, default=cache / "bench-work")
     parser.add_argument("--output", type=Path, default=BENCH / "results" / "bench.json")
@@ -424,7 +545,9 @@ def main() -> None:
         if "quality" in args.sections:
             models = list(dict.fromkeys([*QUALITY_MODELS, model]))
             section_start = load_average()
-            result["sections"]["quality"] = quality(collections, models, args.work, args.reencode)
+            result["sections"]["quality"] = quality(
+                collections, models, args.work, args.reencode, args.adapt_minutes, args.adapt_seed
+            )
             result["sections"]["quality"]["load_average"] = [section_start, load_average()]
 
         # 3. real collections

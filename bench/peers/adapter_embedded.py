@@ -47,11 +47,27 @@ class Embedded(Engine):
         return sum(f.stat().st_size for f in self.index_dir.rglob("*") if f.is_file())
 
     def describe(self) -> dict:
+        """Postings = the arrays the search kernels read (the size compared with the CSC arrays); the other
+        files (token strings, external doc ids and their sort order, stored text, manifest) are listed apart."""
+        import numpy as np
+
         data = self.index_dir / "gen-000001"
-        postings = {
-            f: (data / f).stat().st_size for f in ("indptr.npy", "doc_idx.npy", "weights.npy", "max_weight.npy")
+        names = [f for f in ("indptr.npy", "doc_idx.npy", "weights.npy", "max_weight.npy") if (data / f).is_file()]
+        postings = {f: (data / f).stat().st_size for f in names}
+        arrays = {f: int(np.load(data / f, mmap_mode="r").nbytes) for f in names}
+        others = {
+            str(f.relative_to(self.index_dir)): f.stat().st_size
+            for f in sorted(self.index_dir.rglob("*"))
+            if f.is_file() and f.name not in names
         }
-        return {"exact": True, "postings_bytes": sum(postings.values()), "postings_files": postings}
+        return {
+            "exact": True,
+            "postings_bytes": sum(postings.values()),
+            "postings_array_bytes": sum(arrays.values()),
+            "postings_files": postings,
+            "postings_dtypes": {f: str(np.load(data / f, mmap_mode="r").dtype) for f in names},
+            "other_files": others,
+        }
 
 
 if __name__ == "__main__":
