@@ -190,13 +190,45 @@ def goal_lines(scale: dict) -> list[str]:
         label = f"ahead of {engine}" + (f" at recall@10 >= {cond}" if cond else "")
         lines.append(f"| {label} | {peer['latency']['p50_ms']:.3f} | {p50:.3f} | "
                      f"{ratio:.2f}x {'faster' if ratio >= 1 else 'slower'} | {'yes' if ratio >= 1 else 'no'} |")  # fmt: skip  # noqa: E501
-    emb = by["sparsearch-embedded"]
-    postings = (emb.get("settings") or {}).get("postings_bytes")
-    if postings:
-        lines.append(f"| index no larger than the plain CSC arrays | CSC {row['csc_bytes'] / 2**20:.1f} MB | "
-                     f"postings {postings / 2**20:.1f} MB (whole index dir {emb['index_bytes'] / 2**20:.1f} MB) | "
-                     f"{postings / row['csc_bytes']:.4f}x CSC | "
-                     f"{'yes' if postings <= row['csc_bytes'] else 'no: + max_weight (4 bytes per term) and .npy headers'} |")  # fmt: skip  # noqa: E501
+    lines += index_size_lines(row, by["sparsearch-embedded"])
+    return lines
+
+
+def index_size_lines(row: dict, embedded: dict) -> list[str]:
+    """The "index no larger than the plain CSC arrays" goal row, then what each side counts."""
+    settings = embedded.get("settings") or {}
+    files = settings.get("postings_bytes")
+    if not files:
+        return []
+    arrays = settings.get("postings_array_bytes")  # absent in rows measured before it was recorded
+    csc = row["csc_bytes"]
+    ours = arrays if arrays is not None else files
+    widths = row.get("csc_dtypes")
+    csc_text = (
+        f"at the widths scipy picks for it ({widths['indptr']}, {widths['indices']}, {widths['data']})"
+        if widths
+        else "with int64 `indptr`, int32 `indices`, float32 `data` (a row measured before the CSC side took scipy's "
+        "own widths, int32 `indptr` at this size)"
+    )
+    stored = settings.get("postings_dtypes") or {}
+    stored_text = ", ".join(f"{f.removesuffix('.npy')} {d}" for f, d in stored.items()) or "see bench.json"
+    met = ours <= csc
+    lines = [
+        f"| index no larger than the plain CSC arrays | CSC {csc / 2**20:.1f} MB ({csc:,} bytes) | "
+        f"postings {ours / 2**20:.1f} MB ({ours:,} bytes) | {ours / csc:.6f}x CSC | {'yes' if met else 'no'} |",
+        "",
+        f"Index size at {row['docs']:,} documents, compared like for like. CSC side: scipy's `indptr` + `indices` + "
+        f"`data` of the (documents x terms) matrix {csc_text}, array bytes only; it has no token strings, doc ids "
+        "or text (term ids and row numbers only). Embedded side: every array the search kernels read "
+        f"({stored_text}; " + ("array bytes, without the 128-byte `.npy` headers" if arrays is not None else
+                               "file bytes, `.npy` headers included: a row measured before array bytes were recorded")
+        + f"; {files:,} bytes as files). Not counted on either side: the token list (`vocab.json`), external doc "
+        "ids and their sort order for tie-breaks (`doc_ids.json`, `doc_id_rank.npy`), the stored text and the "
+        f"manifest: the whole index directory is {embedded['index_bytes'] / 2**20:.1f} MB.",
+    ]  # fmt: skip
+    if "max_weight.npy" in (settings.get("postings_files") or {}):
+        lines.append("")
+        lines.append("This row predates index format 2: int64 offsets and a stored `max_weight.npy` (4 bytes a term).")
     return lines
 
 
@@ -249,9 +281,11 @@ def write_report(result: dict, bench: Path) -> None:
         plot_latency(scale, plots / "latency_vs_size.png")
         lines += ["![latency against corpus size](results/latency_vs_size.png)", ""]
         for row in scale["rows"]:
+            widths = row.get("csc_dtypes", {}).get("indptr", "int64")
             lines.append(
                 f"### {row['docs']:,} documents ({row['avg_terms_per_doc']:.1f} terms/doc, "
-                f"{row['avg_terms_per_query']:.1f} terms/query, plain CSC arrays {row['csc_bytes'] / 2**20:.1f} MB)"
+                f"{row['avg_terms_per_query']:.1f} terms/query, plain CSC arrays {row['csc_bytes'] / 2**20:.1f} MB "
+                f"with {widths} offsets)"
             )
             if row.get("run_at") and row["run_at"] != result["created_at"]:
                 lines += ["", f"Measured by an earlier run ({row['run_at']}) and kept: `--sizes` reran other sizes."]
@@ -272,27 +306,33 @@ def write_report(result: dict, bench: Path) -> None:
         lines.append(
             "`sparsearch eval` (embedded engine, all judged queries) for every model kind on every collection; "
             "terms/doc is the sparsity, postings/query the number of postings of the query's terms (the cost "
-            "of exhaustive scoring; the MaxScore kernel reads fewer)."
+            "of exhaustive scoring; the MaxScore kernel reads fewer). Kinds: `bm25` (BM25 in the scoring "
+            "contract), `semantic` / `two-channel` (training-free channels), `inference-free` SPLADE "
+            "(`minilm-splade-untrained`: MLM documents, IDF-weighted query tokens, no model call per query), "
+            "`siamese` SPLADE (`minilm-splade-siamese-untrained`: the same MLM and the same document vectors, "
+            "reused from the inference-free index, but queries go through the MLM too), and `adapted (<collection>)`: "
+            "the model `sparsearch adapt --data <collection>` made from that collection's documents alone "
+            f"(`--adapt-minutes {quality.get('adapt_minutes', '?')}`, cached in the work dir; `--reencode` remakes it)."
         )
         lines.append("")
         lines.append(
-            "| collection | model | nDCG@10 | R@100 | terms/doc | postings/query | search p50 ms | query encode p50 ms |"  # noqa: E501
+            "| collection | model | kind | nDCG@10 | R@100 | terms/doc | postings/query | search p50 ms | query encode p50 ms |"  # noqa: E501
         )
-        lines.append("|---|---|---|---|---|---|---|---|")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
         for r in quality["rows"]:
             if "error" in r:
-                lines.append(f"| {r['collection']} | {r['model']} | error: {r['error'][:200]} | | | | | |")
+                lines.append(f"| {r['collection']} | {r['model']} | | error: {r['error'][:200]} | | | | | |")
                 continue
             lines.append(
-                f"| {r['collection']} | {r['model']} | {r['ndcg@10']:.4f} | {r['recall@100']:.4f} | "
-                f"{r['avg_terms_per_doc']:.1f} | {r['postings_per_query']:,.0f} | {r['search_p50_ms']:.3f} | "
-                f"{r['query_encode_p50_ms']:.3f} |"
+                f"| {r['collection']} | {r['model']} | {r.get('kind') or '–'} | {r['ndcg@10']:.4f} | "
+                f"{r['recall@100']:.4f} | {r['avg_terms_per_doc']:.1f} | {r['postings_per_query']:,.0f} | "
+                f"{r['search_p50_ms']:.3f} | {r['query_encode_p50_ms']:.3f} |"
             )
         parity = quality.get("bm25_parity")
         for r in (parity or {}).get("rows", []):
             if str(r.get("system", "")).startswith("bm25s"):
                 lines.append(
-                    f"| {r['dataset']} | bm25s on the text (`bench/bm25_parity.py`) | {r['ndcg@10']:.4f} | "
+                    f"| {r['dataset']} | bm25s on the text (`bench/bm25_parity.py`) | bm25s | {r['ndcg@10']:.4f} | "
                     f"{r['recall@100']:.4f} | – | – | – | – |"
                 )
         if not parity and quality.get("bm25_parity_error"):

@@ -549,6 +549,7 @@ def main() -> None:
                 collections, models, args.work, args.reencode, args.adapt_minutes, args.adapt_seed
             )
             result["sections"]["quality"]["load_average"] = [section_start, load_average()]
+            result["sections"]["quality"]["adapt_minutes"] = args.adapt_minutes
 
         # 3. real collections
         if "real" in args.sections:
