@@ -199,7 +199,7 @@ def adapted_model(data: Path, work: Path, minutes: float, seed: int, reencode: b
 
 # -- 2. quality ------------------------------------------------------------------------------------
 def quality_rows(
-    collections: list[Path], models: list[str], work: Path, reencode: bool = False, adapt_minutes: float = 10.0,
+    collections: list[Path], models: list[str], work: Path, reencode: bool = False, adapt_minutes: float = 30.0,
     adapt_seed: int = 13,
 ) -> list[dict]:  # fmt: skip
     """One ``sparsearch eval`` row per (collection, model); :data:`ADAPTED` stands for the collection's
@@ -252,7 +252,7 @@ def encoder_kind(index: Path) -> str:
 
 
 def quality(
-    collections: list[Path], models: list[str], work: Path, reencode: bool = False, adapt_minutes: float = 10.0,
+    collections: list[Path], models: list[str], work: Path, reencode: bool = False, adapt_minutes: float = 30.0,
     adapt_seed: int = 13,
 ) -> dict:  # fmt: skip
     rows = quality_rows(collections, models, work, reencode, adapt_minutes, adapt_seed)
@@ -494,7 +494,10 @@ def main() -> None:
         "--reencode", action="store_true", help="re-encode the collections and re-run adapt (after a model change)"
     )
     parser.add_argument(
-        "--adapt-minutes", type=float, default=10.0, help="sparsearch adapt --minutes for the adapted rows"
+        "--adapt-minutes",
+        type=float,
+        default=30.0,
+        help="sparsearch adapt --minutes (a safety cap; the step count is fixed)",
     )
     parser.add_argument("--adapt-seed", type=int, default=13, help="sparsearch adapt --seed for the adapted rows")
     cache = Path(os.environ.get("SPARSEARCH_CACHE", Path.home() / ".cache" / "sparsearch"))

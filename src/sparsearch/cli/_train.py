@@ -16,7 +16,7 @@ from sparsearch.errors import UsageError
 def _run(config) -> None:  # noqa: ANN001 - a TrainConfig
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from sparsearch.retrieval.training import train
+    from sparsearch.retrieval.training import run_training
 
     columns = [TextColumn("[bold]training"), BarColumn(), TextColumn("step {task.completed}/{task.total}"),
                TextColumn("loss {task.fields[loss]:.3f} terms {task.fields[terms]:.0f}"), TimeElapsedColumn(),
@@ -28,7 +28,7 @@ def _run(config) -> None:  # noqa: ANN001 - a TrainConfig
         def on_progress(step: int, total: int, metrics: dict[str, float]) -> None:
             progress.update(task, completed=step, total=total, loss=metrics["loss"], terms=metrics["active_terms"])
 
-        report = train(config, on_progress=on_progress)
+        report = run_training(config, on_progress=on_progress)
     table = Table(title=f"model {report.output}", show_header=False)
     table.add_row("steps", f"{report.steps} in {report.seconds / 60:.1f} min")
     table.add_row("pseudo-queries", f"{report.train_queries} train, {report.heldout_queries} held out")
@@ -56,9 +56,13 @@ def train(
         except tomllib.TOMLDecodeError as error:
             raise UsageError(f"{config}: not valid TOML ({error})") from None
         base = config.parent
-        for key in ("data", "output", "run_dir", "base_model"):  # paths are relative to the config file
+        for key in ("data", "output", "run_dir", "base_model", "init_model"):  # paths are relative to the config file
             if isinstance(values.get(key), str):
-                values[key] = str(base / values[key])
+                values[key] = str(base / Path(values[key]).expanduser())
+        if isinstance(values.get("extra_data"), list):
+            values["extra_data"] = [
+                str(base / Path(p).expanduser()) if isinstance(p, str) else p for p in values["extra_data"]
+            ]
         try:
             parsed = TrainConfig(**values)
         except ValidationError as error:
@@ -71,11 +75,22 @@ def train(
 def adapt(
     data: Annotated[Path, typer.Option("--data", help="BEIR folder or corpus .jsonl (only documents are read).")],
     output: Annotated[Path, typer.Option("--output", help="Directory of the adapted model.")],
-    minutes: Annotated[float, typer.Option("--minutes", min=1, help="Time budget for preparation and training.")] = 20,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Optimisation steps (fixed, so runs reproduce).")] = 600,
+    minutes: Annotated[
+        float, typer.Option("--minutes", min=1, help="Safety cap on the whole run; stops early (with a warning).")
+    ] = 30,
     seed: Annotated[int, typer.Option("--seed")] = 13,
 ) -> None:
-    """Adapt the default model to a corpus using only its documents (no labels)."""
+    """Adapt the default model to a corpus using only its documents (no labels).
+
+    Pseudo-queries are drawn from the documents, scored by the BM25 and dense teachers, and the
+    default model's learned channel is trained further on them (a few minutes on 2 CPU cores).
+    """
     with user_errors():
+        from sparsearch.retrieval.models import default_model_dir
         from sparsearch.retrieval.training import TrainConfig
 
-        _run(TrainConfig(data=data, output=output, minutes=minutes, seed=seed))
+        config = TrainConfig(
+            data=data, output=output, minutes=minutes, max_steps=steps, seed=seed, init_model=default_model_dir()
+        )
+        _run(config)

@@ -17,6 +17,24 @@ from sparsearch.retrieval.contract import Encoder
 DEFAULT_MODEL = "bm25"
 """What ``--model`` means when it is not given (until a trained neural default ships)."""
 
+SHIPPED_MODEL = "default"
+"""The built-in name of the trained two-channel model shipped inside the package."""
+
+
+def default_model_dir() -> Path | None:
+    """The shipped trained model's directory (inside the package), or ``None`` in a checkout without it."""
+    directory = Path(__file__).resolve().parent / "default_model"
+    return directory if (directory / "config.json").is_file() else None
+
+
+def _shipped_default() -> Encoder:
+    from sparsearch.retrieval.two_channel import TwoChannelEncoder
+
+    directory = default_model_dir()
+    if directory is None:
+        raise ModelNotFoundError("the shipped default model is missing from this installation: reinstall sparsearch")
+    return TwoChannelEncoder.load(directory)
+
 
 def _semantic() -> Encoder:
     from sparsearch.retrieval.semantic import SemanticChannelEncoder
@@ -74,6 +92,7 @@ def _load_huggingface(path: Path) -> Encoder:
 
 
 BUILTIN_MODELS: dict[str, Callable[[], Encoder]] = {
+    SHIPPED_MODEL: _shipped_default,
     "bm25": bm25_words,
     "bm25-wordpiece": bm25_wordpiece,
     "semantic": _semantic,

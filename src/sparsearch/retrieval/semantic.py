@@ -8,6 +8,12 @@ longer than one model window are split into overlapping windows and their weight
 
 This is the strong, cheap baseline of method.md section 7 (cranfield 0.387, cisi 0.444 when added to
 word BM25 with weight 2); a trained channel has to beat it.
+
+A trained :class:`VocabularyHead` generalises the rule: ``w_t(d) = max(0, s_t · cos(A e_d, e_t) − b_t)``
+with a learned 384x384 map ``A`` and per-token scales ``s_t`` and thresholds ``b_t``. The training-free
+channel is the head ``A = I, s = 1, b = threshold``, which is where training starts
+(:mod:`~sparsearch.retrieval.head_training`). The head is a small delta (~2.6 MB) on the pip-installed
+dense model.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +35,69 @@ from sparsearch.retrieval.idf import IdfTable
 
 CONFIG_FILE = "config.json"
 IDF_FILE = "idf.json"
+HEAD_FILE = "head.safetensors"
+EMBEDDING_DIM = 384
+
+
+@dataclass
+class VocabularyHead:
+    """The trained part of the semantic channel, over the channel's candidate tokens.
+
+    Attributes:
+        projection: float32 (384, 384) ``A``; document embeddings are mapped by ``e @ A.T``.
+        scale: float32 (n_tokens,) ``s_t``.
+        bias: float32 (n_tokens,) ``b_t`` (a per-token cosine threshold when ``s_t = 1``).
+    """
+
+    projection: np.ndarray
+    scale: np.ndarray
+    bias: np.ndarray
+
+    @classmethod
+    def identity(cls, n_tokens: int, threshold: float) -> VocabularyHead:
+        """The training-free channel as a head: ``A = I``, ``s = 1``, ``b = threshold``."""
+        return cls(
+            np.eye(EMBEDDING_DIM, dtype=np.float32),
+            np.ones(n_tokens, dtype=np.float32),
+            np.full(n_tokens, threshold, dtype=np.float32),
+        )
+
+    def weights(self, embeddings: np.ndarray, token_matrix: np.ndarray) -> np.ndarray:
+        """(n, 384) document embeddings -> (n, n_tokens) weights before the ``max(0, ·)``."""
+        mapped = embeddings @ self.projection.T
+        mapped /= np.maximum(np.linalg.norm(mapped, axis=1, keepdims=True), 1e-12)
+        return self.scale * (mapped @ token_matrix.T) - self.bias
+
+    @property
+    def digest(self) -> str:
+        hasher = hashlib.sha256()
+        for array in (self.projection, self.scale, self.bias):
+            hasher.update(np.ascontiguousarray(array, dtype=np.float32).tobytes())
+        return hasher.hexdigest()[:16]
+
+    def save(self, path: Path) -> None:
+        from safetensors.numpy import save_file
+
+        save_file({"projection": self.projection, "scale": self.scale, "bias": self.bias}, str(path))
+
+    @classmethod
+    def load(cls, path: Path, n_tokens: int) -> VocabularyHead:
+        """Raises IndexFormatError when the file does not match the channel's tokens."""
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        try:
+            arrays = load_file(str(path))
+            head = cls(arrays["projection"], arrays["scale"], arrays["bias"])
+        except (OSError, KeyError, ValueError, SafetensorError) as error:
+            raise IndexFormatError(f"{path}: not a vocabulary head ({error}); retrain or restore the file") from None
+        shapes = (head.projection.shape, head.scale.shape, head.bias.shape)
+        if shapes != ((EMBEDDING_DIM, EMBEDDING_DIM), (n_tokens,), (n_tokens,)):
+            raise IndexFormatError(
+                f"{path}: head shapes {head.projection.shape}, {head.scale.shape}, {head.bias.shape} do not fit "
+                f"{n_tokens} candidate tokens and {EMBEDDING_DIM}-dimensional embeddings"
+            )
+        return head
 
 
 def whole_word_tokens(vocabulary: Sequence[str]) -> list[str]:
@@ -62,12 +132,20 @@ class SemanticChannelEncoder:
         top_k: most similar tokens kept per document (K, 100).
         candidate_tokens: restrict expansion to these vocabulary entries (default: every whole-word
             entry, ~22.7k; embedding them takes a few minutes on 2 CPU cores, once, then cached).
+        head: a trained :class:`VocabularyHead` (``threshold`` is then unused: ``b_t`` replaces it).
+        name: model name recorded in fingerprints.
     """
 
-    name = "semantic"
-
-    def __init__(self, threshold: float = 0.2, top_k: int = 100, candidate_tokens: Sequence[str] | None = None):
+    def __init__(
+        self,
+        threshold: float = 0.2,
+        top_k: int = 100,
+        candidate_tokens: Sequence[str] | None = None,
+        head: VocabularyHead | None = None,
+        name: str = "semantic",
+    ):
         self.threshold = threshold
+        self.name = name
         self.top_k = top_k
         self.analyzer = WordPieceAnalyzer()
         self.idf: IdfTable | None = None
@@ -77,6 +155,9 @@ class SemanticChannelEncoder:
         if unknown:
             raise ValueError(f"candidate tokens not in the WordPiece vocabulary: {unknown[:5]}")
         self._tokens = self.candidate_tokens or whole_word_tokens(self.analyzer.vocabulary)
+        if head is not None and head.scale.shape != (len(self._tokens),):
+            raise ValueError(f"the head has {head.scale.shape[0]} token weights for {len(self._tokens)} tokens")
+        self.head = head
         self._matrix: np.ndarray | None = None
         self._fingerprint: EncoderFingerprint | None = None
 
@@ -100,12 +181,24 @@ class SemanticChannelEncoder:
                 name=self.name,
                 vocab_hash=stable_hash(self.analyzer.identity),
                 idf_hash=stable_hash(
-                    {"idf": self.idf.hash, "threshold": self.threshold, "top_k": self.top_k, "tokens": self._tokens}
+                    {
+                        "idf": self.idf.hash,
+                        "threshold": self.threshold,
+                        "top_k": self.top_k,
+                        "tokens": self._tokens,
+                        "head": self.head.digest if self.head is not None else None,
+                    }
                 ),
             )
         return self._fingerprint
 
-    def _token_matrix(self) -> np.ndarray:
+    @property
+    def tokens(self) -> list[str]:
+        """The candidate tokens, in the column order of the head and the token matrix."""
+        return self._tokens
+
+    def token_matrix(self) -> np.ndarray:
+        """float32 (n_tokens, 384) dense-teacher embeddings of the candidate tokens (cached)."""
         if self._matrix is None:
             self._matrix = token_embeddings(self._tokens)
         return self._matrix
@@ -122,14 +215,15 @@ class SemanticChannelEncoder:
         vectors: list[SparseVector] = [{} for _ in texts]
         if not windows:
             return vectors
-        similarities = embed(windows) @ self._token_matrix().T  # (windows, tokens)
-        pooled = np.full((len(texts), similarities.shape[1]), -1.0, dtype=np.float32)
-        np.maximum.at(pooled, np.asarray(owners), similarities)  # max over a document's windows
+        head = self.head or VocabularyHead.identity(len(self._tokens), self.threshold)
+        scores = head.weights(embed(windows), self.token_matrix())  # (windows, tokens)
+        pooled = np.full((len(texts), scores.shape[1]), -np.inf, dtype=np.float32)
+        np.maximum.at(pooled, np.asarray(owners), scores)  # max over a document's windows
         k = min(self.top_k, pooled.shape[1])
         top = np.argpartition(-pooled, k - 1, axis=1)[:, :k]
         for row in sorted(set(owners)):
             for column in top[row]:
-                weight = float(pooled[row, column]) - self.threshold
+                weight = float(pooled[row, column])
                 if weight > 0:
                     vectors[row][self._tokens[column]] = weight
         return vectors
@@ -147,8 +241,11 @@ class SemanticChannelEncoder:
             "threshold": self.threshold,
             "top_k": self.top_k,
             "candidate_tokens": self.candidate_tokens,
+            "head": HEAD_FILE if self.head is not None else None,
         }
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2), encoding="utf-8")
+        if self.head is not None:
+            self.head.save(directory / HEAD_FILE)
         if self.idf is not None:
             self.idf.save(directory / IDF_FILE)
 
@@ -159,7 +256,10 @@ class SemanticChannelEncoder:
             threshold=float(config["threshold"]),
             top_k=int(config["top_k"]),
             candidate_tokens=config.get("candidate_tokens"),
+            name=config.get("name", "semantic"),
         )
+        if config.get("head"):
+            encoder.head = VocabularyHead.load(directory / config["head"], len(encoder.tokens))
         if (directory / IDF_FILE).is_file():
             encoder.idf = IdfTable.load(directory / IDF_FILE)
         return encoder

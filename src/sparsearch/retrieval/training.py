@@ -64,6 +64,26 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     data: Path = Field(description="BEIR folder or corpus .jsonl: the documents to adapt to (only documents are read)")
+    extra_data: list[Path] = Field(
+        default_factory=list, description="more corpora to train on (semantic-head student; each keeps its own IDF)"
+    )
+    max_documents: int | None = Field(None, ge=1, description="per corpus: train on a seeded sample of this many")
+    student: Literal["semantic-head", "splade"] = Field(
+        "semantic-head",
+        description="semantic-head: a vocabulary head on the frozen dense model (fast on CPUs); "
+        "splade: a masked LM with SPLADE max pooling, fine-tuned end to end",
+    )
+    init_model: Path | None = Field(
+        None, description="semantic-head: model whose head training starts from (default: the training-free channel)"
+    )
+    top_k: int = Field(100, ge=1, description="semantic-head: learned terms kept per document")
+    candidate_tokens: list[str] | None = Field(
+        None, description="semantic-head: expansion vocabulary (default: every whole-word WordPiece entry)"
+    )
+    head_learning_rate: float = Field(2e-3, gt=0, description="semantic-head: Adam learning rate")
+    initial_mixing_weight: float = Field(
+        2.0, gt=0, description="semantic-head: learned weight of the training-free start (folded into the head)"
+    )
     output: Path = Field(description="where the trained two-channel model is saved")
     run_dir: Path | None = Field(None, description="logs, metrics, teacher cache (default: <output>.run)")
     base_model: Path | None = Field(None, description="a BERT-family MLM checkpoint (default: MiniLM + tied head)")
@@ -88,11 +108,18 @@ class TrainConfig(BaseModel):
     heldout_fraction: float = Field(0.1, gt=0, lt=1)
     candidates_per_teacher: int = Field(20, ge=2)
     max_active_dims: int | None = Field(150, description="learned terms kept per document when indexing")
-    mixing_weights: list[float] = Field(default_factory=lambda: [0.0, 0.25, 0.5, 1.0, 2.0, 4.0])
+    heldout_relevance: Literal["teachers", "source"] = Field(
+        "teachers", description="how held-out pseudo-queries are judged when choosing the mixing weight"
+    )
+    mixing_weights: list[float] = Field(default_factory=lambda: [0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0])
 
     @property
     def resolved_run_dir(self) -> Path:
         return self.run_dir or self.output.with_name(self.output.name + ".run")
+
+    @property
+    def all_data(self) -> list[Path]:
+        return [self.data, *self.extra_data]
 
 
 @dataclass
@@ -162,9 +189,12 @@ class SparseMLMStudent:
 
 
 # -- data ----------------------------------------------------------------------------------------------
-def prepare_examples(config: TrainConfig, documents: Sequence[Document]) -> list[TeacherExample]:
-    """Pseudo-queries + teacher scores, cached as ``teachers.jsonl`` in the run directory."""
-    cache = config.resolved_run_dir / "teachers.jsonl"
+def prepare_examples(
+    config: TrainConfig, documents: Sequence[Document], cache: Path | None = None
+) -> list[TeacherExample]:
+    """Pseudo-queries + teacher scores, cached in ``cache`` (default: ``teachers.jsonl`` in the run
+    directory)."""
+    cache = cache or config.resolved_run_dir / "teachers.jsonl"
     if cache.is_file():
         return load_examples(cache)
     queries = PseudoQueryGenerator(
@@ -317,6 +347,59 @@ def _estimate_steps(step_seconds: list[float], budget: float, started: float, st
     return step + int(max(0.0, budget - (time.monotonic() - started)) / pace)
 
 
+def heldout_ndcg(
+    documents: Sequence[Document],
+    heldout: Sequence[TeacherExample],
+    lexical_scores: np.ndarray,
+    learned_scores: np.ndarray,
+    mixing_weights: Sequence[float],
+    qrels: dict[str, dict[str, int]],
+) -> dict[str, float]:
+    """nDCG@10 of ``lexical + weight x learned`` on held-out pseudo-queries, per mixing weight.
+    Scores are (n_heldout, n_documents) arrays; ``qrels`` from :func:`heldout_qrels`."""
+    from sparsearch.eval.metrics import aggregate_metrics
+
+    by_weight: dict[str, float] = {}
+    for weight in mixing_weights:
+        combined = lexical_scores + weight * learned_scores
+        run = {}
+        for row, example in enumerate(heldout):
+            top = np.argsort(-combined[row], kind="stable")[:100]
+            run[example.query.query_id] = {
+                documents[d].doc_id: float(combined[row, d]) for d in top if combined[row, d] > 0
+            }
+        by_weight[str(weight)] = aggregate_metrics(qrels, run)["ndcg@10"] if heldout else 0.0
+    return by_weight
+
+
+def heldout_qrels(heldout: Sequence[TeacherExample], config: TrainConfig) -> dict[str, dict[str, int]]:
+    """Judgements of the held-out pseudo-queries.
+
+    ``heldout_relevance = "source"``: the source document alone is relevant. Pseudo-queries are cut
+    from their documents, so word BM25 alone finds the source ~97% of the time and this barely
+    tells mixing weights apart. ``"teachers"`` (default): every mined candidate is judged by the
+    teacher ensemble, grade ``round(3 x its per-query min-max ensemble score)`` (0-3), so a mixing
+    weight is chosen for agreeing with the teachers' ranking on queries never trained on.
+    """
+    if config.heldout_relevance == "source":
+        return {e.query.query_id: {e.query.doc_id: 1} for e in heldout}
+    qrels = {}
+    for example in heldout:
+        scores = {name: np.asarray(v) for name, v in example.scores.items() if name in config.teacher_weights}
+        grades = np.rint(ensemble_targets(scores, config.teacher_weights, 3.0)).astype(int)
+        qrels[example.query.query_id] = dict(zip(example.candidates, grades.tolist(), strict=True))
+    return qrels
+
+
+def run_training(config: TrainConfig, on_progress: ProgressCallback | None = None) -> TrainReport:
+    """Train the configured student (``config.student``) and save a two-channel model."""
+    if config.student == "semantic-head":
+        from sparsearch.retrieval.head_training import train_head
+
+        return train_head(config, on_progress)
+    return train(config, on_progress)
+
+
 def _finish(
     config: TrainConfig,
     student: SparseMLMStudent,
@@ -328,7 +411,6 @@ def _finish(
     started: float,
     n_train: int,
 ) -> TrainReport:
-    from sparsearch.eval.metrics import aggregate_metrics
     from sparsearch.retrieval.neural import EncodingOptions
     from sparsearch.retrieval.splade import SpladeEncoder
     from sparsearch.retrieval.two_channel import TwoChannelEncoder, lexical_channel
@@ -359,17 +441,8 @@ def _finish(
     lexical_q, _ = sparse_matrix([lexical.encode_query(t).weights for t in texts_q], lexical_vocab)
     learned_scores = (learned_q @ learned_docs.T).toarray()
     lexical_scores = (lexical_q @ lexical_docs.T).toarray()
-    qrels = {e.query.query_id: {e.query.doc_id: 1} for e in heldout}
-    by_weight: dict[str, float] = {}
-    for weight in config.mixing_weights:
-        combined = lexical_scores + weight * learned_scores
-        run = {}
-        for row, example in enumerate(heldout):
-            top = np.argsort(-combined[row], kind="stable")[:100]
-            run[example.query.query_id] = {
-                documents[d].doc_id: float(combined[row, d]) for d in top if combined[row, d] > 0
-            }
-        by_weight[str(weight)] = aggregate_metrics(qrels, run)["ndcg@10"] if heldout else 0.0
+    qrels = heldout_qrels(heldout, config)
+    by_weight = heldout_ndcg(documents, heldout, lexical_scores, learned_scores, config.mixing_weights, qrels)
     chosen = float(max(by_weight, key=lambda w: (by_weight[w], -float(w)))) if heldout else 1.0
 
     # The saved model carries no corpus statistics: `sparsearch index` fits IDF and BM25 on the

@@ -1,0 +1,388 @@
+"""Training the semantic channel's vocabulary head: the default model's learned channel.
+
+The document encoder is the frozen dense teacher (all-MiniLM-L6-v2) followed by a trained
+:class:`~sparsearch.retrieval.semantic.VocabularyHead` that turns its embedding into weights over
+~22.7k whole-word WordPiece tokens (SPLADE-style output: non-negative, top-k sparse). The query side
+stays inference-free (IDF of the query's distinct WordPiece tokens). Because the encoder is frozen,
+every document window and pseudo-query positive is embedded once and cached; a training step is
+then a (windows x 384) @ (384 x 22.7k) product without gradient and a gradient through the
+chosen top-k entries only, a fraction of a second on 2 CPU cores, so hundreds of steps fit in
+minutes on a CPU.
+
+Recipe (method.md sections 2-3 and 7), per step: ``batch_queries`` pseudo-queries of one corpus with
+all their mined candidates; student score ``residual_weight · BM25_words(q, d) + Σ_t IDF_t · w_t(d)``
+(the learned channel is trained as a residual over the frozen lexical channel); target = the
+teacher ensemble (per-query min-max of BM25 and dense, averaged, scaled); loss = KL + λ(step) · FLOPS
+on the candidate documents, λ ramped quadratically. The head starts from ``init_model`` (the shipped
+default, or the training-free channel) so training can only move away from a strong start when
+the teachers ask for it. At the end the mixing weight of the learned channel is chosen on held-out
+pseudo-queries (never on test queries) and an unfitted two-channel model is saved.
+
+The step count is fixed by ``max_steps`` (``minutes`` is only a safety cap), so a run with the same
+config and seed gives the same model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sparsearch.errors import UsageError, require
+from sparsearch.indexer.corpus import iter_corpus
+from sparsearch.retrieval.contract import Document
+from sparsearch.retrieval.semantic import SemanticChannelEncoder, VocabularyHead
+from sparsearch.retrieval.teachers import TeacherExample, ensemble_targets, sparse_matrix
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CorpusData:
+    """One training corpus with its cached teacher scores and embeddings.
+
+    Attributes:
+        documents: the documents (possibly a seeded sample of the corpus).
+        train: training examples; heldout: held-out examples (split by document).
+        window_embeddings: float32 (n_windows, 384), every window of every document.
+        window_owner: int64 (n_windows,), the document row of each window.
+        positive_embeddings: float32 (n_examples, 384), each example's positive text, aligned with
+            ``train + heldout``.
+        encoder: the semantic channel fitted on these documents (its IDF is the query side).
+    """
+
+    name: str
+    documents: list[Document]
+    train: list[TeacherExample]
+    heldout: list[TeacherExample]
+    window_embeddings: np.ndarray
+    window_owner: np.ndarray
+    positive_embeddings: np.ndarray
+    encoder: SemanticChannelEncoder
+
+    def windows_of(self) -> list[list[int]]:
+        """Document row -> its window rows."""
+        out: list[list[int]] = [[] for _ in self.documents]
+        for window, owner in enumerate(self.window_owner.tolist()):
+            out[owner].append(window)
+        return out
+
+
+def load_documents(data: Path, max_documents: int | None, seed: int) -> list[Document]:
+    """The corpus's documents, or a seeded sample of ``max_documents`` of them (documents without
+    text stay: they yield no pseudo-queries and an empty learned vector)."""
+    documents = list(iter_corpus(data))
+    if max_documents is not None and len(documents) > max_documents:
+        chosen = sorted(random.Random(seed).sample(range(len(documents)), max_documents))
+        documents = [documents[i] for i in chosen]
+    return documents
+
+
+def prepare_corpus(data: Path, cache_dir: Path, config: Any, encoder_template: SemanticChannelEncoder) -> CorpusData:
+    """Pseudo-queries, teacher scores and embeddings of one corpus, cached in ``cache_dir``."""
+    from sparsearch.retrieval.dense import embed
+    from sparsearch.retrieval.teachers import _document_window_embeddings
+    from sparsearch.retrieval.training import prepare_examples
+
+    documents = load_documents(data, config.max_documents, config.seed)
+    if not any(d.full_text.strip() for d in documents):
+        raise UsageError(f"{data}: no documents with text to train on")
+    examples = prepare_examples(config, documents, cache_dir / "teachers.jsonl")
+    embeddings_file = cache_dir / "embeddings.npz"
+    if embeddings_file.is_file():
+        cached = np.load(embeddings_file)
+        windows, owners, positives = cached["windows"], cached["owners"], cached["positives"]
+    else:
+        windows, owners = _document_window_embeddings(documents)
+        positives = embed([e.query.positive_text for e in examples])
+        np.savez(embeddings_file, windows=windows, owners=owners, positives=positives)
+    encoder = SemanticChannelEncoder(top_k=encoder_template.top_k, candidate_tokens=encoder_template.candidate_tokens)
+    encoder.fit(d.full_text for d in documents)
+    train = [e for e in examples if e.query.split == "train"]
+    heldout = [e for e in examples if e.query.split == "heldout"]
+    order = {id(e): i for i, e in enumerate(examples)}
+    positives = positives[[order[id(e)] for e in train + heldout]] if examples else positives
+    return CorpusData(data.name, documents, train, heldout, windows, owners, positives, encoder)
+
+
+class HeadStudent:
+    """The trainable head in torch: embeddings (n, 384) -> document weights (n_docs, n_tokens)."""
+
+    def __init__(self, head: VocabularyHead, token_matrix: np.ndarray, top_k: int) -> None:
+        self.torch = torch = require("torch", "train")
+        self.projection = torch.nn.Parameter(torch.tensor(head.projection))
+        self.scale = torch.nn.Parameter(torch.tensor(head.scale))
+        self.bias = torch.nn.Parameter(torch.tensor(head.bias))
+        self.tokens = torch.tensor(token_matrix)
+        self.top_k = top_k
+
+    def parameters(self) -> list[Any]:
+        return [self.projection, self.scale, self.bias]
+
+    def document_weights(self, embeddings: Any, owners: Any, n_documents: int) -> Any:
+        """Windows (n_windows, 384) with their document rows -> (n_documents, n_tokens) weights:
+        max over each document's windows, then ``max(0, ·)`` and the top-k (as at indexing time).
+
+        The full (windows x tokens) matrix is computed without gradient only to choose each
+        document's top-k tokens; the weights of those k tokens are then recomputed with gradient.
+        Top-k and max pooling pass gradient to the chosen entries alone, so this is the gradient of
+        the dense computation at a fraction of its cost.
+        """
+        torch = self.torch
+        mapped = torch.nn.functional.normalize(embeddings @ self.projection.T, dim=-1)  # with gradient
+        with torch.no_grad():
+            scores = self.scale * (mapped @ self.tokens.T) - self.bias  # (n_windows, n_tokens)
+            pooled = torch.full((n_documents, scores.shape[1]), -1e4).scatter_reduce(
+                0, owners[:, None].expand_as(scores), scores, reduce="amax", include_self=True
+            )
+            columns = pooled.topk(min(self.top_k, pooled.shape[1]), dim=1).indices  # (n_documents, k)
+        chosen = columns[owners]  # (n_windows, k): each window's document's tokens
+        values = self.scale[chosen] * torch.einsum("wd,wkd->wk", mapped, self.tokens[chosen]) - self.bias[chosen]
+        best = torch.full(columns.shape, -1e4).scatter_reduce(
+            0, owners[:, None].expand_as(values), values, reduce="amax", include_self=True
+        )
+        return torch.zeros(pooled.shape).scatter(1, columns, torch.relu(best))
+
+    def to_head(self) -> VocabularyHead:
+        arrays = [p.detach().numpy().copy() for p in self.parameters()]
+        return VocabularyHead(*arrays)
+
+
+def query_vector(encoder: SemanticChannelEncoder, columns: dict[str, int], text: str) -> np.ndarray:
+    """float32 (n_tokens,) the query's IDF weights on the candidate-token columns (others dropped:
+    no document can carry them)."""
+    vector = np.zeros(len(columns), dtype=np.float32)
+    for token, weight in encoder.encode_query(text).weights.items():
+        column = columns.get(token)
+        if column is not None:
+            vector[column] = weight
+    return vector
+
+
+def initial_head(init_model: Path | None, n_tokens: int, threshold: float, mixing_weight: float) -> VocabularyHead:
+    """Where training starts: the head of ``init_model`` (a semantic or two-channel model directory),
+    else the training-free channel, with the model's mixing weight folded into the head.
+
+    The student's score is ``BM25 + Σ_t IDF_t · w_t(d)`` with no separate mixing weight, so the
+    start is made to score exactly as the starting model does: ``a · max(0, s·c − b) =
+    max(0, a·s·c − a·b)`` for a > 0, with ``a`` the two-channel model's learned weight (or
+    ``mixing_weight`` for the training-free start).
+    """
+    head, weight = VocabularyHead.identity(n_tokens, threshold), mixing_weight
+    if init_model is not None:
+        from sparsearch.retrieval.models import load_encoder
+
+        model = load_encoder(init_model)
+        channel = getattr(model, "learned", model)
+        if not isinstance(channel, SemanticChannelEncoder):
+            raise UsageError(f"{init_model}: init_model must be a semantic or two-channel (semantic) model")
+        weight = float(getattr(model, "learned_weight", 1.0))
+        if channel.head is not None:
+            head = channel.head
+        if head.scale.shape != (n_tokens,):
+            raise UsageError(f"{init_model}: its head covers {head.scale.shape[0]} tokens, not {n_tokens}")
+    if weight <= 0:
+        raise UsageError(f"the starting model's learned weight is {weight}: training needs it above 0")
+    return VocabularyHead(head.projection.copy(), head.scale * weight, head.bias * weight)
+
+
+def _step_batch(corpus: CorpusData, windows_of: list[list[int]], batch: Sequence[int], config: Any, columns: dict):  # noqa: ANN202
+    """Tensors for one step: the candidate documents' windows, the queries, the lexical scores, targets."""
+    torch = require("torch", "train")
+    row = {d.doc_id: i for i, d in enumerate(corpus.documents)}
+    examples = [corpus.train[i] for i in batch]
+    needed = sorted({row[c] for e in examples for c in e.candidates[1:]})
+    local = {d: i for i, d in enumerate(needed)}
+    windows = [w for d in needed for w in windows_of[d]]
+    owners = torch.tensor([local[int(corpus.window_owner[w])] for w in windows], dtype=torch.long)
+    width = max(len(e.candidates) for e in examples)
+    # candidate -> row of the step's document matrix; positives come after the mined documents
+    index = np.zeros((len(examples), width), dtype=np.int64)
+    mask = np.zeros((len(examples), width), dtype=bool)
+    lexical = np.zeros((len(examples), width), dtype=np.float32)
+    targets = np.zeros((len(examples), width), dtype=np.float32)
+    for b, example in enumerate(examples):
+        n = len(example.candidates)
+        index[b, 0] = len(needed) + b
+        index[b, 1:n] = [local[row[c]] for c in example.candidates[1:]]
+        mask[b, :n] = True
+        lexical[b, :n] = example.scores["bm25"]
+        scores = {name: np.asarray(values) for name, values in example.scores.items() if name in config.teacher_weights}
+        targets[b, :n] = ensemble_targets(scores, config.teacher_weights, config.teacher_scale)
+    queries = np.stack([query_vector(corpus.encoder, columns, e.query.text) for e in examples])
+    return {
+        "windows": torch.tensor(corpus.window_embeddings[windows]),
+        "owners": owners,
+        "n_documents": len(needed),
+        "positives": torch.tensor(corpus.positive_embeddings[list(batch)]),
+        "index": torch.tensor(index),
+        "mask": torch.tensor(mask),
+        "lexical": torch.tensor(lexical),
+        "targets": torch.tensor(targets),
+        "queries": torch.tensor(queries),
+    }
+
+
+def train_head(config: Any, on_progress: Any = None) -> Any:
+    """Run the recipe in the module docstring for a ``TrainConfig`` with ``student = "semantic-head"``."""
+    torch = require("torch", "train")
+    from sparsearch.retrieval.losses import distillation_kl, flops_regulariser, regulariser_weight
+    from sparsearch.retrieval.training import TrainReport
+
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    run_dir = config.resolved_run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(config.model_dump_json(indent=2), encoding="utf-8")
+    started = time.monotonic()
+
+    template = SemanticChannelEncoder(top_k=config.top_k, candidate_tokens=config.candidate_tokens)
+    corpora = [
+        prepare_corpus(data, run_dir / f"corpus-{i}-{data.name}", config, template)
+        for i, data in enumerate(config.all_data)
+    ]
+    corpora = [c for c in corpora if c.train]
+    if not corpora:
+        raise UsageError(f"{config.data}: no usable pseudo-queries (is the corpus empty or too short?)")
+    columns = {token: i for i, token in enumerate(template.tokens)}
+    head = initial_head(config.init_model, len(template.tokens), template.threshold, config.initial_mixing_weight)
+    student = HeadStudent(head, template.token_matrix(), config.top_k)
+    optimizer = torch.optim.Adam(student.parameters(), lr=config.head_learning_rate)
+    windows_of = [c.windows_of() for c in corpora]
+    # corpora are drawn in proportion to their training queries
+    draws = np.asarray([len(c.train) for c in corpora], dtype=np.float64)
+    draws /= draws.sum()
+    rng = np.random.default_rng(config.seed)
+    total = config.max_steps
+    ramp = int(config.regularizer_ramp_fraction * total)
+    budget = config.minutes * 60 if config.minutes else math.inf
+    step, record = 0, {"loss": float("nan"), "active_terms": 0.0}
+    with (run_dir / "metrics.jsonl").open("w", encoding="utf-8") as metrics_file:
+        while step < total:
+            if time.monotonic() - started > budget:
+                log.warning("time budget of %.1f min reached after %d of %d steps", config.minutes, step, total)
+                break
+            t0 = time.monotonic()
+            which = int(rng.choice(len(corpora), p=draws))
+            corpus = corpora[which]
+            batch = rng.choice(len(corpus.train), size=min(config.batch_queries, len(corpus.train)), replace=False)
+            tensors = _step_batch(corpus, windows_of[which], batch.tolist(), config, columns)
+            documents = student.document_weights(
+                torch.cat([tensors["windows"], tensors["positives"]]),
+                torch.cat([tensors["owners"], tensors["n_documents"] + torch.arange(len(batch))]),
+                tensors["n_documents"] + len(batch),
+            )
+            learned = (tensors["queries"] @ documents.T).gather(1, tensors["index"])
+            scores = config.residual_weight * tensors["lexical"] + learned
+            scores = scores.masked_fill(~tensors["mask"], -1e4)
+            targets = tensors["targets"].masked_fill(~tensors["mask"], -1e4)
+            ranking = distillation_kl(scores, targets, config.temperature)
+            lam = regulariser_weight(step, config.document_regularizer_weight, ramp)
+            flops = flops_regulariser(documents, config.l0_threshold)
+            loss = ranking + lam * flops
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            step += 1
+            record = {
+                "step": step,
+                "corpus": corpus.name,
+                "loss": loss.item(),
+                "ranking_loss": ranking.item(),
+                "flops": flops.item(),
+                "lambda": lam,
+                "active_terms": float((documents > 0).sum(1).float().mean()),
+                "seconds": time.monotonic() - t0,
+            }
+            metrics_file.write(json.dumps(record) + "\n")
+            if on_progress is not None:
+                on_progress(step, total, record)
+
+    trained = student.to_head()
+    by_weight, avg_terms = _choose_weight(corpora, student, config, columns)
+    chosen = float(max(by_weight, key=lambda w: (by_weight[w], -float(w))))
+    _save_model(config, trained, chosen)
+    report = TrainReport(
+        steps=step,
+        seconds=time.monotonic() - started,
+        train_queries=sum(len(c.train) for c in corpora),
+        heldout_queries=sum(len(c.heldout) for c in corpora),
+        final_loss=record["loss"],
+        avg_learned_terms=avg_terms,
+        heldout_ndcg_by_weight=by_weight,
+        chosen_weight=chosen,
+        output=str(config.output),
+    )
+    (run_dir / "report.json").write_text(json.dumps(report.__dict__, indent=2), encoding="utf-8")
+    return report
+
+
+def _choose_weight(
+    corpora: Sequence[CorpusData], student: HeadStudent, config: Any, columns: dict[str, int]
+) -> tuple[dict[str, float], float]:
+    """Held-out nDCG@10 per mixing weight (averaged over held-out queries of every corpus) and the
+    learned channel's average terms per document."""
+    from sparsearch.retrieval.training import heldout_ndcg, heldout_qrels
+    from sparsearch.retrieval.two_channel import lexical_channel
+
+    torch = student.torch
+    totals = dict.fromkeys(map(str, config.mixing_weights), 0.0)
+    terms, n_docs, n_queries = 0.0, 0, 0
+    for corpus in corpora:
+        texts = [d.full_text for d in corpus.documents]
+        with torch.no_grad():
+            weights = student.document_weights(
+                torch.tensor(corpus.window_embeddings), torch.tensor(corpus.window_owner), len(texts)
+            ).numpy()
+        learned_docs = scipy_csr(weights)
+        terms += float((weights > 0).sum())
+        n_docs += len(texts)
+        if not corpus.heldout:
+            continue
+        lexical = lexical_channel()
+        lexical.fit(texts)
+        lexical_docs, vocabulary = sparse_matrix(lexical.encode_documents(texts))
+        texts_q = [e.query.text for e in corpus.heldout]
+        lexical_queries, _ = sparse_matrix([lexical.encode_query(t).weights for t in texts_q], vocabulary)
+        learned_queries = scipy_csr(np.stack([query_vector(corpus.encoder, columns, t) for t in texts_q]))
+        scores = heldout_ndcg(
+            corpus.documents,
+            corpus.heldout,
+            (lexical_queries @ lexical_docs.T).toarray(),
+            (learned_queries @ learned_docs.T).toarray(),
+            config.mixing_weights,
+            heldout_qrels(corpus.heldout, config),
+        )
+        for weight, value in scores.items():
+            totals[weight] += value * len(corpus.heldout)
+        n_queries += len(corpus.heldout)
+    by_weight = {w: (v / n_queries if n_queries else 0.0) for w, v in totals.items()}
+    return by_weight, terms / max(n_docs, 1)
+
+
+def scipy_csr(dense: np.ndarray):  # noqa: ANN201 - scipy.sparse.csr_matrix
+    import scipy.sparse
+
+    return scipy.sparse.csr_matrix(dense.astype(np.float64))
+
+
+def _save_model(config: Any, head: VocabularyHead, learned_weight: float) -> None:
+    """An unfitted two-channel model: `sparsearch index` fits BM25 and IDF on the corpus it indexes."""
+    from sparsearch.retrieval.two_channel import TwoChannelEncoder, lexical_channel
+
+    learned = SemanticChannelEncoder(
+        top_k=config.top_k, candidate_tokens=config.candidate_tokens, head=head, name="semantic-head"
+    )
+    TwoChannelEncoder(lexical_channel(), learned, learned_weight=learned_weight, name=config.output.name).save(
+        config.output
+    )

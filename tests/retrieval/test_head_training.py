@@ -1,0 +1,184 @@
+"""The trained vocabulary head of the semantic channel and its training loop (semantic-head student)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sparsearch.errors import IndexFormatError
+from sparsearch.indexer.pipeline import build_embedded_index
+from sparsearch.retrieval.head_training import HeadStudent
+from sparsearch.retrieval.models import load_encoder
+from sparsearch.retrieval.semantic import SemanticChannelEncoder, VocabularyHead
+from sparsearch.retrieval.training import TrainConfig, run_training
+from tests.retrieval.test_semantic_two_channel import TOKENS
+
+CORPUS = ["Wing lift in a propeller slipstream.", "Heat conduction in composite slabs.", "Buckling of thin shells."]
+
+
+def _random_head(seed: int = 0) -> VocabularyHead:
+    rng = np.random.default_rng(seed)
+    projection = np.eye(384, dtype=np.float32) + 0.05 * rng.standard_normal((384, 384)).astype(np.float32)
+    scale = rng.uniform(0.5, 2.0, len(TOKENS)).astype(np.float32)
+    bias = rng.uniform(0.0, 0.4, len(TOKENS)).astype(np.float32)
+    return VocabularyHead(projection, scale, bias)
+
+
+def test_identity_head_is_the_training_free_channel() -> None:
+    plain = SemanticChannelEncoder(threshold=0.2, top_k=8, candidate_tokens=TOKENS)
+    headed = SemanticChannelEncoder(top_k=8, candidate_tokens=TOKENS, head=VocabularyHead.identity(len(TOKENS), 0.2))
+    for a, b in zip(plain.encode_documents(CORPUS), headed.encode_documents(CORPUS), strict=True):
+        assert a.keys() == b.keys()
+        assert all(a[t] == pytest.approx(b[t], abs=1e-6) for t in a)
+
+
+def test_head_round_trips_and_changes_the_fingerprint(tmp_path: Path) -> None:
+    head = _random_head()
+    encoder = SemanticChannelEncoder(top_k=8, candidate_tokens=TOKENS, head=head, name="semantic-head")
+    encoder.fit(CORPUS)
+    encoder.save(tmp_path / "model")
+    loaded = load_encoder(tmp_path / "model")
+    assert loaded.encode_documents(CORPUS) == encoder.encode_documents(CORPUS)
+    assert loaded.fingerprint == encoder.fingerprint
+    plain = SemanticChannelEncoder(top_k=8, candidate_tokens=TOKENS)
+    plain.fit(CORPUS)
+    assert plain.fingerprint != encoder.fingerprint  # an index refuses queries of the other head
+
+
+def test_head_that_does_not_fit_the_tokens_is_refused(tmp_path: Path) -> None:
+    _random_head().save(tmp_path / "head.safetensors")
+    with pytest.raises(IndexFormatError, match="do not fit 5 candidate tokens"):
+        VocabularyHead.load(tmp_path / "head.safetensors", n_tokens=5)
+    (tmp_path / "bad.safetensors").write_bytes(b"not a tensor file")
+    with pytest.raises(IndexFormatError, match="not a vocabulary head"):
+        VocabularyHead.load(tmp_path / "bad.safetensors", n_tokens=len(TOKENS))
+
+
+def test_training_forward_equals_the_indexing_encoder() -> None:
+    """The torch forward used in training gives the weights `sparsearch index` stores (windows pooled,
+    then max(0, .) and the top-k)."""
+    import torch
+
+    from sparsearch.retrieval.dense import embed, split_words
+
+    head = _random_head(1)
+    encoder = SemanticChannelEncoder(top_k=6, candidate_tokens=TOKENS, head=head)
+    texts = ["the propeller wing lift " * 60 + "heat slab " * 60, "Buckling of thin shells."]
+    windows = [split_words(t) for t in texts]
+    owners = torch.tensor([row for row, w in enumerate(windows) for _ in w])
+    embeddings = torch.tensor(embed([w for ws in windows for w in ws]))
+    student = HeadStudent(head, encoder.token_matrix(), top_k=6)
+    weights = student.document_weights(embeddings, owners, len(texts)).detach().numpy()
+    for row, vector in enumerate(encoder.encode_documents(texts)):
+        expected = np.zeros(len(TOKENS), dtype=np.float32)
+        for token, weight in vector.items():
+            expected[TOKENS.index(token)] = weight
+        np.testing.assert_allclose(weights[row], expected, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainConfig, object]:
+    output = tmp_path_factory.mktemp("head") / "adapted"
+    config = TrainConfig(
+        data=tiny_data,
+        output=output,
+        candidate_tokens=TOKENS,
+        top_k=8,
+        minutes=None,
+        max_steps=4,
+        batch_queries=2,
+        heldout_fraction=0.3,
+        candidates_per_teacher=3,
+        head_learning_rate=0.05,
+        mixing_weights=[0.5, 1.0, 2.0],
+    )
+    return config, run_training(config)
+
+
+def test_head_training_writes_a_run_and_a_model_that_indexes(trained, tiny_data: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    config, report = trained
+    run = config.resolved_run_dir
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [1, 2, 3, 4] and report.steps == 4
+    assert all(np.isfinite(r["loss"]) for r in lines)
+    assert set(report.heldout_ndcg_by_weight) == {"0.5", "1.0", "2.0"}
+    assert report.chosen_weight in (0.5, 1.0, 2.0)
+
+    model = load_encoder(config.output)
+    assert model.learned.head is not None and not model.is_fitted
+    assert not np.allclose(model.learned.head.bias, 0.4)  # the optimiser moved the head (start: 2 x 0.2)
+    index, _ = build_embedded_index(tiny_data, tmp_path / "index", model)
+    assert index.search(load_encoder(index.encoder_dir).encode_query("propeller slipstream"), 3)
+
+
+def test_head_training_is_reproducible(trained, tmp_path: Path) -> None:  # noqa: ANN001
+    config, _ = trained
+    again = config.model_copy(update={"output": tmp_path / "again", "run_dir": tmp_path / "again.run"})
+    run_training(again)
+    first = (config.output / "learned" / "head.safetensors").read_bytes()
+    assert (again.output / "learned" / "head.safetensors").read_bytes() == first
+
+
+def test_adaptation_starts_from_the_init_model(trained, tmp_path: Path) -> None:  # noqa: ANN001
+    config, _ = trained
+    start = load_encoder(config.output)
+    same = config.model_copy(
+        update={
+            "output": tmp_path / "same",
+            "run_dir": tmp_path / "same.run",
+            "init_model": config.output,
+            "max_steps": 1,
+            "head_learning_rate": 1e-12,  # the head must come back as it started
+        }
+    )
+    run_training(same)
+    end = load_encoder(tmp_path / "same").learned.head
+    # the start's learned weight is folded into the head: a·max(0, s·c − b) = max(0, a·s·c − a·b)
+    weight = start.learned_weight
+    np.testing.assert_allclose(end.bias, weight * start.learned.head.bias, atol=1e-5)
+    np.testing.assert_allclose(end.scale, weight * start.learned.head.scale, atol=1e-5)
+    np.testing.assert_allclose(end.projection, start.learned.head.projection, atol=1e-6)
+
+
+def test_init_model_must_be_a_semantic_model(tiny_data: Path, tmp_path: Path) -> None:
+    from sparsearch.errors import UsageError
+    from sparsearch.retrieval.bm25 import bm25_words
+    from sparsearch.retrieval.head_training import initial_head
+
+    bm25_words().save(tmp_path / "bm25")
+    with pytest.raises(UsageError, match="must be a semantic or two-channel"):
+        initial_head(tmp_path / "bm25", len(TOKENS), 0.2, 2.0)
+
+
+def test_sparse_recompute_has_the_dense_gradient() -> None:
+    """Gradients through the top-k recompute equal those of the dense pooled computation."""
+    import torch
+
+    rng = np.random.default_rng(3)
+    tokens = rng.standard_normal((40, 384)).astype(np.float32)
+    tokens /= np.linalg.norm(tokens, axis=1, keepdims=True)
+    head = VocabularyHead(
+        np.eye(384, dtype=np.float32) + 0.1 * rng.standard_normal((384, 384)).astype(np.float32),
+        rng.uniform(0.5, 2, 40).astype(np.float32),
+        rng.uniform(-0.1, 0.1, 40).astype(np.float32),
+    )
+    embeddings = torch.tensor(rng.standard_normal((5, 384)).astype(np.float32))
+    owners = torch.tensor([0, 0, 1, 2, 2])
+    queries = torch.tensor(rng.uniform(0, 3, (3, 40)).astype(np.float32))
+
+    sparse = HeadStudent(head, tokens, top_k=7)
+    (queries @ sparse.document_weights(embeddings, owners, 3).T).sum().backward()
+
+    dense = HeadStudent(head, tokens, top_k=7)
+    mapped = torch.nn.functional.normalize(embeddings @ dense.projection.T, dim=-1)
+    scores = dense.scale * (mapped @ dense.tokens.T) - dense.bias
+    pooled = torch.stack([scores[owners == d].max(0).values for d in range(3)])
+    values, columns = torch.relu(pooled).topk(7, dim=1)
+    (queries @ torch.zeros_like(pooled).scatter(1, columns, values).T).sum().backward()
+
+    for a, b in zip(sparse.parameters(), dense.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6)
+    assert sparse.bias.grad.abs().sum() > 0
