@@ -40,7 +40,7 @@ def test_index_search_eval_end_to_end(tiny_data: Path, tmp_path: Path) -> None:
     assert report["docs"] == 8 and report["queries"] == 5
     assert report["postings_touched_per_query"] > 0
     first = run.read_text().splitlines()[0].split()
-    assert first[1] == "Q0" and first[3] == "1" and first[5] == "bm25"
+    assert first[1] == "Q0" and first[3] == "1" and first[5] == "default"  # the shipped trained model
 
 
 def test_eval_without_index_builds_one(tiny_data: Path, tmp_path: Path) -> None:

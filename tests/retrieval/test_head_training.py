@@ -104,8 +104,9 @@ def test_head_training_writes_a_run_and_a_model_that_indexes(trained, tiny_data:
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [1, 2, 3, 4] and report.steps == 4
     assert all(np.isfinite(r["loss"]) for r in lines)
-    assert set(report.heldout_ndcg_by_weight) == {"0.5", "1.0", "2.0"}
-    assert report.chosen_weight in (0.5, 1.0, 2.0)
+    assert set(report.heldout_ndcg_by_weight) == set(report.heldout_kl_by_weight) == {"0.5", "1.0", "2.0"}
+    kl = report.heldout_kl_by_weight
+    assert report.chosen_weight == float(min(kl, key=kl.get))  # the training objective on held-out queries
 
     model = load_encoder(config.output)
     assert model.learned.head is not None and not model.is_fitted
@@ -141,6 +142,17 @@ def test_adaptation_starts_from_the_init_model(trained, tmp_path: Path) -> None:
     np.testing.assert_allclose(end.bias, weight * start.learned.head.bias, atol=1e-5)
     np.testing.assert_allclose(end.scale, weight * start.learned.head.scale, atol=1e-5)
     np.testing.assert_allclose(end.projection, start.learned.head.projection, atol=1e-6)
+
+
+def test_corpus_weights_must_match_the_corpora(trained, tmp_path: Path) -> None:  # noqa: ANN001
+    from sparsearch.errors import UsageError
+
+    config, _ = trained
+    wrong = config.model_copy(
+        update={"output": tmp_path / "w", "run_dir": tmp_path / "w.run", "corpus_weights": [1, 2]}
+    )
+    with pytest.raises(UsageError, match="corpus_weights has 2 entries for 1 corpora"):
+        run_training(wrong)
 
 
 def test_init_model_must_be_a_semantic_model(tiny_data: Path, tmp_path: Path) -> None:

@@ -30,7 +30,8 @@ from sparsearch.errors import UsageError
 def evaluate(
     data: Annotated[Path, typer.Option("--data", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.")],
     model: Annotated[
-        str | None, typer.Option("--model", help="Model to build a fresh index with (default bm25).")
+        str | None,
+        typer.Option("--model", help="Model to build a fresh index with (default: the shipped trained model)."),
     ] = None,
     index: Annotated[
         str | None,

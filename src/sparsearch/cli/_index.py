@@ -30,7 +30,11 @@ def index(
         str, typer.Option("--index", help="Embedded: directory of the index to create. Engines: the alias name.")
     ],
     model: Annotated[
-        str | None, typer.Option("--model", help="bm25 (default), bm25-wordpiece, or a model directory.")
+        str | None,
+        typer.Option(
+            "--model",
+            help="default (the shipped trained model), bm25, bm25-wordpiece, hybrid-semantic, or a model directory.",
+        ),
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Documents encoded per batch.")] = 256,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing embedded index.")] = False,

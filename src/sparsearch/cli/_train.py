@@ -33,8 +33,10 @@ def _run(config) -> None:  # noqa: ANN001 - a TrainConfig
     table.add_row("steps", f"{report.steps} in {report.seconds / 60:.1f} min")
     table.add_row("pseudo-queries", f"{report.train_queries} train, {report.heldout_queries} held out")
     table.add_row("learned terms / document", f"{report.avg_learned_terms:.1f}")
+    kl = report.heldout_kl_by_weight or {}
     for weight, ndcg in report.heldout_ndcg_by_weight.items():
-        table.add_row(f"held-out nDCG@10, learned weight {weight}", f"{ndcg:.4f}")
+        extra = f", KL {kl[weight]:.4f}" if weight in kl else ""
+        table.add_row(f"held-out, learned weight {weight}", f"nDCG@10 {ndcg:.4f}{extra}")
     table.add_row("chosen learned weight", f"{report.chosen_weight}")
     stdout.print(table)
 

@@ -195,10 +195,12 @@ def initial_head(init_model: Path | None, n_tokens: int, threshold: float, mixin
 
 
 def _step_batch(corpus: CorpusData, windows_of: list[list[int]], batch: Sequence[int], config: Any, columns: dict):  # noqa: ANN202
-    """Tensors for one step: the candidate documents' windows, the queries, the lexical scores, targets."""
+    """Tensors for a batch of examples (rows of ``corpus.train + corpus.heldout``): the candidate
+    documents' windows, the positives, the queries, the lexical scores and the teacher targets."""
     torch = require("torch", "train")
     row = {d.doc_id: i for i, d in enumerate(corpus.documents)}
-    examples = [corpus.train[i] for i in batch]
+    every = corpus.train + corpus.heldout
+    examples = [every[i] for i in batch]
     needed = sorted({row[c] for e in examples for c in e.candidates[1:]})
     local = {d: i for i, d in enumerate(needed)}
     windows = [w for d in needed for w in windows_of[d]]
@@ -231,6 +233,21 @@ def _step_batch(corpus: CorpusData, windows_of: list[list[int]], batch: Sequence
     }
 
 
+def _batch_scores(student: HeadStudent, tensors: dict, residual_weight: float, learned_weight: float = 1.0):  # noqa: ANN202
+    """(student scores, targets, document weights) of a batch from :func:`_step_batch`; padding
+    candidates get -1e4 on both sides (no probability mass)."""
+    torch = student.torch
+    n_queries = tensors["positives"].shape[0]
+    documents = student.document_weights(
+        torch.cat([tensors["windows"], tensors["positives"]]),
+        torch.cat([tensors["owners"], tensors["n_documents"] + torch.arange(n_queries)]),
+        tensors["n_documents"] + n_queries,
+    )
+    learned = (tensors["queries"] @ documents.T).gather(1, tensors["index"])
+    scores = (residual_weight * tensors["lexical"] + learned_weight * learned).masked_fill(~tensors["mask"], -1e4)
+    return scores, tensors["targets"].masked_fill(~tensors["mask"], -1e4), documents
+
+
 def train_head(config: Any, on_progress: Any = None) -> Any:
     """Run the recipe in the module docstring for a ``TrainConfig`` with ``student = "semantic-head"``."""
     torch = require("torch", "train")
@@ -259,8 +276,10 @@ def train_head(config: Any, on_progress: Any = None) -> Any:
     student = HeadStudent(head, template.token_matrix(), config.top_k)
     optimizer = torch.optim.Adam(student.parameters(), lr=config.head_learning_rate)
     windows_of = [c.windows_of() for c in corpora]
-    # corpora are drawn in proportion to their training queries
-    draws = np.asarray([len(c.train) for c in corpora], dtype=np.float64)
+    # corpora are drawn in proportion to their training queries, or to config.corpus_weights
+    draws = np.asarray(config.corpus_weights or [len(c.train) for c in corpora], dtype=np.float64)
+    if len(draws) != len(corpora):
+        raise UsageError(f"corpus_weights has {len(draws)} entries for {len(corpora)} corpora (data + extra_data)")
     draws /= draws.sum()
     rng = np.random.default_rng(config.seed)
     total = config.max_steps
@@ -277,15 +296,7 @@ def train_head(config: Any, on_progress: Any = None) -> Any:
             corpus = corpora[which]
             batch = rng.choice(len(corpus.train), size=min(config.batch_queries, len(corpus.train)), replace=False)
             tensors = _step_batch(corpus, windows_of[which], batch.tolist(), config, columns)
-            documents = student.document_weights(
-                torch.cat([tensors["windows"], tensors["positives"]]),
-                torch.cat([tensors["owners"], tensors["n_documents"] + torch.arange(len(batch))]),
-                tensors["n_documents"] + len(batch),
-            )
-            learned = (tensors["queries"] @ documents.T).gather(1, tensors["index"])
-            scores = config.residual_weight * tensors["lexical"] + learned
-            scores = scores.masked_fill(~tensors["mask"], -1e4)
-            targets = tensors["targets"].masked_fill(~tensors["mask"], -1e4)
+            scores, targets, documents = _batch_scores(student, tensors, config.residual_weight)
             ranking = distillation_kl(scores, targets, config.temperature)
             lam = regulariser_weight(step, config.document_regularizer_weight, ramp)
             flops = flops_regulariser(documents, config.l0_threshold)
@@ -310,7 +321,11 @@ def train_head(config: Any, on_progress: Any = None) -> Any:
 
     trained = student.to_head()
     by_weight, avg_terms = _choose_weight(corpora, student, config, columns)
-    chosen = float(max(by_weight, key=lambda w: (by_weight[w], -float(w))))
+    kl_by_weight = _heldout_kl(corpora, windows_of, student, config, columns)
+    if config.heldout_selection == "kl":
+        chosen = float(min(kl_by_weight, key=lambda w: (kl_by_weight[w], float(w))))
+    else:
+        chosen = float(max(by_weight, key=lambda w: (by_weight[w], -float(w))))
     _save_model(config, trained, chosen)
     report = TrainReport(
         steps=step,
@@ -322,9 +337,33 @@ def train_head(config: Any, on_progress: Any = None) -> Any:
         heldout_ndcg_by_weight=by_weight,
         chosen_weight=chosen,
         output=str(config.output),
+        heldout_kl_by_weight=kl_by_weight,
     )
     (run_dir / "report.json").write_text(json.dumps(report.__dict__, indent=2), encoding="utf-8")
     return report
+
+
+def _heldout_kl(
+    corpora: Sequence[CorpusData], windows_of: list[list[list[int]]], student: HeadStudent, config: Any, columns: dict
+) -> dict[str, float]:
+    """The training objective (KL to the teacher ensemble over the mined candidates) on held-out
+    pseudo-queries, per mixing weight of the learned channel; mean over all held-out queries."""
+    from sparsearch.retrieval.losses import distillation_kl
+
+    torch = student.torch
+    totals = dict.fromkeys(map(str, config.mixing_weights), 0.0)
+    count = 0
+    for corpus, windows in zip(corpora, windows_of, strict=True):
+        rows = list(range(len(corpus.train), len(corpus.train) + len(corpus.heldout)))
+        for start in range(0, len(rows), 64):
+            chunk = rows[start : start + 64]
+            tensors = _step_batch(corpus, windows, chunk, config, columns)
+            with torch.no_grad():
+                for weight in config.mixing_weights:
+                    scores, targets, _ = _batch_scores(student, tensors, config.residual_weight, weight)
+                    totals[str(weight)] += distillation_kl(scores, targets, config.temperature).item() * len(chunk)
+            count += len(chunk)
+    return {w: (v / count if count else 0.0) for w, v in totals.items()}
 
 
 def _choose_weight(

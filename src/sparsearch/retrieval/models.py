@@ -14,11 +14,12 @@ from sparsearch.errors import ModelNotFoundError
 from sparsearch.retrieval.bm25 import BM25Encoder, bm25_wordpiece, bm25_words
 from sparsearch.retrieval.contract import Encoder
 
-DEFAULT_MODEL = "bm25"
-"""What ``--model`` means when it is not given (until a trained neural default ships)."""
-
 SHIPPED_MODEL = "default"
-"""The built-in name of the trained two-channel model shipped inside the package."""
+"""The built-in name of the trained two-channel model shipped inside the package (model card:
+``default_model/README.md``)."""
+
+DEFAULT_MODEL = SHIPPED_MODEL
+"""What ``--model`` means when it is not given."""
 
 
 def default_model_dir() -> Path | None:

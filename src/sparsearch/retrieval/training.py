@@ -111,6 +111,14 @@ class TrainConfig(BaseModel):
     heldout_relevance: Literal["teachers", "source"] = Field(
         "teachers", description="how held-out pseudo-queries are judged when choosing the mixing weight"
     )
+    heldout_selection: Literal["kl", "ndcg"] = Field(
+        "kl",
+        description="semantic-head: choose the mixing weight by the training objective (KL to the teachers) "
+        "or by nDCG@10 on the held-out pseudo-queries",
+    )
+    corpus_weights: list[float] | None = Field(
+        None, description="semantic-head: how often each corpus (data, then extra_data) is drawn; default: by size"
+    )
     mixing_weights: list[float] = Field(default_factory=lambda: [0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0])
 
     @property
@@ -135,6 +143,7 @@ class TrainReport:
     heldout_ndcg_by_weight: dict[str, float]
     chosen_weight: float
     output: str
+    heldout_kl_by_weight: dict[str, float] | None = None
 
 
 ProgressCallback = Callable[[int, int, dict[str, float]], None]
