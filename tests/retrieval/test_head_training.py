@@ -155,6 +155,15 @@ def test_corpus_weights_must_match_the_corpora(trained, tmp_path: Path) -> None:
         run_training(wrong)
 
 
+def test_head_training_refuses_margin_mse(trained, tmp_path: Path) -> None:  # noqa: ANN001
+    from sparsearch.errors import UsageError
+
+    config, _ = trained
+    margin = config.model_copy(update={"output": tmp_path / "m", "run_dir": tmp_path / "m.run", "loss": "margin_mse"})
+    with pytest.raises(UsageError, match='trains with loss = "kl"'):
+        run_training(margin)
+
+
 def test_init_model_must_be_a_semantic_model(tiny_data: Path, tmp_path: Path) -> None:
     from sparsearch.errors import UsageError
     from sparsearch.retrieval.bm25 import bm25_words

@@ -251,8 +251,11 @@ def _batch_scores(student: HeadStudent, tensors: dict, residual_weight: float, l
 def train_head(config: Any, on_progress: Any = None) -> Any:
     """Run the recipe in the module docstring for a ``TrainConfig`` with ``student = "semantic-head"``."""
     torch = require("torch", "train")
-    from sparsearch.retrieval.losses import distillation_kl, flops_regulariser, regulariser_weight
-    from sparsearch.retrieval.training import TrainReport
+    from sparsearch.retrieval.training import TrainReport, training_loss
+
+    if config.loss != "kl":
+        # padded candidates carry -1e4 on both sides: harmless for KL, not for margins
+        raise UsageError('the semantic-head student trains with loss = "kl"; margin_mse is for student = "splade"')
 
     random.seed(config.seed)
     np.random.seed(config.seed)
@@ -297,10 +300,7 @@ def train_head(config: Any, on_progress: Any = None) -> Any:
             batch = rng.choice(len(corpus.train), size=min(config.batch_queries, len(corpus.train)), replace=False)
             tensors = _step_batch(corpus, windows_of[which], batch.tolist(), config, columns)
             scores, targets, documents = _batch_scores(student, tensors, config.residual_weight)
-            ranking = distillation_kl(scores, targets, config.temperature)
-            lam = regulariser_weight(step, config.document_regularizer_weight, ramp)
-            flops = flops_regulariser(documents, config.l0_threshold)
-            loss = ranking + lam * flops
+            loss, ranking, flops, lam = training_loss(scores, targets, documents, config, step, ramp)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

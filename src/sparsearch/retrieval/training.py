@@ -244,8 +244,6 @@ def _sample_batch(
 def train(config: TrainConfig, on_progress: ProgressCallback | None = None) -> TrainReport:
     """Run the whole recipe and save a two-channel model at ``config.output``."""
     torch = require("torch", "train")
-    from sparsearch.retrieval.losses import distillation_kl, flops_regulariser, margin_mse, regulariser_weight
-
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
@@ -312,14 +310,9 @@ def train(config: TrainConfig, on_progress: ProgressCallback | None = None) -> T
         scores = (queries @ vectors.T).gather(1, torch.tensor(candidate_index))
         scores = scores + config.residual_weight * torch.tensor(np.asarray(lexical), dtype=scores.dtype)
         target = torch.tensor(np.asarray(targets), dtype=scores.dtype)
-        ranking = (
-            distillation_kl(scores, target, config.temperature) if config.loss == "kl" else margin_mse(scores, target)
+        loss, ranking, flops, lam = training_loss(
+            scores, target, vectors, config, step, int(config.regularizer_ramp_fraction * total)
         )
-        lam = regulariser_weight(
-            step, config.document_regularizer_weight, int(config.regularizer_ramp_fraction * total)
-        )
-        flops = flops_regulariser(vectors, config.l0_threshold)
-        loss = ranking + lam * flops
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -346,6 +339,24 @@ def train(config: TrainConfig, on_progress: ProgressCallback | None = None) -> T
     report = _finish(config, student, idf, documents, heldout, step, loss_value, started, len(train_examples))
     (run_dir / "report.json").write_text(json.dumps(report.__dict__, indent=2), encoding="utf-8")
     return report
+
+
+def training_loss(scores, targets, documents, config: TrainConfig, step: int, ramp_steps: int):  # noqa: ANN001, ANN201
+    """``ranking + λ(step) · FLOPS(documents)``; returns (loss, ranking, flops, λ).
+
+    Args:
+        scores, targets: (n_queries, n_candidates) student scores and teacher targets.
+        documents: (n_documents, vocab) the batch's document vectors (FLOPS with the ℓ0 mask).
+    """
+    from sparsearch.retrieval.losses import distillation_kl, flops_regulariser, margin_mse, regulariser_weight
+
+    if config.loss == "kl":
+        ranking = distillation_kl(scores, targets, config.temperature)
+    else:
+        ranking = margin_mse(scores, targets)
+    lam = regulariser_weight(step, config.document_regularizer_weight, ramp_steps)
+    flops = flops_regulariser(documents, config.l0_threshold)
+    return ranking + lam * flops, ranking, flops, lam
 
 
 def _estimate_steps(step_seconds: list[float], budget: float, started: float, step: int) -> int:
