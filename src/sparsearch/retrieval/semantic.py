@@ -131,7 +131,7 @@ class SemanticChannelEncoder:
         threshold: cosine below which a token gets no weight (τ, 0.2).
         top_k: most similar tokens kept per document (K, 100).
         candidate_tokens: restrict expansion to these vocabulary entries (default: every whole-word
-            entry, ~22.7k; embedding them takes a few minutes on 2 CPU cores, once, then cached).
+            entry, ~22.7k; embedding them takes ~40 s on 2 CPU cores, once, then cached).
         head: a trained :class:`VocabularyHead` (``threshold`` is then unused: ``b_t`` replaces it).
         name: model name recorded in fingerprints.
     """
