@@ -203,3 +203,19 @@ def test_sparse_recompute_has_the_dense_gradient() -> None:
     for a, b in zip(sparse.parameters(), dense.parameters(), strict=True):
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6)
     assert sparse.bias.grad.abs().sum() > 0
+
+
+def test_saved_head_is_read_only_to_encode_documents(tmp_path: Path) -> None:
+    """A query server loads the model without reading the head (no safetensors needed for queries);
+    documents read it, and a head that no longer matches its recorded digest is refused."""
+    encoder = SemanticChannelEncoder(top_k=8, candidate_tokens=TOKENS, head=_random_head(), name="semantic-head")
+    encoder.fit(CORPUS)
+    encoder.save(tmp_path / "model")
+    loaded = load_encoder(tmp_path / "model")
+    assert loaded.encode_query("propeller wing").weights and loaded._head is None
+    assert loaded.fingerprint == encoder.fingerprint
+    assert loaded.encode_documents(CORPUS) == encoder.encode_documents(CORPUS)
+
+    _random_head(seed=9).save(tmp_path / "model" / "head.safetensors")  # swapped behind the config's back
+    with pytest.raises(IndexFormatError, match="do not match the digest"):
+        load_encoder(tmp_path / "model").encode_documents(CORPUS)

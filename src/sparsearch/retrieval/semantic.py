@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sparsearch.errors import IndexFormatError
+from sparsearch.errors import IndexFormatError, require
 from sparsearch.retrieval.analyzers import WordPieceAnalyzer
 from sparsearch.retrieval.contract import EncodedQuery, EncoderFingerprint, SparseVector, stable_hash
 from sparsearch.retrieval.dense import DENSE_MODEL_NAME, embed, split_words
@@ -76,6 +76,7 @@ class VocabularyHead:
         return hasher.hexdigest()[:16]
 
     def save(self, path: Path) -> None:
+        require("safetensors", "train")
         from safetensors.numpy import save_file
 
         save_file({"projection": self.projection, "scale": self.scale, "bias": self.bias}, str(path))
@@ -83,8 +84,10 @@ class VocabularyHead:
     @classmethod
     def load(cls, path: Path, n_tokens: int) -> VocabularyHead:
         """Raises IndexFormatError when the file does not match the channel's tokens."""
-        from safetensors import SafetensorError
+        safetensors = require("safetensors", "train")
         from safetensors.numpy import load_file
+
+        SafetensorError = safetensors.SafetensorError  # noqa: N806 - the library's class name
 
         try:
             arrays = load_file(str(path))
@@ -157,6 +160,7 @@ class SemanticChannelEncoder:
         self._tokens = self.candidate_tokens or whole_word_tokens(self.analyzer.vocabulary)
         if head is not None and head.scale.shape != (len(self._tokens),):
             raise ValueError(f"the head has {head.scale.shape[0]} token weights for {len(self._tokens)} tokens")
+        self._head_file: Path | None = None  # a saved head not read yet (queries never need it)
         self.head = head
         self._matrix: np.ndarray | None = None
         self._fingerprint: EncoderFingerprint | None = None
@@ -164,6 +168,26 @@ class SemanticChannelEncoder:
     @property
     def is_fitted(self) -> bool:
         return self.idf is not None
+
+    @property
+    def head(self) -> VocabularyHead | None:
+        """The trained head, read from disk on first use (encoding documents), so that a query
+        server needs neither the file's reader (safetensors) nor its memory."""
+        if self._head is None and self._head_file is not None:
+            head = VocabularyHead.load(self._head_file, len(self._tokens))
+            if head.digest != self._head_digest:
+                raise IndexFormatError(
+                    f"{self._head_file}: its weights do not match the digest in {CONFIG_FILE} (a changed or "
+                    "corrupt file); restore the model directory or rebuild the index"
+                )
+            self._head = head
+        return self._head
+
+    @head.setter
+    def head(self, head: VocabularyHead | None) -> None:
+        self._head, self._head_file = head, None
+        self._head_digest = head.digest if head is not None else None
+        self._fingerprint = None
 
     def fit(self, texts: Iterable[str]) -> None:
         """Compute the query-side IDF table over the corpus (WordPiece tokens, once per document)."""
@@ -186,7 +210,7 @@ class SemanticChannelEncoder:
                         "threshold": self.threshold,
                         "top_k": self.top_k,
                         "tokens": self._tokens,
-                        "head": self.head.digest if self.head is not None else None,
+                        "head": self._head_digest,
                     }
                 ),
             )
@@ -241,7 +265,8 @@ class SemanticChannelEncoder:
             "threshold": self.threshold,
             "top_k": self.top_k,
             "candidate_tokens": self.candidate_tokens,
-            "head": HEAD_FILE if self.head is not None else None,
+            "head": HEAD_FILE if self._head_digest is not None else None,
+            "head_digest": self._head_digest,
         }
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2), encoding="utf-8")
         if self.head is not None:
@@ -258,7 +283,9 @@ class SemanticChannelEncoder:
             candidate_tokens=config.get("candidate_tokens"),
             name=config.get("name", "semantic"),
         )
-        if config.get("head"):
+        if config.get("head") and config.get("head_digest"):
+            encoder._head_file, encoder._head_digest = directory / config["head"], config["head_digest"]
+        elif config.get("head"):  # saved before digests were recorded: read it now
             encoder.head = VocabularyHead.load(directory / config["head"], len(encoder.tokens))
         if (directory / IDF_FILE).is_file():
             encoder.idf = IdfTable.load(directory / IDF_FILE)
