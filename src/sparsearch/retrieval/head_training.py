@@ -24,6 +24,7 @@ config and seed gives the same model.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -68,12 +69,23 @@ class CorpusData:
     positive_embeddings: np.ndarray
     encoder: SemanticChannelEncoder
 
+    @functools.cached_property
     def windows_of(self) -> list[list[int]]:
         """Document row -> its window rows."""
         out: list[list[int]] = [[] for _ in self.documents]
         for window, owner in enumerate(self.window_owner.tolist()):
             out[owner].append(window)
         return out
+
+    @functools.cached_property
+    def row_of(self) -> dict[str, int]:
+        """Document id -> its row in ``documents``."""
+        return {d.doc_id: i for i, d in enumerate(self.documents)}
+
+    @functools.cached_property
+    def examples(self) -> list[TeacherExample]:
+        """``train + heldout``: the order of ``positive_embeddings``."""
+        return self.train + self.heldout
 
 
 def load_documents(data: Path, max_documents: int | None, seed: int) -> list[Document]:
@@ -109,6 +121,7 @@ def prepare_corpus(data: Path, cache_dir: Path, config: Any, encoder_template: S
     train = [e for e in examples if e.query.split == "train"]
     heldout = [e for e in examples if e.query.split == "heldout"]
     order = {id(e): i for i, e in enumerate(examples)}
+    # in CorpusData.examples order (train, then held out)
     positives = positives[[order[id(e)] for e in train + heldout]] if examples else positives
     return CorpusData(data.name, documents, train, heldout, windows, owners, positives, encoder)
 
@@ -194,16 +207,15 @@ def initial_head(init_model: Path | None, n_tokens: int, threshold: float, mixin
     return VocabularyHead(head.projection.copy(), head.scale * weight, head.bias * weight)
 
 
-def _step_batch(corpus: CorpusData, windows_of: list[list[int]], batch: Sequence[int], config: Any, columns: dict):  # noqa: ANN202
-    """Tensors for a batch of examples (rows of ``corpus.train + corpus.heldout``): the candidate
-    documents' windows, the positives, the queries, the lexical scores and the teacher targets."""
+def _step_batch(corpus: CorpusData, batch: Sequence[int], config: Any, columns: dict):  # noqa: ANN202
+    """Tensors for a batch of examples (rows of ``corpus.examples``): the candidate documents'
+    windows, the positives, the queries, the lexical scores and the teacher targets."""
     torch = require("torch", "train")
-    row = {d.doc_id: i for i, d in enumerate(corpus.documents)}
-    every = corpus.train + corpus.heldout
-    examples = [every[i] for i in batch]
+    row = corpus.row_of
+    examples = [corpus.examples[i] for i in batch]
     needed = sorted({row[c] for e in examples for c in e.candidates[1:]})
     local = {d: i for i, d in enumerate(needed)}
-    windows = [w for d in needed for w in windows_of[d]]
+    windows = [w for d in needed for w in corpus.windows_of[d]]
     owners = torch.tensor([local[int(corpus.window_owner[w])] for w in windows], dtype=torch.long)
     width = max(len(e.candidates) for e in examples)
     # candidate -> row of the step's document matrix; positives come after the mined documents
@@ -233,19 +245,24 @@ def _step_batch(corpus: CorpusData, windows_of: list[list[int]], batch: Sequence
     }
 
 
-def _batch_scores(student: HeadStudent, tensors: dict, residual_weight: float, learned_weight: float = 1.0):  # noqa: ANN202
-    """(student scores, targets, document weights) of a batch from :func:`_step_batch`; padding
-    candidates get -1e4 on both sides (no probability mass)."""
+def _batch_documents(student: HeadStudent, tensors: dict):  # noqa: ANN202
+    """(n_documents + n_queries, n_tokens) weights of a batch from :func:`_step_batch`: the mined
+    documents, then each query's positive."""
     torch = student.torch
     n_queries = tensors["positives"].shape[0]
-    documents = student.document_weights(
+    return student.document_weights(
         torch.cat([tensors["windows"], tensors["positives"]]),
         torch.cat([tensors["owners"], tensors["n_documents"] + torch.arange(n_queries)]),
         tensors["n_documents"] + n_queries,
     )
+
+
+def _batch_scores(tensors: dict, documents: Any, residual_weight: float, learned_weight: float = 1.0):  # noqa: ANN202
+    """(student scores, targets) over each query's candidates; padding candidates get -1e4 on both
+    sides (no probability mass)."""
     learned = (tensors["queries"] @ documents.T).gather(1, tensors["index"])
     scores = (residual_weight * tensors["lexical"] + learned_weight * learned).masked_fill(~tensors["mask"], -1e4)
-    return scores, tensors["targets"].masked_fill(~tensors["mask"], -1e4), documents
+    return scores, tensors["targets"].masked_fill(~tensors["mask"], -1e4)
 
 
 def train_head(config: Any, on_progress: Any = None) -> Any:
@@ -278,7 +295,6 @@ def train_head(config: Any, on_progress: Any = None) -> Any:
     head = initial_head(config.init_model, len(template.tokens), template.threshold, config.initial_mixing_weight)
     student = HeadStudent(head, template.token_matrix(), config.top_k)
     optimizer = torch.optim.Adam(student.parameters(), lr=config.head_learning_rate)
-    windows_of = [c.windows_of() for c in corpora]
     # corpora are drawn in proportion to their training queries, or to config.corpus_weights
     draws = np.asarray(config.corpus_weights or [len(c.train) for c in corpora], dtype=np.float64)
     if len(draws) != len(corpora):
@@ -298,8 +314,9 @@ def train_head(config: Any, on_progress: Any = None) -> Any:
             which = int(rng.choice(len(corpora), p=draws))
             corpus = corpora[which]
             batch = rng.choice(len(corpus.train), size=min(config.batch_queries, len(corpus.train)), replace=False)
-            tensors = _step_batch(corpus, windows_of[which], batch.tolist(), config, columns)
-            scores, targets, documents = _batch_scores(student, tensors, config.residual_weight)
+            tensors = _step_batch(corpus, batch.tolist(), config, columns)
+            documents = _batch_documents(student, tensors)
+            scores, targets = _batch_scores(tensors, documents, config.residual_weight)
             loss, ranking, flops, lam = training_loss(scores, targets, documents, config, step, ramp)
             optimizer.zero_grad()
             loss.backward()
@@ -321,7 +338,7 @@ def train_head(config: Any, on_progress: Any = None) -> Any:
 
     trained = student.to_head()
     by_weight, avg_terms = _choose_weight(corpora, student, config, columns)
-    kl_by_weight = _heldout_kl(corpora, windows_of, student, config, columns)
+    kl_by_weight = _heldout_kl(corpora, student, config, columns)
     if config.heldout_selection == "kl":
         chosen = float(min(kl_by_weight, key=lambda w: (kl_by_weight[w], float(w))))
     else:
@@ -343,9 +360,7 @@ def train_head(config: Any, on_progress: Any = None) -> Any:
     return report
 
 
-def _heldout_kl(
-    corpora: Sequence[CorpusData], windows_of: list[list[list[int]]], student: HeadStudent, config: Any, columns: dict
-) -> dict[str, float]:
+def _heldout_kl(corpora: Sequence[CorpusData], student: HeadStudent, config: Any, columns: dict) -> dict[str, float]:
     """The training objective (KL to the teacher ensemble over the mined candidates) on held-out
     pseudo-queries, per mixing weight of the learned channel; mean over all held-out queries."""
     from sparsearch.retrieval.losses import distillation_kl
@@ -353,14 +368,15 @@ def _heldout_kl(
     torch = student.torch
     totals = dict.fromkeys(map(str, config.mixing_weights), 0.0)
     count = 0
-    for corpus, windows in zip(corpora, windows_of, strict=True):
-        rows = list(range(len(corpus.train), len(corpus.train) + len(corpus.heldout)))
+    for corpus in corpora:
+        rows = list(range(len(corpus.train), len(corpus.examples)))
         for start in range(0, len(rows), 64):
             chunk = rows[start : start + 64]
-            tensors = _step_batch(corpus, windows, chunk, config, columns)
+            tensors = _step_batch(corpus, chunk, config, columns)
             with torch.no_grad():
+                documents = _batch_documents(student, tensors)  # once per chunk, for every weight
                 for weight in config.mixing_weights:
-                    scores, targets, _ = _batch_scores(student, tensors, config.residual_weight, weight)
+                    scores, targets = _batch_scores(tensors, documents, config.residual_weight, weight)
                     totals[str(weight)] += distillation_kl(scores, targets, config.temperature).item() * len(chunk)
             count += len(chunk)
     return {w: (v / count if count else 0.0) for w, v in totals.items()}
