@@ -9,19 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
-
-@pytest.fixture(scope="module")
-def run_module():
-    sys.path.insert(0, str(BENCH))
-    sys.path.insert(0, str(BENCH / "peers"))
-    import run
-
-    yield run
-    sys.path.remove(str(BENCH))
-    sys.path.remove(str(BENCH / "peers"))
-
 
 @pytest.fixture(scope="module")
 def tiny_corpus(tmp_path_factory, run_module):

@@ -5,25 +5,12 @@ document vectors of its inference-free twin."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 COLUMNS = ("ndcg@10", "recall@100", "avg_terms_per_doc", "postings_per_query", "search_p50_ms", "kind")
-
-
-@pytest.fixture(scope="module")
-def run_module():
-    sys.path.insert(0, str(BENCH))
-    sys.path.insert(0, str(BENCH / "peers"))
-    import run
-
-    yield run
-    sys.path.remove(str(BENCH))
-    sys.path.remove(str(BENCH / "peers"))
 
 
 def test_adapted_rows_run_adapt_once_per_collection(run_module, tiny_data: Path, tmp_path: Path, monkeypatch) -> None:
