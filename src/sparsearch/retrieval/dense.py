@@ -41,3 +41,21 @@ def split_words(text: str, window: int = 160, stride: int = 120) -> list[str]:
     if len(words) <= window:
         return [text]
     return [" ".join(words[start : start + window]) for start in range(0, len(words) - window + stride, stride)]
+
+
+def embed_windows(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Every :func:`split_words` window of every non-blank text, embedded.
+
+    Returns:
+        float32 (n_windows, 384) embeddings and int64 (n_windows,) the text row of each window
+        (blank texts have no window).
+    """
+    windows: list[str] = []
+    owners: list[int] = []
+    for row, text in enumerate(texts):
+        if text.strip():
+            for window in split_words(text):
+                windows.append(window)
+                owners.append(row)
+    embeddings = embed(windows) if windows else np.zeros((0, 384), dtype=np.float32)
+    return embeddings, np.asarray(owners, dtype=np.int64)

@@ -100,8 +100,7 @@ def load_documents(data: Path, max_documents: int | None, seed: int) -> list[Doc
 
 def prepare_corpus(data: Path, cache_dir: Path, config: Any, encoder_template: SemanticChannelEncoder) -> CorpusData:
     """Pseudo-queries, teacher scores and embeddings of one corpus, cached in ``cache_dir``."""
-    from sparsearch.retrieval.dense import embed
-    from sparsearch.retrieval.teachers import _document_window_embeddings
+    from sparsearch.retrieval.dense import embed, embed_windows
     from sparsearch.retrieval.training import prepare_examples
 
     documents = load_documents(data, config.max_documents, config.seed)
@@ -113,7 +112,7 @@ def prepare_corpus(data: Path, cache_dir: Path, config: Any, encoder_template: S
         cached = np.load(embeddings_file)
         windows, owners, positives = cached["windows"], cached["owners"], cached["positives"]
     else:
-        windows, owners = _document_window_embeddings(documents)
+        windows, owners = embed_windows([d.full_text for d in documents])
         positives = embed([e.query.positive_text for e in examples])
         np.savez(embeddings_file, windows=windows, owners=owners, positives=positives)
     encoder = SemanticChannelEncoder(top_k=encoder_template.top_k, candidate_tokens=encoder_template.candidate_tokens)

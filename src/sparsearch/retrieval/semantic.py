@@ -30,7 +30,7 @@ import numpy as np
 from sparsearch.errors import IndexFormatError, require
 from sparsearch.retrieval.analyzers import WordPieceAnalyzer
 from sparsearch.retrieval.contract import EncodedQuery, EncoderFingerprint, SparseVector, stable_hash
-from sparsearch.retrieval.dense import DENSE_MODEL_NAME, embed, split_words
+from sparsearch.retrieval.dense import DENSE_MODEL_NAME, embed, embed_windows
 from sparsearch.retrieval.idf import IdfTable
 
 CONFIG_FILE = "config.json"
@@ -229,23 +229,17 @@ class SemanticChannelEncoder:
 
     def encode_documents(self, texts: Sequence[str]) -> list[SparseVector]:
         """Top-``top_k`` tokens by cosine above ``threshold``; empty texts give empty maps."""
-        windows: list[str] = []
-        owners: list[int] = []
-        for row, text in enumerate(texts):
-            if text.strip():
-                for window in split_words(text):
-                    windows.append(window)
-                    owners.append(row)
+        embeddings, owners = embed_windows(texts)
         vectors: list[SparseVector] = [{} for _ in texts]
-        if not windows:
+        if not len(owners):
             return vectors
         head = self.head or VocabularyHead.identity(len(self._tokens), self.threshold)
-        scores = head.weights(embed(windows), self.token_matrix())  # (windows, tokens)
+        scores = head.weights(embeddings, self.token_matrix())  # (windows, tokens)
         pooled = np.full((len(texts), scores.shape[1]), -np.inf, dtype=np.float32)
-        np.maximum.at(pooled, np.asarray(owners), scores)  # max over a document's windows
+        np.maximum.at(pooled, owners, scores)  # max over a document's windows
         k = min(self.top_k, pooled.shape[1])
         top = np.argpartition(-pooled, k - 1, axis=1)[:, :k]
-        for row in sorted(set(owners)):
+        for row in np.unique(owners).tolist():
             for column in top[row]:
                 weight = float(pooled[row, column])
                 if weight > 0:

@@ -22,7 +22,7 @@ import scipy.sparse
 
 from sparsearch.retrieval.bm25 import bm25_words
 from sparsearch.retrieval.contract import Document, dot
-from sparsearch.retrieval.dense import embed, split_words
+from sparsearch.retrieval.dense import embed, embed_windows
 from sparsearch.retrieval.pseudo_queries import PseudoQuery
 
 TEACHERS = ("dense", "bm25")
@@ -73,16 +73,6 @@ def ensemble_targets(scores: Mapping[str, np.ndarray], weights: Mapping[str, flo
     return scale * np.asarray(mixed)
 
 
-def _document_window_embeddings(documents: Sequence[Document]) -> tuple[np.ndarray, np.ndarray]:
-    """Embeddings of every window of every document, and each window's document row."""
-    windows, owners = [], []
-    for row, document in enumerate(documents):
-        for window in split_words(document.full_text) if document.full_text.strip() else []:
-            windows.append(window)
-            owners.append(row)
-    return embed(windows), np.asarray(owners, dtype=np.int64)
-
-
 def _max_per_document(similarities: np.ndarray, owners: np.ndarray, n_docs: int) -> np.ndarray:
     """(queries, windows) -> (queries, documents): each document's best window; -1 without text."""
     out = np.full((similarities.shape[0], n_docs), -1.0, dtype=np.float32)
@@ -124,7 +114,7 @@ def mine_and_score(
     encoded_queries = [bm25.encode_query(q.text).weights for q in queries]
     query_matrix, _ = sparse_matrix(encoded_queries, vocabulary)
     bm25_scores = (query_matrix @ doc_matrix.T).toarray()  # (queries, documents)
-    window_embeddings, owners = _document_window_embeddings(documents)
+    window_embeddings, owners = embed_windows([d.full_text for d in documents])
     query_embeddings = embed([q.text for q in queries])
     positive_embeddings = embed([q.positive_text for q in queries])
     dense_scores = _max_per_document(query_embeddings @ window_embeddings.T, owners, len(documents))
