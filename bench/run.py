@@ -116,17 +116,26 @@ def default_model() -> str:
     return "hybrid-semantic" if DEFAULT_MODEL in ("bm25", "bm25-wordpiece") else DEFAULT_MODEL
 
 
+def model_stamp(model: str) -> str:
+    """sha256 of the model's ``config.json`` (a model directory, or the shipped default's directory
+    for its built-in name; the config carries the digests of the weight files), "" for models defined
+    in code. Keys the caches, so retraining the default re-encodes and re-adapts."""
+    from sparsearch.retrieval.models import SHIPPED_MODEL, default_model_dir
+
+    directory = default_model_dir() if model == SHIPPED_MODEL else Path(model)
+    config = directory / "config.json" if directory is not None else None
+    return hashlib.sha256(config.read_bytes()).hexdigest() if config is not None and config.is_file() else ""
+
+
 def cached_index(model: str, data: Path, work: Path, reencode: bool = False, name: str | None = None) -> Path:
     """The embedded index of ``data`` encoded by ``model``, built with ``sparsearch index`` once per
     (model, collection file): encoding is the slow part of a run (minutes for the semantic models on
     2 cores), not what is measured. ``--reencode`` rebuilds it after an encoder change. A model in
     :data:`SAME_DOCUMENTS` takes the document vectors of its partner's cached index (encoded once).
-    ``name`` names the cache entry (default: the model's name); a model directory's ``config.json``
-    time is part of the key, so a re-made model is re-encoded."""
+    ``name`` names the cache entry (default: the model's name); the model's ``config.json``
+    content is part of the key (:func:`model_stamp`), so a re-made model is re-encoded."""
     stat = (data / "corpus.jsonl").stat()
-    config = Path(model) / "config.json"
-    made = config.stat().st_mtime_ns if config.is_file() else ""
-    identity = f"{model}|{made}|{data.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    identity = f"{model}|{model_stamp(model)}|{data.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
     key = hashlib.sha256(identity.encode()).hexdigest()[:12]
     path = work / "indexes" / f"{name or Path(model).name}-{data.name}-{key}"
     if reencode and path.name not in _REENCODED:
@@ -178,15 +187,19 @@ def run_adapt(data: Path, output: Path, minutes: float, seed: int) -> str | None
 
 
 def adapted_model(data: Path, work: Path, minutes: float, seed: int, reencode: bool = False) -> Path:
-    """``work/adapted/<collection>``: made by ``sparsearch adapt`` when missing (or with ``--reencode``).
+    """``work/adapted/<collection>-<stamp>``: made by ``sparsearch adapt`` when missing (or with
+    ``--reencode``); the stamp is the shipped default's (adapt starts from it), so a retrained default
+    is adapted again.
 
     Raises:
         RuntimeError: adapt failed (its stderr tail).
     """
-    output = work / "adapted" / data.name
-    if reencode and f"adapted/{data.name}" not in _REENCODED:
+    from sparsearch.retrieval.models import SHIPPED_MODEL
+
+    output = work / "adapted" / f"{data.name}-{model_stamp(SHIPPED_MODEL)[:12]}"
+    if reencode and output.name not in _REENCODED:
         shutil.rmtree(output, ignore_errors=True)
-        _REENCODED.add(f"adapted/{data.name}")
+        _REENCODED.add(output.name)
     if not (output / "config.json").is_file():
         shutil.rmtree(output, ignore_errors=True)  # an unfinished run's leftovers
         output.parent.mkdir(parents=True, exist_ok=True)

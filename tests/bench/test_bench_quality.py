@@ -29,7 +29,8 @@ def test_adapted_rows_run_adapt_once_per_collection(run_module, tiny_data: Path,
     assert "error" not in rows[0], rows[0].get("error")
     assert all(rows[0][c] is not None for c in COLUMNS)
     assert calls == [(tiny_data, 3, 5)]
-    assert (tmp_path / "adapted" / "tiny" / "config.json").is_file()
+    (made,) = (tmp_path / "adapted").iterdir()
+    assert made.name.startswith("tiny-") and (made / "config.json").is_file()
     assert rows[0]["kind"] == "bm25" and rows[0]["postings_per_query"] > 0 and rows[0]["ndcg@10"] > 0
 
     again = run_module.quality_rows([tiny_data], [run_module.ADAPTED], tmp_path)
@@ -37,6 +38,28 @@ def test_adapted_rows_run_adapt_once_per_collection(run_module, tiny_data: Path,
     assert again[0]["ndcg@10"] == rows[0]["ndcg@10"]
     run_module.quality_rows([tiny_data], [run_module.ADAPTED], tmp_path, reencode=True)
     assert len(calls) == 2, "--reencode runs adapt again"
+
+
+def test_caches_are_keyed_by_the_model_content(run_module, tiny_data: Path, tmp_path: Path, monkeypatch) -> None:
+    """A retrained model (new config.json, which carries its weight digests) gets a new index and a new
+    adapted model; the same content keeps the cache entry, whatever the file's time."""
+    from sparsearch.retrieval import models
+
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    (shipped / "config.json").write_text('{"head_digest": "a"}')
+    monkeypatch.setattr(models, "default_model_dir", lambda: shipped)
+    before = run_module.model_stamp(models.SHIPPED_MODEL)
+    assert before and run_module.model_stamp("bm25") == ""
+    (shipped / "config.json").write_text('{"head_digest": "a"}')  # rewritten, same content
+    assert run_module.model_stamp(models.SHIPPED_MODEL) == before
+    monkeypatch.setattr(run_module, "run_adapt", lambda data, output, *_: models.load_encoder("bm25").save(output))
+    first = run_module.adapted_model(tiny_data, tmp_path, 1, 13)
+    (shipped / "config.json").write_text('{"head_digest": "b"}')
+    assert run_module.model_stamp(models.SHIPPED_MODEL) != before
+    second = run_module.adapted_model(tiny_data, tmp_path, 1, 13)
+    assert first != second and (first / "config.json").is_file() and (second / "config.json").is_file()
+    assert run_module.model_stamp(str(first)) == run_module.model_stamp(str(second)) != ""
 
 
 def test_failed_adapt_becomes_an_error_row(run_module, tiny_data: Path, tmp_path: Path, monkeypatch) -> None:

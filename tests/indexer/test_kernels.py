@@ -1,6 +1,8 @@
-"""Differential tests of the search kernels: MaxScore (pruned) and term-at-a-time (exhaustive) against
-a dense brute-force dot product, on random postings that reach every path of the pruned kernel
-(tiny windows, window jumps, probing and scanning, the seed threshold, exact ties)."""
+"""Differential tests of the search kernels: MaxScore (pruned), dense (exhaustive float32 with exact
+rescoring) and term-at-a-time (exhaustive) against a dense brute-force dot product, on random postings
+that reach every path of the pruned kernel (tiny windows, window jumps, probing and scanning, the seed
+threshold, exact ties), on near-ties that float32 cannot tell apart, and through the engine's choice
+of kernel."""
 
 from __future__ import annotations
 
@@ -10,7 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sparsearch.eval.synthetic import CorpusProfile, generate_postings, generate_queries
-from sparsearch.indexer.kernels import PROBE_COST, WINDOW, maxscore_top_k, taat_top_k
+from sparsearch.indexer.kernels import (
+    PROBE_COST,
+    WINDOW,
+    dense_top_k,
+    maxscore_essential_postings,
+    maxscore_top_k,
+    taat_top_k,
+)
 from sparsearch.indexer.postings import PostingsBuilder
 
 # Dyadic weights make every sum exact in float64, so equal scores are real ties (broken by doc rank).
@@ -50,12 +59,16 @@ def run_kernel(kernel, postings, term_ids, query_weights, rank, k, **options):
     args = (postings.indptr, postings.doc_idx, postings.weights)
     if kernel is maxscore_top_k:
         args = (*args, postings.max_weight)
+    acc = np.zeros(n_docs, dtype=np.float32)
     if kernel is maxscore_top_k:
         window, probe = options.get("window", WINDOW), options.get("probe", PROBE_COST)
         docs, found, read = kernel(*args, term_ids, query_weights, rank, k, scores, touched, window, probe)
+    elif kernel is dense_top_k:
+        values = np.zeros(n_docs, dtype=np.float32)
+        docs, found, read = kernel(*args, term_ids, query_weights, rank, k, acc, touched, values)
     else:
         docs, found, read = kernel(*args, term_ids, query_weights, rank, k, scores, touched)
-    assert not scores.any(), "the scratch accumulator must be left all zeros"
+    assert not scores.any() and not acc.any(), "the scratch accumulators must be left all zeros"
     return docs.tolist(), found, read
 
 
@@ -70,7 +83,7 @@ def run_kernel(kernel, postings, term_ids, query_weights, rank, k, **options):
     window=st.sampled_from([1, 2, 3, 7, 16, 64, 4096]),
     probe=st.sampled_from([0, 1, 8, 10**9]),
 )
-def test_maxscore_equals_brute_force(seed, n_docs, vocab, k, dyadic, duplicates, window, probe) -> None:
+def test_kernels_equal_brute_force(seed, n_docs, vocab, k, dyadic, duplicates, window, probe) -> None:
     rng = np.random.default_rng(seed)
     postings, dense = random_postings(rng, n_docs, vocab, dyadic, duplicates)
     rank = rng.permutation(n_docs).astype(np.int32)  # doc_id order differs from doc_idx order
@@ -86,6 +99,55 @@ def test_maxscore_equals_brute_force(seed, n_docs, vocab, k, dyadic, duplicates,
         taat_docs, taat_scores, _ = run_kernel(taat_top_k, postings, term_ids, query_weights, rank, k)
         assert taat_docs == expected_docs
         np.testing.assert_allclose(taat_scores, expected_scores, rtol=1e-12)
+        dense_docs, dense_scores, _ = run_kernel(dense_top_k, postings, term_ids, query_weights, rank, k)
+        assert dense_docs == expected_docs
+        assert dense_scores.tolist() == taat_scores.tolist(), "same term order, same float64 sums"
+
+
+def test_dense_kernel_ranks_near_ties_that_float32_cannot_tell_apart() -> None:
+    """Documents 1 + d * 2^-30 (d < 64) all sum to 1.0 in float32; the exact order must still win, and
+    a doc-id rank that prefers the wrong documents must not decide. Decoys fill the heap first."""
+    n_tied, n_decoys = 64, 500
+    n_docs = n_decoys + n_tied
+    dense = np.zeros((n_docs, 3))
+    dense[:n_decoys, 2] = np.linspace(0.1, 0.9, n_decoys)  # smaller scores, seen first by the pass
+    dense[n_decoys:, 0] = 1.0
+    dense[n_decoys:, 1] = np.arange(n_tied) * 2.0**-30  # 0 for the first: one term only
+    dense = dense.astype(np.float32).astype(np.float64)  # postings store float32 weights
+    builder = PostingsBuilder(["a", "b", "c"])
+    rows, cols = np.nonzero(dense)
+    builder.add_coo(cols, rows, dense[rows, cols], n_docs)
+    postings = builder.build()
+    rank = np.arange(n_docs, dtype=np.int32)  # prefers the lowest doc, the worst of the tied group
+    term_ids = np.array([0, 1, 2], dtype=np.int64)
+    weights = np.ones(3)
+    for k in (1, 5, 63, 64, 70):
+        expected_docs, expected_scores = brute_force(dense, term_ids, weights, rank, k)
+        docs, found, _ = run_kernel(dense_top_k, postings, term_ids, weights, rank, k)
+        assert docs == expected_docs
+        assert found.tolist() == expected_scores.tolist()
+    assert expected_docs[:3] == [n_docs - 1, n_docs - 2, n_docs - 3]
+
+
+def test_essential_postings_tell_bm25_like_queries_from_flat_ones(zipf_corpus) -> None:
+    """A rare heavy term with frequent light ones: MaxScore need only scan the rare list. Equal weights
+    on frequent terms: most postings stay essential."""
+    postings, _ = zipf_corpus
+    n_docs = postings.n_docs
+    scores, touched = np.zeros(n_docs), np.zeros(n_docs, dtype=np.int32)
+    lengths = np.diff(postings.indptr)
+    frequent = np.argsort(-lengths)[:4]
+    rare = int(np.flatnonzero((lengths > 50) & (lengths < 200))[0])
+    args = (postings.indptr, postings.doc_idx, postings.weights, postings.max_weight)
+    skewed = np.array([rare, *frequent], dtype=np.int64)
+    essential, total = maxscore_essential_postings(
+        *args, skewed, np.array([10.0, 0.1, 0.1, 0.1, 0.1]), 10, scores, touched
+    )
+    assert total == lengths[skewed].sum() and essential == lengths[rare]
+    flat = np.array(frequent, dtype=np.int64)
+    essential, total = maxscore_essential_postings(*args, flat, np.ones(4), 10, scores, touched)
+    assert total == lengths[flat].sum() and 0.25 * total < essential <= total
+    assert not scores.any()
 
 
 def test_all_documents_identical_tie_by_rank() -> None:
@@ -133,6 +195,7 @@ def test_maxscore_prunes_and_stays_exact_on_a_zipf_corpus(zipf_corpus) -> None:
         docs, found, read = run_kernel(maxscore_top_k, postings, term_ids, weights, rank, 10)
         taat_docs, taat_scores, total = run_kernel(taat_top_k, postings, term_ids, weights, rank, 10)
         assert docs == taat_docs
+        assert run_kernel(dense_top_k, postings, term_ids, weights, rank, 10)[0] == taat_docs
         np.testing.assert_allclose(found, taat_scores, rtol=1e-12)
         read_pruned += read
         read_all += total
@@ -140,8 +203,10 @@ def test_maxscore_prunes_and_stays_exact_on_a_zipf_corpus(zipf_corpus) -> None:
     assert read_pruned < 0.6 * read_all
 
 
-def test_index_search_with_pruning_equals_brute_force(tmp_path) -> None:
-    """Through EmbeddedIndex.search: a corpus large enough for the pruned kernel."""
+def test_index_search_with_pruning_equals_brute_force(tmp_path, monkeypatch) -> None:
+    """Through EmbeddedIndex.search: a corpus large enough for the pruned kernel, queries with flat
+    weights (the dense kernel) and with one dominant term (MaxScore)."""
+    from sparsearch.indexer import embedded
     from sparsearch.indexer.embedded import PRUNING_MIN_DOCS, PRUNING_MIN_DOCS_PER_HIT, IndexWriter
     from sparsearch.retrieval.contract import Document, EncodedQuery, EncoderFingerprint
 
@@ -157,12 +222,19 @@ def test_index_search_with_pruning_equals_brute_force(tmp_path) -> None:
     index = writer.index
     assert 10 * PRUNING_MIN_DOCS_PER_HIT <= index.count() >= PRUNING_MIN_DOCS
     rank = np.argsort(np.argsort(np.asarray(doc_ids, dtype=object), kind="stable")).astype(np.int32)
-    for _ in range(30):
-        term_ids = rng.choice(30, size=int(rng.integers(1, 12)), replace=False)
+    used: list[str] = []
+    for name in ("dense_top_k", "maxscore_top_k"):
+        kernel = getattr(embedded, name)
+        monkeypatch.setattr(embedded, name, lambda *a, kernel=kernel, name=name: used.append(name) or kernel(*a))
+    for i in range(30):
+        term_ids = rng.choice(30, size=int(rng.integers(2, 12)), replace=False)
         weights = rng.choice(DYADIC, size=len(term_ids))
+        if i % 2:  # one dominant term: the others cannot lift a document without it into the top 10
+            weights = np.where(np.arange(len(term_ids)) == 0, 64.0, 2.0**-10)
         expected_docs, expected_scores = brute_force(dense, term_ids, weights, rank, 10)
         hits = index.search(
             EncodedQuery({f"t{t}": float(w) for t, w in zip(term_ids, weights, strict=True)}, fingerprint), 10
         )
         assert [h.doc_id for h in hits] == [doc_ids[d] for d in expected_docs]
         np.testing.assert_allclose([h.score for h in hits], expected_scores, rtol=1e-12)
+    assert used.count("maxscore_top_k") >= 5 and used.count("dense_top_k") >= 5, used

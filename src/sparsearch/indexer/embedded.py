@@ -31,10 +31,13 @@ opened the old generation keep a consistent view. Writers are serialised with a 
 
 **Search** is exact: compiled kernels (:mod:`sparsearch.indexer.kernels`) add query weight x
 posting weight into per-thread accumulators and keep the top-k in a bounded heap. For small ``k``
-(the usual case) MaxScore pruning over document windows skips the postings of frequent, low-weight
-tokens that cannot change the top k, using ``max_weight``; for ``k`` close to the corpus size the
-exhaustive term-at-a-time kernel runs. Order is score descending, then ``doc_id`` ascending. Scores
-are summed in float64 over float32 posting weights.
+(the usual case) each query goes to exhaustive scoring into a float32 accumulator with exact
+rescoring of the few documents that can make the top k, or, when the query's frequent tokens weigh
+little (BM25-like queries), to MaxScore pruning over document windows, which skips the postings that
+cannot change the top k using ``max_weight``; a cheap estimate of what MaxScore would read picks
+between them. For ``k`` close to the corpus size the term-at-a-time kernel runs. Order is score
+descending, then ``doc_id`` ascending. Scores are summed in float64 over float32 posting weights, in
+the query's term order, or in order of increasing bound under MaxScore (last-bit differences).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -56,7 +60,14 @@ from sparsearch import __version__
 from sparsearch.errors import IndexExistsError, IndexFormatError, IndexNotFoundError, UsageError
 from sparsearch.indexer.backend import Hit
 from sparsearch.indexer.docstore import DocStore, DocStoreWriter
-from sparsearch.indexer.kernels import PROBE_COST, WINDOW, maxscore_top_k, taat_top_k
+from sparsearch.indexer.kernels import (
+    PROBE_COST,
+    WINDOW,
+    dense_top_k,
+    maxscore_essential_postings,
+    maxscore_top_k,
+    taat_top_k,
+)
 from sparsearch.indexer.postings import (
     InvalidWeightError,
     Postings,
@@ -73,9 +84,18 @@ MANIFEST_FILE = "manifest.json"
 ENCODER_DIR = "encoder"
 LOCK_FILE = ".lock"
 PRUNING_MIN_DOCS_PER_HIT = 16
-"""MaxScore pruning runs when the corpus has at least this many documents per requested hit ..."""
+"""The dense and MaxScore kernels run when the corpus has at least this many documents per requested
+hit; below, most touched documents are candidates and the term-at-a-time kernel is faster."""
 PRUNING_MIN_DOCS = 8192
-"""... and at least this many documents (below, the exhaustive kernel is as fast: ~20 us a query)."""
+"""MaxScore is considered from this many documents (below, exhaustive scoring takes ~20 us a query)."""
+MAXSCORE_MAX_SHARE = 0.15
+"""MaxScore runs when the postings it must scan (:func:`maxscore_essential_postings`) are at most this
+share of exhaustive scoring's cost, all postings plus :data:`DENSE_SCAN_COST` per document: pruning
+pays ~4x more per posting read. Chosen on bench/'s 1M-document synthetic corpus, where it comes within
+6% of always picking the faster kernel per query (BM25-like queries prune; IDF-weighted learned
+queries mostly do not)."""
+DENSE_SCAN_COST = 0.3
+"""What the dense kernel's pass over one document costs, in postings added (measured at 1M documents)."""
 
 
 def _now() -> str:
@@ -329,35 +349,56 @@ class EmbeddedIndex:
                 weights.append(weight)
         return np.asarray(term_ids, dtype=np.int64), np.asarray(weights, dtype=np.float64)
 
-    def _scratch_buffers(self, n_docs: int) -> tuple[np.ndarray, np.ndarray]:
-        """Per-thread accumulator (float64, zeros) and touched list (int32), both of shape (n_docs,)."""
+    def _scratch_buffers(self, n_docs: int) -> SimpleNamespace:
+        """Per-thread scratch arrays of shape (n_docs,): ``scores`` float64 and ``acc`` float32 (both all
+        zeros, and left so by the kernels), ``touched`` int32 and ``values`` float32."""
         scratch = self._scratch
         if getattr(scratch, "n_docs", -1) != n_docs:
-            scratch.scores = np.zeros(n_docs, dtype=np.float64)
-            scratch.touched = np.empty(n_docs, dtype=np.int32)
+            scratch.buffers = SimpleNamespace(
+                scores=np.zeros(n_docs, dtype=np.float64),
+                acc=np.zeros(n_docs, dtype=np.float32),
+                touched=np.empty(n_docs, dtype=np.int32),
+                values=np.empty(n_docs, dtype=np.float32),
+            )
             scratch.n_docs = n_docs
-        return scratch.scores, scratch.touched
+        return scratch.buffers
 
     def search(self, query: EncodedQuery, top_k: int = 10) -> list[Hit]:
-        """Exact top-``top_k`` by dot product; documents that share no token are never returned."""
+        """Exact top-``top_k`` by dot product; documents that share no token are never returned.
+
+        The kernel is chosen per query (see :mod:`sparsearch.indexer.kernels`); all give the same hits."""
         if top_k < 1:
             raise UsageError(f"top_k must be at least 1 (got {top_k})")
         term_ids, query_weights = self._query_terms(query)
         if len(term_ids) == 0:
             return []
         p, doc_ids, doc_rank = self.postings, self.doc_ids, self.doc_id_rank  # one consistent generation
-        scores, touched = self._scratch_buffers(p.n_docs)
-        if p.n_docs >= PRUNING_MIN_DOCS and top_k * PRUNING_MIN_DOCS_PER_HIT <= p.n_docs:
+        buf = self._scratch_buffers(p.n_docs)
+        indptr, doc_idx, weights = np.asarray(p.indptr), np.asarray(p.doc_idx), np.asarray(p.weights)
+        if top_k * PRUNING_MIN_DOCS_PER_HIT > p.n_docs:
+            docs, doc_scores, _ = taat_top_k(
+                indptr, doc_idx, weights, term_ids, query_weights, doc_rank, top_k, buf.scores, buf.touched
+            )
+        elif p.n_docs >= PRUNING_MIN_DOCS and self._maxscore_pays(term_ids, query_weights, top_k, buf):
             docs, doc_scores, _ = maxscore_top_k(
-                np.asarray(p.indptr), np.asarray(p.doc_idx), np.asarray(p.weights), np.asarray(p.max_weight),
-                term_ids, query_weights, doc_rank, top_k, scores, touched, WINDOW, PROBE_COST,
+                indptr, doc_idx, weights, np.asarray(p.max_weight), term_ids, query_weights, doc_rank, top_k,
+                buf.scores, buf.touched, WINDOW, PROBE_COST,
             )  # fmt: skip
         else:
-            docs, doc_scores, _ = taat_top_k(
-                np.asarray(p.indptr), np.asarray(p.doc_idx), np.asarray(p.weights),
-                term_ids, query_weights, doc_rank, top_k, scores, touched,
-            )  # fmt: skip
+            docs, doc_scores, _ = dense_top_k(
+                indptr, doc_idx, weights, term_ids, query_weights, doc_rank, top_k, buf.acc, buf.touched, buf.values
+            )
         return [Hit(doc_ids[d], float(s)) for d, s in zip(docs.tolist(), doc_scores.tolist(), strict=True)]
+
+    def _maxscore_pays(self, term_ids: np.ndarray, query_weights: np.ndarray, top_k: int, buf: SimpleNamespace) -> bool:
+        """Whether MaxScore would scan few enough postings to beat exhaustive scoring (see
+        :data:`MAXSCORE_MAX_SHARE`)."""
+        p = self.postings
+        essential, total = maxscore_essential_postings(
+            np.asarray(p.indptr), np.asarray(p.doc_idx), np.asarray(p.weights), np.asarray(p.max_weight),
+            term_ids, query_weights, top_k, buf.scores, buf.touched,
+        )  # fmt: skip
+        return essential <= MAXSCORE_MAX_SHARE * (total + DENSE_SCAN_COST * p.n_docs)
 
     def search_batch(self, queries: Sequence[EncodedQuery], top_k: int = 10, threads: int = 1) -> list[list[Hit]]:
         """One hit list per query, in order; ``threads > 1`` searches queries in parallel (the kernel

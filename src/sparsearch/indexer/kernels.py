@@ -1,13 +1,19 @@
-"""Compiled search kernels (numba) over term-major postings.
+"""Compiled search kernels (numba) over term-major postings: exact top-k by dot product.
 
-:func:`maxscore_top_k` is what the engine runs on corpora of 8k+ documents: exact top-k with
-MaxScore pruning over document windows (see the comment above it). :func:`taat_top_k` is the
-exhaustive kernel for small corpora and large ``k``: it scores one query term-at-a-time into a
-dense per-document accumulator, tracking which documents it touched, then keeps the best ``k`` in a
-bounded heap ordered by score descending, then by the rank of the ``doc_id`` in sorted order
-(ascending), so results are deterministic. The accumulator is reset by walking the touched list, so
-its cost is proportional to the postings read, not to the corpus size. Kernels release the GIL, so
-batch search runs them on several threads.
+Three kernels, one result (score descending, then the rank of the ``doc_id`` in sorted order, so
+results are deterministic), picked per query by the engine (:meth:`EmbeddedIndex.search`):
+
+* :func:`dense_top_k`: exhaustive scoring into a float32 accumulator over every document, one pass
+  to keep the documents that can be in the top k, exact float64 rescoring of those. The fastest
+  kernel when pruning cannot skip most postings (most learned-sparse queries).
+* :func:`maxscore_top_k`: MaxScore pruning over document windows (see the comment above it), for
+  queries whose high-weight terms are rare and whose frequent terms weigh little (BM25-like): it
+  reads a small share of the postings. :func:`maxscore_essential_postings` estimates that share.
+* :func:`taat_top_k`: term-at-a-time into a float64 accumulator, tracking the touched documents,
+  for large ``k`` (candidates are then most touched documents); its cost is proportional to the
+  postings read, not to the corpus size.
+
+Kernels release the GIL, so batch search runs them on several threads.
 """
 
 from __future__ import annotations
@@ -76,34 +82,121 @@ def taat_top_k(indptr, doc_idx, weights, term_ids, query_weights, doc_rank, k, s
                 n_touched += 1
             scores[d] += q * weights[p]
 
-    size = min(k, n_touched)
+    values = np.empty(n_touched, dtype=np.float64)
+    for j in range(n_touched):
+        values[j] = scores[touched[j]]
+        scores[touched[j]] = 0.0
+    out_docs, out_scores = _best_k(touched, values, n_touched, doc_rank, k)
+    return out_docs, out_scores, postings_read
+
+
+@njit(cache=True, nogil=True)
+def _drain_heap(heap_scores, heap_docs, doc_rank, size):
+    """The hits of a heap whose root is the worst (see :func:`_sift_down`), best first: int32 (size,)
+    docs and float64 (size,) scores. The heap arrays are consumed."""
+    out_docs = np.empty(size, dtype=np.int32)
+    out_scores = np.empty(size, dtype=np.float64)
+    for j in range(size - 1, -1, -1):  # pop from the worst to the best, filling the output from the back
+        out_docs[j] = heap_docs[0]
+        out_scores[j] = heap_scores[0]
+        heap_docs[0] = heap_docs[j]
+        heap_scores[0] = heap_scores[j]
+        _sift_down(heap_scores, heap_docs, doc_rank, j, 0)
+    return out_docs, out_scores
+
+
+@njit(cache=True, nogil=True)
+def _best_k(docs, values, n, doc_rank, k):
+    """The best ``k`` of ``docs[:n]`` scored ``values[:n]`` (score descending, then doc_id rank), best
+    first, with a bounded heap: int32 (m,) docs and float64 (m,) scores, m = min(k, n)."""
+    size = min(k, n)
     heap_scores = np.empty(size, dtype=np.float64)
     heap_docs = np.empty(size, dtype=np.int32)
     for j in range(size):  # fill, then heapify: the root is the worst of the kept hits
-        heap_docs[j] = touched[j]
-        heap_scores[j] = scores[touched[j]]
+        heap_docs[j] = docs[j]
+        heap_scores[j] = values[j]
     for j in range(size // 2 - 1, -1, -1):
         _sift_down(heap_scores, heap_docs, doc_rank, size, j)
-    for j in range(size, n_touched):
-        d = touched[j]
-        s = scores[d]
-        if _worse(heap_scores[0], doc_rank[heap_docs[0]], s, doc_rank[d]):
-            heap_scores[0] = s
+    for j in range(size, n):
+        d = docs[j]
+        v = values[j]
+        if _worse(heap_scores[0], doc_rank[heap_docs[0]], v, doc_rank[d]):
+            heap_scores[0] = v
             heap_docs[0] = d
             _sift_down(heap_scores, heap_docs, doc_rank, size, 0)
-    for j in range(n_touched):
-        scores[touched[j]] = 0.0
+    return _drain_heap(heap_scores, heap_docs, doc_rank, size)
 
-    # Pop the heap from the worst to the best, filling the output from the back.
-    out_docs = np.empty(size, dtype=np.int32)
-    out_scores = np.empty(size, dtype=np.float64)
-    for j in range(size - 1, -1, -1):
-        out_docs[j] = heap_docs[0]
-        out_scores[j] = heap_scores[0]
-        last = j
-        heap_docs[0] = heap_docs[last]
-        heap_scores[0] = heap_scores[last]
-        _sift_down(heap_scores, heap_docs, doc_rank, last, 0)
+
+# -- exact top-k by exhaustive float32 scoring ----------------------------------------------------------
+#
+# Every posting of every query term is added into a float32 accumulator over all documents (postings are
+# in doc order, so each list writes the accumulator front to back: about a nanosecond a posting on 2020s
+# x86), then one pass over the accumulator keeps the documents that can be in the top k, and only those
+# are rescored exactly. Exactness: a float32 sum of n_q products of positive float32 numbers is within a
+# relative (n_q + 2) * 2^-24 of the exact score (products: 2 roundings each; sums: one per term), and the
+# float64 rescoring within n_q * 2^-53 of it; ``eps`` doubles the larger bound. If v_k is the k-th best
+# float32 score, k documents score at least v_k / (1 + eps), so every document of the exact top k has a
+# float32 score of at least v_k * (1 - 3 eps): the pass keeps all of those (tested with scores built to
+# tie and near-tie). Rescoring sums in the query's term order, like :func:`taat_top_k`, so both kernels
+# give the same scores bit for bit.
+
+
+@njit(cache=True, nogil=True)
+def dense_top_k(indptr, doc_idx, weights, term_ids, query_weights, doc_rank, k, acc, cand_docs, cand_values):
+    """Exact top-``k`` documents of one query by exhaustive scoring (see the comment above).
+
+    Same arguments and results as :func:`taat_top_k`, with scratch ``acc``: float32 (n_docs,), all zeros
+    on entry and left all zeros; ``cand_docs``: int32 (n_docs,); ``cand_values``: float32 (n_docs,).
+    Costs every posting of the query's terms plus one pass over ``n_docs``: the kernel for queries
+    that pruning cannot shorten (the engine picks it with :func:`maxscore_essential_postings`).
+    """
+    n_q = term_ids.shape[0]
+    postings_read = 0
+    for i in range(n_q):
+        t = term_ids[i]
+        q = np.float32(query_weights[i])
+        postings_read += indptr[t + 1] - indptr[t]
+        for p in range(indptr[t], indptr[t + 1]):
+            acc[doc_idx[p]] += q * weights[p]
+
+    shrink = 1.0 - 3.0 * (n_q + 4) * 2.0**-23  # 1 - 3 eps, eps = 2 (n_q + 2) 2^-24 rounded up
+    heap = np.empty(k, dtype=np.float32)  # min-heap of the best float32 scores seen so far
+    size = 0
+    cut = np.float32(np.finfo(np.float32).tiny)  # keeps every touched document until the heap is full
+    n_cand = 0
+    for d in range(acc.shape[0]):
+        v = acc[d]
+        if v >= cut:  # rare once the heap is full: the branch predicts well
+            cand_docs[n_cand] = d
+            cand_values[n_cand] = v
+            n_cand += 1
+            if size < k:
+                heap[size] = v
+                size += 1
+                if size == k:
+                    heap.sort()  # a sorted array is a valid min-heap
+                    cut = np.float32(heap[0] * shrink)
+            elif v > heap[0]:
+                _replace_min(heap, v)
+                cut = np.float32(heap[0] * shrink)
+        acc[d] = 0.0
+
+    m = 0  # candidates kept before the final cut was known
+    for c in range(n_cand):
+        if cand_values[c] >= cut:
+            cand_docs[m] = cand_docs[c]
+            m += 1
+    exact = np.zeros(m, dtype=np.float64)
+    for i in range(n_q):  # candidates ascend by doc, so each list is searched forward once
+        t = term_ids[i]
+        q = query_weights[i]
+        pos = indptr[t]
+        end = indptr[t + 1]
+        for c in range(m):
+            pos = _gallop(doc_idx, pos, end, cand_docs[c])
+            if pos < end and doc_idx[pos] == cand_docs[c]:
+                exact[c] += q * weights[pos]
+    out_docs, out_scores = _best_k(cand_docs, exact, m, doc_rank, k)
     return out_docs, out_scores, postings_read
 
 
@@ -206,30 +299,58 @@ def _kth_largest(values, n, k):
         heap[j] = values[j]
     heap.sort()  # a sorted array is a valid min-heap
     for j in range(k, n):
-        v = values[j]
-        if v > heap[0]:
-            heap[0] = v
-            i = 0
-            while True:  # sift down
-                left = 2 * i + 1
-                if left >= k:
-                    break
-                small = left
-                if left + 1 < k and heap[left + 1] < heap[left]:
-                    small = left + 1
-                if heap[small] < heap[i]:
-                    heap[i], heap[small] = heap[small], heap[i]
-                    i = small
-                else:
-                    break
+        if values[j] > heap[0]:
+            _replace_min(heap, values[j])
     return heap[0]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _replace_min(heap, value):
+    """Put ``value`` at the root of the min-heap ``heap`` (replacing its minimum) and sift it down."""
+    k = heap.shape[0]
+    heap[0] = value
+    i = 0
+    while True:
+        left = 2 * i + 1
+        if left >= k:
+            return
+        small = left
+        if left + 1 < k and heap[left + 1] < heap[left]:
+            small = left + 1
+        if heap[small] < heap[i]:
+            heap[i], heap[small] = heap[small], heap[i]
+            i = small
+        else:
+            return
+
+
+@njit(cache=True, nogil=True)
+def _partial_scores(doc_idx, weights, starts, ends, qw, scores, touched, budget):
+    """Adds the first ``budget`` postings of the highest-bound lists (the last terms of the
+    increasing-bound order; a long list is read from its start only) into ``scores``, listing each
+    document touched in ``touched``. Returns ``(n_touched, postings_read)``; the caller resets
+    ``scores`` at the touched documents."""
+    n_touched = 0
+    read = 0
+    for i in range(starts.shape[0] - 1, -1, -1):
+        if read >= budget:
+            break
+        stop = min(ends[i], starts[i] + budget - read)
+        read += stop - starts[i]
+        for p in range(starts[i], stop):
+            d = doc_idx[p]
+            if scores[d] == 0.0:
+                touched[n_touched] = d
+                n_touched += 1
+            scores[d] += qw[i] * weights[p]
+    return n_touched, read
 
 
 @njit(cache=True, nogil=True)
 def _seed_threshold(doc_idx, weights, starts, ends, qw, k, scores, touched, budget):
     """A first theta before any window is read: the k-th best full score among the best partially
-    scored documents of the query's highest-bound lists (read up to ``budget`` postings; terms are
-    in increasing-bound order). Full scores are found by binary search in every list, summed in the
+    scored documents of the query's highest-bound lists (their first ``budget`` postings in all;
+    terms are in increasing-bound order). Full scores are found by binary search in every list, summed in the
     canonical term order, so theta is the score of k real documents. ``scores`` and ``touched``
     (n_docs,) are left as found.
 
@@ -237,18 +358,7 @@ def _seed_threshold(doc_idx, weights, starts, ends, qw, k, scores, touched, budg
         ``(theta, postings_read)``; theta is -1 when fewer than k documents were seen.
     """
     n_q = starts.shape[0]
-    n_touched = 0
-    read = 0
-    for i in range(n_q - 1, -1, -1):
-        if read > 0 and read + ends[i] - starts[i] > budget:
-            break
-        read += ends[i] - starts[i]
-        for p in range(starts[i], ends[i]):
-            d = doc_idx[p]
-            if scores[d] == 0.0:
-                touched[n_touched] = d
-                n_touched += 1
-            scores[d] += qw[i] * weights[p]
+    n_touched, read = _partial_scores(doc_idx, weights, starts, ends, qw, scores, touched, budget)
     if n_touched < k:
         for j in range(n_touched):
             scores[touched[j]] = 0.0
@@ -275,6 +385,67 @@ def _seed_threshold(doc_idx, weights, starts, ends, qw, k, scores, touched, budg
 
 
 @njit(cache=True, nogil=True)
+def _bounds(indptr, weights, max_weight, term_ids, query_weights):
+    """Upper bound ``q_t * max_weight_t`` (float64 (q,)) of each query term's contribution; fills in
+    the max weights not known yet (indexes store no bounds): one pass over the list, then cached."""
+    bound = np.empty(term_ids.shape[0], dtype=np.float64)
+    for i in range(term_ids.shape[0]):
+        t = term_ids[i]
+        m = max_weight[t]
+        if m < 0.0:
+            m = 0.0
+            for p in range(indptr[t], indptr[t + 1]):
+                m = max(m, weights[p])
+            max_weight[t] = m  # threads racing here write the same value
+        bound[i] = query_weights[i] * m
+    return bound
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _seed_budget(n_docs, window):
+    """Postings the seed threshold may read."""
+    return max(min(window, max(_MIN_WINDOW, n_docs >> 3)), n_docs >> _SEED_SHIFT)
+
+
+@njit(cache=True, nogil=True)
+def maxscore_essential_postings(indptr, doc_idx, weights, max_weight, term_ids, query_weights, k, scores, touched):
+    """``(essential, total)``: the postings MaxScore would have to scan at a first threshold (the lists
+    that stay essential given the seed's partial scores: an upper bound of what :func:`maxscore_top_k`
+    scans, as its threshold only rises from a higher start) and all the postings of the query's
+    terms. The engine compares them to pick a kernel. Arguments as for :func:`maxscore_top_k`;
+    ``scores`` and ``touched`` are scratch, left as found."""
+    n_q = term_ids.shape[0]
+    bound = _bounds(indptr, weights, max_weight, term_ids, query_weights)
+    order = np.argsort(bound, kind="mergesort")
+    starts = np.empty(n_q, dtype=np.int64)
+    ends = np.empty(n_q, dtype=np.int64)
+    qw = np.empty(n_q, dtype=np.float64)
+    for i in range(n_q):
+        starts[i] = indptr[term_ids[order[i]]]
+        ends[i] = indptr[term_ids[order[i]] + 1]
+        qw[i] = query_weights[order[i]]
+    # theta: the k-th best partial score of the seed's documents (a lower bound of the seed's own
+    # theta, without its binary searches: scattered reads in long lists cost more than the estimate saves)
+    n_touched, _ = _partial_scores(
+        doc_idx, weights, starts, ends, qw, scores, touched, _seed_budget(scores.shape[0], WINDOW)
+    )
+    partial = np.empty(n_touched, dtype=np.float64)
+    for j in range(n_touched):
+        partial[j] = scores[touched[j]]
+        scores[touched[j]] = 0.0
+    theta = _kth_largest(partial, n_touched, k) if n_touched >= k else -1.0
+    essential = 0
+    total = 0
+    prefix = 0.0
+    for i in range(n_q):
+        prefix += bound[order[i]]
+        total += ends[i] - starts[i]
+        if prefix * _SLACK >= theta:
+            essential += ends[i] - starts[i]
+    return essential, total
+
+
+@njit(cache=True, nogil=True)
 def maxscore_top_k(
     indptr, doc_idx, weights, max_weight, term_ids, query_weights, doc_rank, k, scores, touched, window, probe_cost
 ):  # fmt: skip
@@ -297,16 +468,7 @@ def maxscore_top_k(
     """
     n_q = term_ids.shape[0]
     n_docs = doc_rank.shape[0]
-    bound = np.empty(n_q, dtype=np.float64)
-    for i in range(n_q):
-        t = term_ids[i]
-        m = max_weight[t]
-        if m < 0.0:  # not computed yet (indexes store no bounds): one pass over the list, then cached
-            m = 0.0
-            for p in range(indptr[t], indptr[t + 1]):
-                m = max(m, weights[p])
-            max_weight[t] = m  # threads racing here write the same value
-        bound[i] = query_weights[i] * m
+    bound = _bounds(indptr, weights, max_weight, term_ids, query_weights)
     order = np.argsort(bound, kind="mergesort")
     ub = np.empty(n_q, dtype=np.float64)
     qw = np.empty(n_q, dtype=np.float64)
@@ -326,7 +488,7 @@ def maxscore_top_k(
     size = 0
     heap_scores = np.empty(k, dtype=np.float64)
     heap_docs = np.empty(k, dtype=np.int32)
-    budget = max(min(window, max(_MIN_WINDOW, n_docs >> 3)), n_docs >> _SEED_SHIFT)
+    budget = _seed_budget(n_docs, window)
     theta, postings_read = _seed_threshold(doc_idx, weights, cursor, ends, qw, k, scores, touched, budget)
     n_ne = 0  # terms [0, n_ne) are non-essential
     width = min(window, max(_MIN_WINDOW, n_docs >> 3), n_docs)  # >= 8 windows: theta rises between windows
@@ -444,16 +606,8 @@ def maxscore_top_k(
         if n_ne == n_q:
             break
 
-    # pop the heap from the worst to the best, filling the output from the back
-    if size < k:
+    if size < k:  # the heap was never built
         for h in range(size // 2 - 1, -1, -1):
             _sift_down(heap_scores, heap_docs, doc_rank, size, h)
-    out_docs = np.empty(size, dtype=np.int32)
-    out_scores = np.empty(size, dtype=np.float64)
-    for j in range(size - 1, -1, -1):
-        out_docs[j] = heap_docs[0]
-        out_scores[j] = heap_scores[0]
-        heap_docs[0] = heap_docs[j]
-        heap_scores[0] = heap_scores[j]
-        _sift_down(heap_scores, heap_docs, doc_rank, j, 0)
+    out_docs, out_scores = _drain_heap(heap_scores, heap_docs, doc_rank, size)
     return out_docs, out_scores, postings_read
