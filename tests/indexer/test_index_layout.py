@@ -16,7 +16,7 @@ from sparsearch.indexer.postings import UNKNOWN_MAX_WEIGHT, offsets_dtype
 from sparsearch.retrieval.contract import Document, EncodedQuery, EncoderFingerprint
 
 FINGERPRINT = EncoderFingerprint(name="random", vocab_hash="v", idf_hash="i")
-N_DOCS = PRUNING_MIN_DOCS + 808  # large enough for the MaxScore kernel at top_k 10
+N_DOCS = PRUNING_MIN_DOCS + 808  # large enough for the MaxScore estimate (bounds on first use) at top_k 10
 VOCAB = 40
 
 
