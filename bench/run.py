@@ -10,7 +10,7 @@
    bench/bm25_parity.py adds bm25s on the same text,
 3. engines on the real collections: the benchmark model's vectors (documents and queries) go to
    every engine; exact top-10, recall against it, nDCG@10 from each engine's own top-10,
-4. engines at scale: synthetic corpora fitted to the model's vectors on cranfield (document
+4. engines at scale: synthetic corpora fitted to the model's vectors on the first collection (document
    frequency per token, terms per document, weight distribution; queries of 5-15 tokens weighted
    by IDF), 10k and 100k documents (1M with --full),
 5. write bench/results/bench.json, the PNG plots and bench/README.md (bench/report.py).
