@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from sparsearch.indexer.embedded import PRUNING_MIN_DOCS, EmbeddedIndex, IndexWriter
+from sparsearch.indexer.embedded import EmbeddedIndex, IndexWriter
+from sparsearch.indexer.kernels import PRUNING_MIN_DOCS
 from sparsearch.indexer.postings import UNKNOWN_MAX_WEIGHT, offsets_dtype
 from sparsearch.retrieval.contract import Document, EncodedQuery, EncoderFingerprint
 

@@ -60,14 +60,7 @@ from sparsearch import __version__
 from sparsearch.errors import IndexExistsError, IndexFormatError, IndexNotFoundError, UsageError
 from sparsearch.indexer.backend import Hit
 from sparsearch.indexer.docstore import DocStore, DocStoreWriter
-from sparsearch.indexer.kernels import (
-    PROBE_COST,
-    WINDOW,
-    dense_top_k,
-    maxscore_essential_postings,
-    maxscore_top_k,
-    taat_top_k,
-)
+from sparsearch.indexer.kernels import search_one, search_queries
 from sparsearch.indexer.postings import (
     InvalidWeightError,
     Postings,
@@ -83,20 +76,6 @@ READABLE_FORMATS = (1, 2)
 MANIFEST_FILE = "manifest.json"
 ENCODER_DIR = "encoder"
 LOCK_FILE = ".lock"
-PRUNING_MIN_DOCS_PER_HIT = 16
-"""The dense and MaxScore kernels run when the corpus has at least this many documents per requested
-hit; below, most touched documents are candidates and the term-at-a-time kernel is faster."""
-PRUNING_MIN_DOCS = 32_768
-"""MaxScore is considered from this many documents: on bench/'s 10k-document corpus it was never faster
-than exhaustive scoring, even for BM25-like queries (~15 us a query), so smaller corpora skip the estimate."""
-MAXSCORE_MAX_SHARE = 0.15
-"""MaxScore runs when the postings it must scan (:func:`maxscore_essential_postings`) are at most this
-share of exhaustive scoring's cost, all postings plus :data:`DENSE_SCAN_COST` per document: pruning
-pays ~4x more per posting read. Chosen on bench/'s 1M-document synthetic corpus, where it comes within
-6% of always picking the faster kernel per query (BM25-like queries prune; IDF-weighted learned
-queries mostly do not)."""
-DENSE_SCAN_COST = 0.3
-"""What the dense kernel's pass over one document costs, in postings added (measured at 1M documents)."""
 
 
 def _now() -> str:
@@ -367,47 +346,52 @@ class EmbeddedIndex:
     def search(self, query: EncodedQuery, top_k: int = 10) -> list[Hit]:
         """Exact top-``top_k`` by dot product; documents that share no token are never returned.
 
-        The kernel is chosen per query (see :mod:`sparsearch.indexer.kernels`); all give the same hits."""
+        The kernel is chosen per query (see :func:`sparsearch.indexer.kernels.search_one`); all give the
+        same hits."""
         if top_k < 1:
             raise UsageError(f"top_k must be at least 1 (got {top_k})")
-        term_ids, query_weights = self._query_terms(query)
-        if len(term_ids) == 0:
+        terms, weights = self._query_terms(query)
+        if len(terms) == 0:
             return []
         p, doc_ids, doc_rank = self.postings, self.doc_ids, self.doc_id_rank  # one consistent generation
         buf = self._scratch_buffers(p.n_docs)
-        indptr, doc_idx, weights = np.asarray(p.indptr), np.asarray(p.doc_idx), np.asarray(p.weights)
-        if top_k * PRUNING_MIN_DOCS_PER_HIT > p.n_docs:
-            docs, doc_scores, _ = taat_top_k(
-                indptr, doc_idx, weights, term_ids, query_weights, doc_rank, top_k, buf.scores, buf.touched
-            )
-        elif p.n_docs >= PRUNING_MIN_DOCS and self._maxscore_pays(term_ids, query_weights, top_k, buf):
-            docs, doc_scores, _ = maxscore_top_k(
-                indptr, doc_idx, weights, np.asarray(p.max_weight), term_ids, query_weights, doc_rank, top_k,
-                buf.scores, buf.touched, WINDOW, PROBE_COST,
-            )  # fmt: skip
-        else:
-            docs, doc_scores, _ = dense_top_k(
-                indptr, doc_idx, weights, term_ids, query_weights, doc_rank, top_k, buf.acc, buf.touched, buf.values
-            )
-        return [Hit(doc_ids[d], float(s)) for d, s in zip(docs.tolist(), doc_scores.tolist(), strict=True)]
-
-    def _maxscore_pays(self, term_ids: np.ndarray, query_weights: np.ndarray, top_k: int, buf: SimpleNamespace) -> bool:
-        """Whether MaxScore would scan few enough postings to beat exhaustive scoring (see
-        :data:`MAXSCORE_MAX_SHARE`)."""
-        p = self.postings
-        essential, total = maxscore_essential_postings(
+        docs, scores, _ = search_one(
             np.asarray(p.indptr), np.asarray(p.doc_idx), np.asarray(p.weights), np.asarray(p.max_weight),
-            term_ids, query_weights, top_k, buf.scores, buf.touched,
+            terms, weights, doc_rank, top_k, buf.scores, buf.touched, buf.acc, buf.values,
         )  # fmt: skip
-        return essential <= MAXSCORE_MAX_SHARE * (total + DENSE_SCAN_COST * p.n_docs)
+        return [Hit(doc_ids[d], s) for d, s in zip(docs.tolist(), scores.tolist(), strict=True)]
 
     def search_batch(self, queries: Sequence[EncodedQuery], top_k: int = 10, threads: int = 1) -> list[list[Hit]]:
-        """One hit list per query, in order; ``threads > 1`` searches queries in parallel (the kernel
-        releases the GIL)."""
+        """One hit list per query, in order; ``threads > 1`` splits the batch into that many contiguous
+        chunks searched in parallel (one compiled call per chunk, which releases the GIL)."""
         if threads <= 1 or len(queries) < 2:
-            return [self.search(query, top_k) for query in queries]
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            return list(pool.map(lambda query: self.search(query, top_k), queries))
+            return self._search_chunk(queries, top_k)
+        bounds = np.linspace(0, len(queries), min(threads, len(queries)) + 1).astype(int)
+        chunks = [queries[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+        with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+            return [hits for chunk in pool.map(lambda c: self._search_chunk(c, top_k), chunks) for hits in chunk]
+
+    def _search_chunk(self, queries: Sequence[EncodedQuery], top_k: int) -> list[list[Hit]]:
+        """Hits of ``queries`` searched on the calling thread, with its scratch buffers."""
+        if top_k < 1:
+            raise UsageError(f"top_k must be at least 1 (got {top_k})")
+        rows = [self._query_terms(query) for query in queries]
+        lengths = [len(terms) for terms, _ in rows]
+        if not any(lengths):
+            return [[] for _ in queries]
+        query_indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=query_indptr[1:])
+        terms, weights = np.concatenate([t for t, _ in rows]), np.concatenate([w for _, w in rows])
+        p, doc_ids, doc_rank = self.postings, self.doc_ids, self.doc_id_rank  # one consistent generation
+        buf = self._scratch_buffers(p.n_docs)
+        docs, scores, counts, _ = search_queries(
+            np.asarray(p.indptr), np.asarray(p.doc_idx), np.asarray(p.weights), np.asarray(p.max_weight),
+            query_indptr, terms, weights, doc_rank, top_k, buf.scores, buf.touched, buf.acc, buf.values,
+        )  # fmt: skip
+        return [
+            [Hit(doc_ids[d], s) for d, s in zip(row_docs[:n], row_scores[:n], strict=True)]
+            for row_docs, row_scores, n in zip(docs.tolist(), scores.tolist(), counts.tolist(), strict=True)
+        ]
 
     def postings_touched(self, query: EncodedQuery) -> int:
         """Number of postings the query reads (its cost on this index)."""

@@ -611,3 +611,93 @@ def maxscore_top_k(
             _sift_down(heap_scores, heap_docs, doc_rank, size, h)
     out_docs, out_scores = _drain_heap(heap_scores, heap_docs, doc_rank, size)
     return out_docs, out_scores, postings_read
+
+
+# -- the engine's entry point: a batch of queries, the kernel picked per query ---------------------------
+
+PRUNING_MIN_DOCS_PER_HIT = 16
+"""The dense and MaxScore kernels run when the corpus has at least this many documents per requested
+hit; below, most touched documents are candidates and the term-at-a-time kernel is faster."""
+PRUNING_MIN_DOCS = 32_768
+"""MaxScore is considered from this many documents: on bench/'s 10k-document corpus it was never faster
+than exhaustive scoring, even for BM25-like queries (~15 us a query), so smaller corpora skip the estimate."""
+MAXSCORE_MAX_SHARE = 0.15
+"""MaxScore runs when the postings it must scan (:func:`maxscore_essential_postings`) are at most this
+share of exhaustive scoring's cost, all postings plus :data:`DENSE_SCAN_COST` per document: pruning
+pays ~4x more per posting read. Chosen on bench/'s 1M-document synthetic corpus, where it comes within
+6% of always picking the faster kernel per query (BM25-like queries prune; IDF-weighted learned
+queries mostly do not)."""
+DENSE_SCAN_COST = 0.3
+"""What the dense kernel's pass over one document costs, in postings added (measured at 1M documents)."""
+TAAT, DENSE, MAXSCORE = 0, 1, 2
+"""Kernel codes returned by :func:`search_queries`."""
+
+
+@njit(cache=True, nogil=True)
+def search_one(indptr, doc_idx, weights, max_weight, terms, qw, doc_rank, k, scores, touched, acc, values):
+    """Exact top-``k`` of one query (``terms`` int64 (q,), ``qw`` float64 (q,), q >= 1) by the kernel
+    that suits it: term-at-a-time when ``k`` is large for the corpus, else MaxScore when
+    :func:`maxscore_essential_postings` says it reads a small share of the postings (see
+    :data:`MAXSCORE_MAX_SHARE`), else :func:`dense_top_k`. Arguments as for :func:`search_queries`.
+
+    Returns:
+        ``(docs, scores, kernel)``: int32 (m,) and float64 (m,), best first, and the kernel code.
+    """
+    n_docs = doc_rank.shape[0]
+    if k * PRUNING_MIN_DOCS_PER_HIT > n_docs:
+        docs, found, _ = taat_top_k(indptr, doc_idx, weights, terms, qw, doc_rank, k, scores, touched)
+        return docs, found, TAAT
+    if n_docs >= PRUNING_MIN_DOCS:
+        essential, total = maxscore_essential_postings(
+            indptr, doc_idx, weights, max_weight, terms, qw, k, scores, touched
+        )
+        if essential <= MAXSCORE_MAX_SHARE * (total + DENSE_SCAN_COST * n_docs):
+            docs, found, _ = maxscore_top_k(
+                indptr, doc_idx, weights, max_weight, terms, qw, doc_rank, k, scores, touched, WINDOW, PROBE_COST
+            )
+            return docs, found, MAXSCORE
+    docs, found, _ = dense_top_k(indptr, doc_idx, weights, terms, qw, doc_rank, k, acc, touched, values)
+    return docs, found, DENSE
+
+
+@njit(cache=True, nogil=True)
+def search_queries(
+    indptr, doc_idx, weights, max_weight, query_indptr, query_terms, query_weights, doc_rank, k,
+    scores, touched, acc, values,
+):  # fmt: skip
+    """Exact top-``k`` of every query of a batch, each by :func:`search_one`: one call per batch, so the
+    GIL is released for all of it.
+
+    Args:
+        indptr, doc_idx, weights, max_weight, doc_rank: the index, as for :func:`maxscore_top_k`.
+        query_indptr: int64 (n + 1,); query_terms: int64 (nnz,) term ids; query_weights: float64 (nnz,)
+            (> 0): the queries as CSR rows.
+        k: hits wanted per query (>= 1).
+        scores: float64 (n_docs,) zeros; touched: int32 (n_docs,); acc: float32 (n_docs,) zeros;
+            values: float32 (n_docs,): scratch, accumulators left all zeros.
+
+    Returns:
+        ``(docs, scores, counts, kernels)``: int32 (n, k') and float64 (n, k') with k' = min(k, n_docs),
+        best first, row i valid up to ``counts[i]`` (int64); ``kernels`` int8 (n,): the kernel code
+        (:data:`TAAT`, :data:`DENSE`, :data:`MAXSCORE`) of each query, -1 for a query with no terms.
+    """
+    n = query_indptr.shape[0] - 1
+    width = min(k, doc_rank.shape[0])
+    out_docs = np.full((n, width), -1, dtype=np.int32)
+    out_scores = np.zeros((n, width), dtype=np.float64)
+    counts = np.zeros(n, dtype=np.int64)
+    kernels = np.full(n, -1, dtype=np.int8)
+    for i in range(n):
+        lo, hi = query_indptr[i], query_indptr[i + 1]
+        if hi == lo:
+            continue
+        docs, found, kernel = search_one(
+            indptr, doc_idx, weights, max_weight, query_terms[lo:hi], query_weights[lo:hi], doc_rank, k,
+            scores, touched, acc, values,
+        )  # fmt: skip
+        m = docs.shape[0]
+        out_docs[i, :m] = docs
+        out_scores[i, :m] = found
+        counts[i] = m
+        kernels[i] = kernel
+    return out_docs, out_scores, counts, kernels
