@@ -624,9 +624,9 @@ than exhaustive scoring, even for BM25-like queries (~15 us a query), so smaller
 MAXSCORE_MAX_SHARE = 0.15
 """MaxScore runs when the postings it must scan (:func:`maxscore_essential_postings`) are at most this
 share of exhaustive scoring's cost, all postings plus :data:`DENSE_SCAN_COST` per document: pruning
-pays ~4x more per posting read. Chosen on bench/'s 1M-document synthetic corpus, where it comes within
-6% of always picking the faster kernel per query (BM25-like queries prune; IDF-weighted learned
-queries mostly do not)."""
+pays ~4x more per posting read. Chosen on bench/'s 1M-document synthetic corpus with
+``bench/kernel_choice.py``, where it comes within 4% of always picking the faster kernel per query
+(BM25-like queries prune; IDF-weighted learned queries mostly do not)."""
 DENSE_SCAN_COST = 0.3
 """What the dense kernel's pass over one document costs, in postings added (measured at 1M documents)."""
 TAAT, DENSE, MAXSCORE = 0, 1, 2
