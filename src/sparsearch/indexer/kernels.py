@@ -401,6 +401,26 @@ def _bounds(indptr, weights, max_weight, term_ids, query_weights):
     return bound
 
 
+@njit(cache=True, nogil=True)
+def _by_bound(indptr, weights, max_weight, term_ids, query_weights):
+    """The query's terms in order of increasing bound (:func:`_bounds`): float64 (q,) weights, int64
+    (q,) list starts and ends, and float64 (q + 1,) ``prefix[i]`` = the sum of the i smallest bounds."""
+    n_q = term_ids.shape[0]
+    bound = _bounds(indptr, weights, max_weight, term_ids, query_weights)
+    order = np.argsort(bound, kind="mergesort")
+    qw = np.empty(n_q, dtype=np.float64)
+    starts = np.empty(n_q, dtype=np.int64)
+    ends = np.empty(n_q, dtype=np.int64)
+    prefix = np.zeros(n_q + 1, dtype=np.float64)
+    for i in range(n_q):
+        t = term_ids[order[i]]
+        qw[i] = query_weights[order[i]]
+        starts[i] = indptr[t]
+        ends[i] = indptr[t + 1]
+        prefix[i + 1] = prefix[i] + bound[order[i]]
+    return qw, starts, ends, prefix
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _seed_budget(n_docs, window):
     """Postings the seed threshold may read."""
@@ -415,15 +435,7 @@ def maxscore_essential_postings(indptr, doc_idx, weights, max_weight, term_ids, 
     terms. The engine compares them to pick a kernel. Arguments as for :func:`maxscore_top_k`;
     ``scores`` and ``touched`` are scratch, left as found."""
     n_q = term_ids.shape[0]
-    bound = _bounds(indptr, weights, max_weight, term_ids, query_weights)
-    order = np.argsort(bound, kind="mergesort")
-    starts = np.empty(n_q, dtype=np.int64)
-    ends = np.empty(n_q, dtype=np.int64)
-    qw = np.empty(n_q, dtype=np.float64)
-    for i in range(n_q):
-        starts[i] = indptr[term_ids[order[i]]]
-        ends[i] = indptr[term_ids[order[i]] + 1]
-        qw[i] = query_weights[order[i]]
+    qw, starts, ends, prefix = _by_bound(indptr, weights, max_weight, term_ids, query_weights)
     # theta: the k-th best partial score of the seed's documents (a lower bound of the seed's own
     # theta, without its binary searches: scattered reads in long lists cost more than the estimate saves)
     n_touched, _ = _partial_scores(
@@ -436,11 +448,9 @@ def maxscore_essential_postings(indptr, doc_idx, weights, max_weight, term_ids, 
     theta = _kth_largest(partial, n_touched, k) if n_touched >= k else -1.0
     essential = 0
     total = 0
-    prefix = 0.0
     for i in range(n_q):
-        prefix += bound[order[i]]
         total += ends[i] - starts[i]
-        if prefix * _SLACK >= theta:
+        if prefix[i + 1] * _SLACK >= theta:
             essential += ends[i] - starts[i]
     return essential, total
 
@@ -468,22 +478,10 @@ def maxscore_top_k(
     """
     n_q = term_ids.shape[0]
     n_docs = doc_rank.shape[0]
-    bound = _bounds(indptr, weights, max_weight, term_ids, query_weights)
-    order = np.argsort(bound, kind="mergesort")
-    ub = np.empty(n_q, dtype=np.float64)
-    qw = np.empty(n_q, dtype=np.float64)
-    cursor = np.empty(n_q, dtype=np.int64)  # lower bound of the next window's start, per term
-    ends = np.empty(n_q, dtype=np.int64)
+    # cursor: lower bound of the next window's start, per term
+    qw, cursor, ends, prefix = _by_bound(indptr, weights, max_weight, term_ids, query_weights)
     lo_pos = np.empty(n_q, dtype=np.int64)  # the window's slice of each list: [lo_pos, hi_pos)
     hi_pos = np.empty(n_q, dtype=np.int64)
-    prefix = np.zeros(n_q + 1, dtype=np.float64)  # prefix[i] = sum of the i smallest bounds
-    for i in range(n_q):
-        t = term_ids[order[i]]
-        ub[i] = bound[order[i]]
-        qw[i] = query_weights[order[i]]
-        cursor[i] = indptr[t]
-        ends[i] = indptr[t + 1]
-        prefix[i + 1] = prefix[i] + ub[i]
 
     size = 0
     heap_scores = np.empty(k, dtype=np.float64)
