@@ -41,7 +41,7 @@ from sparsearch.errors import UsageError, require
 from sparsearch.indexer.corpus import iter_corpus
 from sparsearch.retrieval.contract import Document
 from sparsearch.retrieval.semantic import SemanticChannelEncoder, VocabularyHead
-from sparsearch.retrieval.teachers import TeacherExample, ensemble_targets, sparse_matrix
+from sparsearch.retrieval.teachers import TeacherExample, ensemble_targets
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +267,7 @@ def _batch_scores(tensors: dict, documents: Any, residual_weight: float, learned
 def train_head(config: Any, on_progress: Any = None) -> Any:
     """Run the recipe in the module docstring for a ``TrainConfig`` with ``student = "semantic-head"``."""
     torch = require("torch", "train")
-    from sparsearch.retrieval.training import TrainReport, training_loss
+    from sparsearch.retrieval.training import TrainReport, best_weight, training_loss
 
     if config.loss != "kl":
         # padded candidates carry -1e4 on both sides: harmless for KL, not for margins
@@ -341,7 +341,7 @@ def train_head(config: Any, on_progress: Any = None) -> Any:
     if config.heldout_selection == "kl":
         chosen = float(min(kl_by_weight, key=lambda w: (kl_by_weight[w], float(w))))
     else:
-        chosen = float(max(by_weight, key=lambda w: (by_weight[w], -float(w))))
+        chosen = best_weight(by_weight)
     _save_model(config, trained, chosen)
     report = TrainReport(
         steps=step,
@@ -386,8 +386,7 @@ def _choose_weight(
 ) -> tuple[dict[str, float], float]:
     """Held-out nDCG@10 per mixing weight (averaged over held-out queries of every corpus) and the
     learned channel's average terms per document."""
-    from sparsearch.retrieval.training import heldout_ndcg, heldout_qrels
-    from sparsearch.retrieval.two_channel import lexical_channel
+    from sparsearch.retrieval.training import heldout_ndcg, heldout_qrels, lexical_scores
 
     torch = student.torch
     totals = dict.fromkeys(map(str, config.mixing_weights), 0.0)
@@ -403,16 +402,12 @@ def _choose_weight(
         n_docs += len(texts)
         if not corpus.heldout:
             continue
-        lexical = lexical_channel()
-        lexical.fit(texts)
-        lexical_docs, vocabulary = sparse_matrix(lexical.encode_documents(texts))
         texts_q = [e.query.text for e in corpus.heldout]
-        lexical_queries, _ = sparse_matrix([lexical.encode_query(t).weights for t in texts_q], vocabulary)
         learned_queries = scipy_csr(np.stack([query_vector(corpus.encoder, columns, t) for t in texts_q]))
         scores = heldout_ndcg(
             corpus.documents,
             corpus.heldout,
-            (lexical_queries @ lexical_docs.T).toarray(),
+            lexical_scores(texts, texts_q),
             (learned_queries @ learned_docs.T).toarray(),
             config.mixing_weights,
             heldout_qrels(corpus.heldout, config),

@@ -392,6 +392,23 @@ def heldout_ndcg(
     return by_weight
 
 
+def lexical_scores(texts: Sequence[str], query_texts: Sequence[str]) -> np.ndarray:
+    """float64 (n_queries, n_texts): the lexical channel (word BM25, fitted on ``texts``) scores of
+    ``query_texts`` against ``texts``, the frozen half of held-out scores."""
+    from sparsearch.retrieval.two_channel import lexical_channel
+
+    lexical = lexical_channel()
+    lexical.fit(texts)
+    documents, vocabulary = sparse_matrix(lexical.encode_documents(texts))
+    queries, _ = sparse_matrix([lexical.encode_query(t).weights for t in query_texts], vocabulary)
+    return (queries @ documents.T).toarray()
+
+
+def best_weight(by_weight: dict[str, float]) -> float:
+    """The mixing weight with the highest held-out nDCG@10, the smallest on ties."""
+    return float(max(by_weight, key=lambda w: (by_weight[w], -float(w))))
+
+
 def heldout_qrels(heldout: Sequence[TeacherExample], config: TrainConfig) -> dict[str, dict[str, int]]:
     """Judgements of the held-out pseudo-queries.
 
@@ -447,23 +464,19 @@ def _finish(
     )
     texts = [d.full_text for d in documents]
     learned.fit(texts)
-    lexical = lexical_channel()
-    lexical.fit(texts)
     learned_vectors = learned.encode_documents(texts)
-    lexical_vectors = lexical.encode_documents(texts)
     avg_terms = float(np.mean([len(v) for v in learned_vectors]))
 
-    # held-out pseudo-queries: relevant = their source document
+    # held-out pseudo-queries, judged as heldout_qrels says
     learned_docs, learned_vocab = sparse_matrix(learned_vectors)
-    lexical_docs, lexical_vocab = sparse_matrix(lexical_vectors)
     texts_q = [e.query.text for e in heldout]
     learned_q, _ = sparse_matrix([learned.encode_query(t).weights for t in texts_q], learned_vocab)
-    lexical_q, _ = sparse_matrix([lexical.encode_query(t).weights for t in texts_q], lexical_vocab)
     learned_scores = (learned_q @ learned_docs.T).toarray()
-    lexical_scores = (lexical_q @ lexical_docs.T).toarray()
     qrels = heldout_qrels(heldout, config)
-    by_weight = heldout_ndcg(documents, heldout, lexical_scores, learned_scores, config.mixing_weights, qrels)
-    chosen = float(max(by_weight, key=lambda w: (by_weight[w], -float(w)))) if heldout else 1.0
+    by_weight = heldout_ndcg(
+        documents, heldout, lexical_scores(texts, texts_q), learned_scores, config.mixing_weights, qrels
+    )
+    chosen = best_weight(by_weight) if heldout else 1.0
 
     # The saved model carries no corpus statistics: `sparsearch index` fits IDF and BM25 on the
     # corpus it indexes, so the model also serves corpora other than the one it was adapted to.
