@@ -104,9 +104,8 @@ def main() -> None:
     import run
 
     profile = args.profile or run.cached_index(
-        run.default_model(), sorted(p for p in (run.ROOT.parent / "shared" / "data").iterdir() if p.is_dir())[0],
-        Path.home() / ".cache" / "sparsearch" / "bench-work",
-    )  # fmt: skip
+        run.default_model(), run.shared_collections()[0], run.cache_dir() / "bench-work"
+    )
     postings = corpus(profile, args.docs, seed=args.docs)
     m = run.machine()
     lines = [

@@ -110,6 +110,16 @@ def machine() -> dict[str, object]:
     }
 
 
+def cache_dir() -> Path:
+    """The project's cache (``$SPARSEARCH_CACHE``, default ``~/.cache/sparsearch``)."""
+    return Path(os.environ.get("SPARSEARCH_CACHE", Path.home() / ".cache" / "sparsearch"))
+
+
+def shared_collections() -> list[Path]:
+    """Every BEIR collection in ../shared/data, in name order."""
+    return sorted(p for p in (ROOT.parent / "shared" / "data").iterdir() if p.is_dir())
+
+
 def default_model() -> str:
     from sparsearch.retrieval.models import DEFAULT_MODEL
 
@@ -481,10 +491,9 @@ def opensearch_server(action: str, heap: str) -> dict:
     )  # fmt: skip
     if done.returncode != 0:
         return {"error": f"scripts/opensearch {action} failed: {done.stderr.strip()[-400:]}"}
-    cache = Path(os.environ.get("SPARSEARCH_CACHE", Path.home() / ".cache" / "sparsearch"))
     return {
         "url": f"http://127.0.0.1:{OPENSEARCH_PORT}",
-        "pid_file": str(cache / "opensearch" / str(OPENSEARCH_PORT) / "pid"),
+        "pid_file": str(cache_dir() / "opensearch" / str(OPENSEARCH_PORT) / "pid"),
         "heap": heap,
     }
 
@@ -513,15 +522,14 @@ def main() -> None:
         help="sparsearch adapt --minutes (a safety cap; the step count is fixed)",
     )
     parser.add_argument("--adapt-seed", type=int, default=13, help="sparsearch adapt --seed for the adapted rows")
-    cache = Path(os.environ.get("SPARSEARCH_CACHE", Path.home() / ".cache" / "sparsearch"))
-    parser.add_argument("--work", type=Path, default=cache / "bench-work")
+    parser.add_argument("--work", type=Path, default=cache_dir() / "bench-work")
     parser.add_argument("--output", type=Path, default=BENCH / "results" / "bench.json")
     args = parser.parse_args()
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the finally below stops OpenSearch
     started = time.perf_counter()
     model = args.model or default_model()
-    collections = args.data or sorted(p for p in (ROOT.parent / "shared" / "data").iterdir() if p.is_dir())
+    collections = args.data or shared_collections()
     sizes = args.sizes or (FULL_SIZES if args.full else SIZES)
     args.work.mkdir(parents=True, exist_ok=True)
     previous = json.loads(args.output.read_text()) if args.output.exists() else {}
