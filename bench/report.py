@@ -342,7 +342,11 @@ def write_report(result: dict, bench: Path) -> None:
                 f"with {widths} offsets)"
             )
             if row.get("run_at") and row["run_at"] != result["created_at"]:
-                lines += ["", f"Measured by an earlier run ({row['run_at']}) and kept: `--sizes` reran other sizes."]
+                lines += [
+                    "",
+                    f"Measured by an earlier run ({row['run_at']}) and kept: this run did not measure this size "
+                    "(`--sections` or `--sizes` left it out), so its corpus follows that run's model.",
+                ]
             lines += ["", *engine_table(row["engines"], with_ndcg=False), "", *variants_table(row["engines"])]
     real = sections.get("real")
     if real:

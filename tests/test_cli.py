@@ -150,3 +150,21 @@ def test_train_config_errors_name_the_field(tmp_path: Path, config: str, message
 def test_train_config_file_must_exist(tmp_path: Path) -> None:
     result = invoke("train", "--config", str(tmp_path / "missing.toml"))
     assert result.exit_code == 2 and "no such config file" in result.stderr
+
+
+def test_train_reports_the_kept_checkpoint(tiny_data: Path, tmp_path: Path) -> None:
+    from tests.retrieval.test_semantic_two_channel import TOKENS
+
+    config = write(
+        tmp_path / "run.toml",
+        f'data = "{tiny_data}"\noutput = "{tmp_path / "model"}"\ncandidate_tokens = {json.dumps(TOKENS)}\n'
+        "top_k = 8\nmax_steps = 2\neval_every = 1\nbatch_queries = 2\nheldout_fraction = 0.3\n"
+        "candidates_per_teacher = 3\n",
+    )
+    result = invoke("train", "--config", str(config))
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "model.run" / "report.json").read_text())
+    assert report["checkpoint_step"] in (0, 1, 2)
+    assert f"step {report['checkpoint_step']} (lowest held-out KL)" in result.stdout
+    evaluations = [json.loads(line) for line in (tmp_path / "model.run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["eval_step"] for r in evaluations if "eval_step" in r] == [0, 1, 2]

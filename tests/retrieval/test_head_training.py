@@ -94,6 +94,7 @@ def trained(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
         candidates_per_teacher=3,
         head_learning_rate=0.05,
         mixing_weights=[0.5, 1.0, 2.0],
+        eval_every=None,  # the last step's head (checkpoint selection has its own test)
     )
     return config, run_training(config)
 
@@ -142,6 +143,40 @@ def test_adaptation_starts_from_the_init_model(trained, tmp_path: Path) -> None:
     np.testing.assert_allclose(end.bias, weight * start.learned.head.bias, atol=1e-5)
     np.testing.assert_allclose(end.scale, weight * start.learned.head.scale, atol=1e-5)
     np.testing.assert_allclose(end.projection, start.learned.head.projection, atol=1e-6)
+
+
+def test_the_checkpoint_with_the_lowest_heldout_kl_is_kept(
+    trained,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
+) -> None:
+    """Evaluated every ``eval_every`` steps and before the first; the saved head is the best one's."""
+    from sparsearch.retrieval import head_training
+
+    config, _ = trained
+    # scripted held-out KL per evaluation (steps 0, 2, 4): step 2 is best, at mixing weight 1.0
+    scripted = iter([{"0.5": 0.9, "1.0": 0.8, "2.0": 0.85}, {"0.5": 0.7, "1.0": 0.6, "2.0": 0.65},
+                     {"0.5": 0.75, "1.0": 0.7, "2.0": 0.62}])  # fmt: skip
+    monkeypatch.setattr(head_training, "_heldout_kl", lambda *args: next(scripted))
+    every_two = config.model_copy(update={"output": tmp_path / "e", "run_dir": tmp_path / "e.run", "eval_every": 2})
+    report = run_training(every_two)
+    lines = [json.loads(line) for line in (tmp_path / "e.run" / "metrics.jsonl").read_text().splitlines()]
+    evaluations = [r for r in lines if "eval_step" in r]
+    assert [r["eval_step"] for r in evaluations] == [0, 2, 4]
+    assert [r["heldout_kl"] for r in evaluations] == [0.8, 0.6, 0.62]
+    assert report.checkpoint_step == 2 and report.chosen_weight == 1.0 and report.steps == 4
+
+    # the same seed stopped after two steps has the step-2 head
+    monkeypatch.undo()
+    two_steps = config.model_copy(
+        update={"output": tmp_path / "two", "run_dir": tmp_path / "two.run", "max_steps": 2, "eval_every": None}
+    )
+    run_training(two_steps)
+    kept, expected = load_encoder(tmp_path / "e").learned.head, load_encoder(tmp_path / "two").learned.head
+    for name in ("projection", "scale", "bias"):
+        np.testing.assert_array_equal(getattr(kept, name), getattr(expected, name))
+    last = load_encoder(config.output).learned.head  # four steps, no selection: a different head
+    assert not np.array_equal(kept.bias, last.bias)
 
 
 def test_corpus_weights_must_match_the_corpora(trained, tmp_path: Path) -> None:  # noqa: ANN001

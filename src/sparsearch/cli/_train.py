@@ -31,6 +31,8 @@ def _run(config) -> None:  # noqa: ANN001 - a TrainConfig
         report = run_training(config, on_progress=on_progress)
     table = Table(title=f"model {report.output}", show_header=False)
     table.add_row("steps", f"{report.steps} in {report.seconds / 60:.1f} min")
+    if report.checkpoint_step is not None:
+        table.add_row("kept checkpoint", f"step {report.checkpoint_step} (lowest held-out KL)")
     table.add_row("pseudo-queries", f"{report.train_queries} train, {report.heldout_queries} held out")
     table.add_row("learned terms / document", f"{report.avg_learned_terms:.1f}")
     kl = report.heldout_kl_by_weight or {}

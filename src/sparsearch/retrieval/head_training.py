@@ -15,8 +15,12 @@ all their mined candidates; student score ``residual_weight · BM25_words(q, d) 
 teacher ensemble (per-query min-max of BM25 and dense, averaged, scaled); loss = KL + λ(step) · FLOPS
 on the candidate documents, λ ramped quadratically. The head starts from ``init_model`` (the shipped
 default, or the training-free channel) so training can only move away from a strong start when
-the teachers ask for it. At the end the mixing weight of the learned channel is chosen on held-out
-pseudo-queries (never on test queries) and an unfitted two-channel model is saved.
+the teachers ask for it. Every ``eval_every`` steps, and before the first, the head is measured on the
+held-out pseudo-queries (KL to the teachers at each mixing weight); the best checkpoint is kept, the
+start included, so a run whose steps do not generalise returns its starting model rather than a
+worse one (with Adam at 2e-3 the held-out KL rose from the first evaluation on; at 2e-4 it fell).
+The mixing weight of the learned channel is chosen on the same held-out pseudo-queries (never on
+test queries) and an unfitted two-channel model is saved.
 
 The step count is fixed by ``max_steps`` (``minutes`` is only a safety cap), so a run with the same
 config and seed gives the same model.
@@ -304,7 +308,21 @@ def train_head(config: Any, on_progress: Any = None) -> Any:
     ramp = int(config.regularizer_ramp_fraction * total)
     budget = config.minutes * 60 if config.minutes else math.inf
     step, record = 0, {"loss": float("nan"), "active_terms": 0.0}
+    best: Checkpoint | None = None
+    evaluated = -1  # the last step measured on the held-out queries
     with (run_dir / "metrics.jsonl").open("w", encoding="utf-8") as metrics_file:
+
+        def evaluate() -> None:
+            nonlocal best, evaluated
+            checkpoint = Checkpoint(step, student.to_head(), _heldout_kl(corpora, student, config, columns))
+            evaluated = step
+            metrics_file.write(json.dumps(checkpoint.record()) + "\n")
+            metrics_file.flush()
+            if best is None or checkpoint.kl < best.kl:
+                best = checkpoint
+
+        if config.eval_every:
+            evaluate()  # the start is a candidate: training must beat it on held-out queries to be kept
         while step < total:
             if time.monotonic() - started > budget:
                 log.warning("time budget of %.1f min reached after %d of %d steps", config.minutes, step, total)
@@ -334,12 +352,18 @@ def train_head(config: Any, on_progress: Any = None) -> Any:
             metrics_file.write(json.dumps(record) + "\n")
             if on_progress is not None:
                 on_progress(step, total, record)
+            if config.eval_every and (step % config.eval_every == 0 or step == total):
+                evaluate()
+        if config.eval_every and evaluated != step:
+            evaluate()  # stopped early by the time budget: the last head is a candidate too
 
+    if best is not None:
+        student = HeadStudent(best.head, template.token_matrix(), config.top_k)
     trained = student.to_head()
     by_weight, avg_terms = _choose_weight(corpora, student, config, columns)
-    kl_by_weight = _heldout_kl(corpora, student, config, columns)
+    kl_by_weight = best.kl_by_weight if best is not None else _heldout_kl(corpora, student, config, columns)
     if config.heldout_selection == "kl":
-        chosen = float(min(kl_by_weight, key=lambda w: (kl_by_weight[w], float(w))))
+        chosen = _lowest(kl_by_weight)
     else:
         chosen = best_weight(by_weight)
     _save_model(config, trained, chosen)
@@ -354,9 +378,33 @@ def train_head(config: Any, on_progress: Any = None) -> Any:
         chosen_weight=chosen,
         output=str(config.output),
         heldout_kl_by_weight=kl_by_weight,
+        checkpoint_step=best.step if best is not None else None,
     )
     (run_dir / "report.json").write_text(json.dumps(report.__dict__, indent=2), encoding="utf-8")
     return report
+
+
+@dataclass
+class Checkpoint:
+    """A head measured on the held-out pseudo-queries: its KL per mixing weight and the best of them."""
+
+    step: int
+    head: VocabularyHead
+    kl_by_weight: dict[str, float]
+
+    @property
+    def kl(self) -> float:
+        return self.kl_by_weight[str(_lowest(self.kl_by_weight))]
+
+    def record(self) -> dict[str, Any]:
+        """The line written to ``metrics.jsonl``."""
+        return {"eval_step": self.step, "heldout_kl": self.kl, "best_weight": _lowest(self.kl_by_weight),
+                "heldout_kl_by_weight": self.kl_by_weight}  # fmt: skip
+
+
+def _lowest(kl_by_weight: dict[str, float]) -> float:
+    """The mixing weight with the lowest held-out KL, the smallest on ties."""
+    return float(min(kl_by_weight, key=lambda w: (kl_by_weight[w], float(w))))
 
 
 def _heldout_kl(corpora: Sequence[CorpusData], student: HeadStudent, config: Any, columns: dict) -> dict[str, float]:
