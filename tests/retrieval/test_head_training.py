@@ -94,7 +94,7 @@ def trained(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
         candidates_per_teacher=3,
         head_learning_rate=0.05,
         mixing_weights=[0.5, 1.0, 2.0],
-        eval_every=None,  # the last step's head (checkpoint selection has its own test)
+        eval_every=0,  # the last step's head (checkpoint selection has its own test)
     )
     return config, run_training(config)
 
@@ -169,7 +169,7 @@ def test_the_checkpoint_with_the_lowest_heldout_kl_is_kept(
     # the same seed stopped after two steps has the step-2 head
     monkeypatch.undo()
     two_steps = config.model_copy(
-        update={"output": tmp_path / "two", "run_dir": tmp_path / "two.run", "max_steps": 2, "eval_every": None}
+        update={"output": tmp_path / "two", "run_dir": tmp_path / "two.run", "max_steps": 2, "eval_every": 0}
     )
     run_training(two_steps)
     kept, expected = load_encoder(tmp_path / "e").learned.head, load_encoder(tmp_path / "two").learned.head
@@ -177,6 +177,20 @@ def test_the_checkpoint_with_the_lowest_heldout_kl_is_kept(
         np.testing.assert_array_equal(getattr(kept, name), getattr(expected, name))
     last = load_encoder(config.output).learned.head  # four steps, no selection: a different head
     assert not np.array_equal(kept.bias, last.bias)
+
+
+def test_cuda_without_a_gpu_is_refused_before_any_work(trained, tmp_path: Path) -> None:  # noqa: ANN001
+    import torch
+
+    from sparsearch.errors import UsageError
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: device = cuda is valid here")
+    config, _ = trained
+    on_gpu = config.model_copy(update={"output": tmp_path / "g", "run_dir": tmp_path / "g.run", "device": "cuda"})
+    with pytest.raises(UsageError, match='torch sees no GPU here: use device = "auto" or "cpu"'):
+        run_training(on_gpu)
+    assert not (tmp_path / "g.run").exists()
 
 
 def test_corpus_weights_must_match_the_corpora(trained, tmp_path: Path) -> None:  # noqa: ANN001

@@ -17,18 +17,25 @@ from sparsearch.retrieval.analyzers import minilm_model_dir
 DENSE_MODEL_NAME = "all-MiniLM-L6-v2"
 
 
+def torch_device() -> str:
+    """``"cuda"`` when torch sees a GPU, else ``"cpu"``: where the dense model and training run."""
+    torch = require("torch", "train")
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 @functools.lru_cache(maxsize=2)
-def load_dense_model(device: str = "cpu"):  # noqa: ANN201 - a SentenceTransformer
+def load_dense_model(device: str):  # noqa: ANN201 - a SentenceTransformer
     """The dense teacher as a ``SentenceTransformer`` (cached per device)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a model hub
     sentence_transformers = require("sentence_transformers", "train")
     return sentence_transformers.SentenceTransformer(str(minilm_model_dir()), device=device)
 
 
-def embed(texts: Sequence[str], batch_size: int = 64, device: str = "cpu") -> np.ndarray:
-    """L2-normalised embeddings, float32 (len(texts), 384). Inputs past 256 word pieces are cut by the
-    model; callers that need whole long documents split them first (see :func:`split_words`)."""
-    model = load_dense_model(device)
+def embed(texts: Sequence[str], batch_size: int = 64, device: str | None = None) -> np.ndarray:
+    """L2-normalised embeddings, float32 (len(texts), 384), computed on ``device`` (default: a GPU
+    when there is one). Inputs past 256 word pieces are cut by the model; callers that need whole
+    long documents split them first (see :func:`split_words`)."""
+    model = load_dense_model(device or torch_device())
     return model.encode(
         list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
     ).astype(np.float32)

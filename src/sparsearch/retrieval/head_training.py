@@ -132,12 +132,13 @@ def prepare_corpus(data: Path, cache_dir: Path, config: Any, encoder_template: S
 class HeadStudent:
     """The trainable head in torch: embeddings (n, 384) -> document weights (n_docs, n_tokens)."""
 
-    def __init__(self, head: VocabularyHead, token_matrix: np.ndarray, top_k: int) -> None:
+    def __init__(self, head: VocabularyHead, token_matrix: np.ndarray, top_k: int, device: str = "cpu") -> None:
         self.torch = torch = require("torch", "train")
-        self.projection = torch.nn.Parameter(torch.tensor(head.projection))
-        self.scale = torch.nn.Parameter(torch.tensor(head.scale))
-        self.bias = torch.nn.Parameter(torch.tensor(head.bias))
-        self.tokens = torch.tensor(token_matrix)
+        self.device = device
+        self.projection = torch.nn.Parameter(torch.tensor(head.projection, device=device))
+        self.scale = torch.nn.Parameter(torch.tensor(head.scale, device=device))
+        self.bias = torch.nn.Parameter(torch.tensor(head.bias, device=device))
+        self.tokens = torch.tensor(token_matrix, device=device)
         self.top_k = top_k
 
     def parameters(self) -> list[Any]:
@@ -152,24 +153,37 @@ class HeadStudent:
         Top-k and max pooling pass gradient to the chosen entries alone, so this is the gradient of
         the dense computation at a fraction of its cost.
         """
-        torch = self.torch
+        torch, device = self.torch, self.device
+        embeddings, owners = embeddings.to(device), owners.to(device)
         mapped = torch.nn.functional.normalize(embeddings @ self.projection.T, dim=-1)  # with gradient
         with torch.no_grad():
             scores = self.scale * (mapped @ self.tokens.T) - self.bias  # (n_windows, n_tokens)
-            pooled = torch.full((n_documents, scores.shape[1]), -1e4).scatter_reduce(
+            pooled = torch.full((n_documents, scores.shape[1]), -1e4, device=device).scatter_reduce(
                 0, owners[:, None].expand_as(scores), scores, reduce="amax", include_self=True
             )
             columns = pooled.topk(min(self.top_k, pooled.shape[1]), dim=1).indices  # (n_documents, k)
         chosen = columns[owners]  # (n_windows, k): each window's document's tokens
         values = self.scale[chosen] * torch.einsum("wd,wkd->wk", mapped, self.tokens[chosen]) - self.bias[chosen]
-        best = torch.full(columns.shape, -1e4).scatter_reduce(
+        best = torch.full(columns.shape, -1e4, device=device).scatter_reduce(
             0, owners[:, None].expand_as(values), values, reduce="amax", include_self=True
         )
-        return torch.zeros(pooled.shape).scatter(1, columns, torch.relu(best))
+        return torch.zeros(pooled.shape, device=device).scatter(1, columns, torch.relu(best))
 
     def to_head(self) -> VocabularyHead:
-        arrays = [p.detach().numpy().copy() for p in self.parameters()]
+        arrays = [p.detach().cpu().numpy().copy() for p in self.parameters()]
         return VocabularyHead(*arrays)
+
+
+def training_device(requested: str) -> str:
+    """``"auto"`` -> a GPU when torch sees one, else the CPU; ``"cuda"`` without a GPU is refused."""
+    from sparsearch.retrieval.dense import torch_device
+
+    available = torch_device()
+    if requested == "auto":
+        return available
+    if requested == "cuda" and available != "cuda":
+        raise UsageError('device = "cuda", but torch sees no GPU here: use device = "auto" or "cpu"')
+    return requested
 
 
 def query_vector(encoder: SemanticChannelEncoder, columns: dict[str, int], text: str) -> np.ndarray:
@@ -210,16 +224,16 @@ def initial_head(init_model: Path | None, n_tokens: int, threshold: float, mixin
     return VocabularyHead(head.projection.copy(), head.scale * weight, head.bias * weight)
 
 
-def _step_batch(corpus: CorpusData, batch: Sequence[int], config: Any, columns: dict):  # noqa: ANN202
-    """Tensors for a batch of examples (rows of ``corpus.examples``): the candidate documents'
-    windows, the positives, the queries, the lexical scores and the teacher targets."""
+def _step_batch(corpus: CorpusData, batch: Sequence[int], config: Any, columns: dict, device: str):  # noqa: ANN202
+    """Tensors on ``device`` for a batch of examples (rows of ``corpus.examples``): the candidate
+    documents' windows, the positives, the queries, the lexical scores and the teacher targets."""
     torch = require("torch", "train")
     row = corpus.row_of
     examples = [corpus.examples[i] for i in batch]
     needed = sorted({row[c] for e in examples for c in e.candidates[1:]})
     local = {d: i for i, d in enumerate(needed)}
     windows = [w for d in needed for w in corpus.windows_of[d]]
-    owners = torch.tensor([local[int(corpus.window_owner[w])] for w in windows], dtype=torch.long)
+    owners = torch.tensor([local[int(corpus.window_owner[w])] for w in windows], dtype=torch.long, device=device)
     width = max(len(e.candidates) for e in examples)
     # candidate -> row of the step's document matrix; positives come after the mined documents
     index = np.zeros((len(examples), width), dtype=np.int64)
@@ -235,16 +249,17 @@ def _step_batch(corpus: CorpusData, batch: Sequence[int], config: Any, columns: 
         scores = {name: np.asarray(values) for name, values in example.scores.items() if name in config.teacher_weights}
         targets[b, :n] = ensemble_targets(scores, config.teacher_weights, config.teacher_scale)
     queries = np.stack([query_vector(corpus.encoder, columns, e.query.text) for e in examples])
-    return {
-        "windows": torch.tensor(corpus.window_embeddings[windows]),
-        "owners": owners,
-        "n_documents": len(needed),
-        "positives": torch.tensor(corpus.positive_embeddings[list(batch)]),
-        "index": torch.tensor(index),
-        "mask": torch.tensor(mask),
-        "lexical": torch.tensor(lexical),
-        "targets": torch.tensor(targets),
-        "queries": torch.tensor(queries),
+    arrays = {
+        "windows": corpus.window_embeddings[windows],
+        "positives": corpus.positive_embeddings[list(batch)],
+        "index": index,
+        "mask": mask,
+        "lexical": lexical,
+        "targets": targets,
+        "queries": queries,
+    }
+    return {"owners": owners, "n_documents": len(needed)} | {
+        name: torch.tensor(array, device=device) for name, array in arrays.items()
     }
 
 
@@ -255,7 +270,7 @@ def _batch_documents(student: HeadStudent, tensors: dict):  # noqa: ANN202
     n_queries = tensors["positives"].shape[0]
     return student.document_weights(
         torch.cat([tensors["windows"], tensors["positives"]]),
-        torch.cat([tensors["owners"], tensors["n_documents"] + torch.arange(n_queries)]),
+        torch.cat([tensors["owners"], tensors["n_documents"] + torch.arange(n_queries, device=student.device)]),
         tensors["n_documents"] + n_queries,
     )
 
@@ -281,6 +296,7 @@ def train_head(config: Any, on_progress: Any = None) -> Any:
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
+    device = training_device(config.device)  # refused before any work when no GPU is there
     run_dir = config.resolved_run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(config.model_dump_json(indent=2), encoding="utf-8")
@@ -296,7 +312,7 @@ def train_head(config: Any, on_progress: Any = None) -> Any:
         raise UsageError(f"{config.data}: no usable pseudo-queries (is the corpus empty or too short?)")
     columns = {token: i for i, token in enumerate(template.tokens)}
     head = initial_head(config.init_model, len(template.tokens), template.threshold, config.initial_mixing_weight)
-    student = HeadStudent(head, template.token_matrix(), config.top_k)
+    student = HeadStudent(head, template.token_matrix(), config.top_k, device)
     optimizer = torch.optim.Adam(student.parameters(), lr=config.head_learning_rate)
     # corpora are drawn in proportion to their training queries, or to config.corpus_weights
     draws = np.asarray(config.corpus_weights or [len(c.train) for c in corpora], dtype=np.float64)
@@ -331,7 +347,7 @@ def train_head(config: Any, on_progress: Any = None) -> Any:
             which = int(rng.choice(len(corpora), p=draws))
             corpus = corpora[which]
             batch = rng.choice(len(corpus.train), size=min(config.batch_queries, len(corpus.train)), replace=False)
-            tensors = _step_batch(corpus, batch.tolist(), config, columns)
+            tensors = _step_batch(corpus, batch.tolist(), config, columns, device)
             documents = _batch_documents(student, tensors)
             scores, targets = _batch_scores(tensors, documents, config.residual_weight)
             loss, ranking, flops, lam = training_loss(scores, targets, documents, config, step, ramp)
@@ -358,7 +374,7 @@ def train_head(config: Any, on_progress: Any = None) -> Any:
             evaluate()  # stopped early by the time budget: the last head is a candidate too
 
     if best is not None:
-        student = HeadStudent(best.head, template.token_matrix(), config.top_k)
+        student = HeadStudent(best.head, template.token_matrix(), config.top_k, device)
     trained = student.to_head()
     by_weight, avg_terms = _choose_weight(corpora, student, config, columns)
     kl_by_weight = best.kl_by_weight if best is not None else _heldout_kl(corpora, student, config, columns)
@@ -419,7 +435,7 @@ def _heldout_kl(corpora: Sequence[CorpusData], student: HeadStudent, config: Any
         rows = list(range(len(corpus.train), len(corpus.examples)))
         for start in range(0, len(rows), 64):
             chunk = rows[start : start + 64]
-            tensors = _step_batch(corpus, chunk, config, columns)
+            tensors = _step_batch(corpus, chunk, config, columns, student.device)
             with torch.no_grad():
                 documents = _batch_documents(student, tensors)  # once per chunk, for every weight
                 for weight in config.mixing_weights:
@@ -442,9 +458,13 @@ def _choose_weight(
     for corpus in corpora:
         texts = [d.full_text for d in corpus.documents]
         with torch.no_grad():
-            weights = student.document_weights(
-                torch.tensor(corpus.window_embeddings), torch.tensor(corpus.window_owner), len(texts)
-            ).numpy()
+            weights = (
+                student.document_weights(
+                    torch.tensor(corpus.window_embeddings), torch.tensor(corpus.window_owner), len(texts)
+                )
+                .cpu()
+                .numpy()
+            )
         learned_docs = scipy_csr(weights)
         terms += float((weights > 0).sum())
         n_docs += len(texts)

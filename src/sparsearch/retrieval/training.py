@@ -122,11 +122,16 @@ class TrainConfig(BaseModel):
         None, description="semantic-head: how often each corpus (data, then extra_data) is drawn; default: by size"
     )
     mixing_weights: list[float] = Field(default_factory=lambda: [0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0])
-    eval_every: int | None = Field(
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto",
+        description="semantic-head: where the head trains (auto: a GPU if torch sees one); "
+        "the dense teacher embeds on a GPU whenever there is one",
+    )
+    eval_every: int = Field(
         100,
-        ge=1,
+        ge=0,
         description="semantic-head: every this many steps (and before the first), measure the held-out KL at "
-        "every mixing weight and keep the best checkpoint; None keeps the last step's head",
+        "every mixing weight and keep the best checkpoint; 0 keeps the last step's head",
     )
 
     @property
