@@ -283,6 +283,29 @@ def _batch_scores(tensors: dict, documents: Any, residual_weight: float, learned
     return scores, tensors["targets"].masked_fill(~tensors["mask"], -1e4)
 
 
+@dataclass
+class Checkpoint:
+    """A head measured on the held-out pseudo-queries: its KL per mixing weight and the best of them."""
+
+    step: int
+    head: VocabularyHead
+    kl_by_weight: dict[str, float]
+
+    @property
+    def kl(self) -> float:
+        return self.kl_by_weight[str(_lowest(self.kl_by_weight))]
+
+    def record(self) -> dict[str, Any]:
+        """The line written to ``metrics.jsonl``."""
+        return {"eval_step": self.step, "heldout_kl": self.kl, "best_weight": _lowest(self.kl_by_weight),
+                "heldout_kl_by_weight": self.kl_by_weight}  # fmt: skip
+
+
+def _lowest(kl_by_weight: dict[str, float]) -> float:
+    """The mixing weight with the lowest held-out KL, the smallest on ties."""
+    return float(min(kl_by_weight, key=lambda w: (kl_by_weight[w], float(w))))
+
+
 def train_head(config: Any, on_progress: Any = None) -> Any:
     """Run the recipe in the module docstring for a ``TrainConfig`` with ``student = "semantic-head"``."""
     torch = require("torch", "train")
@@ -398,29 +421,6 @@ def train_head(config: Any, on_progress: Any = None) -> Any:
     )
     (run_dir / "report.json").write_text(json.dumps(report.__dict__, indent=2), encoding="utf-8")
     return report
-
-
-@dataclass
-class Checkpoint:
-    """A head measured on the held-out pseudo-queries: its KL per mixing weight and the best of them."""
-
-    step: int
-    head: VocabularyHead
-    kl_by_weight: dict[str, float]
-
-    @property
-    def kl(self) -> float:
-        return self.kl_by_weight[str(_lowest(self.kl_by_weight))]
-
-    def record(self) -> dict[str, Any]:
-        """The line written to ``metrics.jsonl``."""
-        return {"eval_step": self.step, "heldout_kl": self.kl, "best_weight": _lowest(self.kl_by_weight),
-                "heldout_kl_by_weight": self.kl_by_weight}  # fmt: skip
-
-
-def _lowest(kl_by_weight: dict[str, float]) -> float:
-    """The mixing weight with the lowest held-out KL, the smallest on ties."""
-    return float(min(kl_by_weight, key=lambda w: (kl_by_weight[w], float(w))))
 
 
 def _heldout_kl(corpora: Sequence[CorpusData], student: HeadStudent, config: Any, columns: dict) -> dict[str, float]:
