@@ -286,6 +286,14 @@ def index_size_lines(row: dict, embedded: dict) -> list[str]:
     return lines
 
 
+def kept_section_note(section: dict, result: dict) -> list[str]:
+    """A line saying that ``section`` comes from an earlier run (``--sections`` left it out of this one)."""
+    if section.get("run_at") == result["created_at"]:
+        return []
+    when = section.get("run_at", "a run before sections were dated")
+    return [f"Measured by an earlier run ({when}) and kept: this run's `--sections` left this section out.", ""]
+
+
 def write_report(result: dict, bench: Path) -> None:
     out = bench / "README.md"
     plots = bench / "results"
@@ -350,7 +358,7 @@ def write_report(result: dict, bench: Path) -> None:
             lines += ["", *engine_table(row["engines"], with_ndcg=False), "", *variants_table(row["engines"])]
     real = sections.get("real")
     if real:
-        lines += ["## Engines on the real collections", ""]
+        lines += ["## Engines on the real collections", "", *kept_section_note(real, result)]
         lines.append(
             f"The collections encoded by {result['model']}; nDCG@10 from each engine's own top-10 against the qrels."
         )
@@ -361,7 +369,7 @@ def write_report(result: dict, bench: Path) -> None:
             lines += [*engine_table(row["engines"], with_ndcg=True), "", *variants_table(row["engines"])]
     quality = sections.get("quality")
     if quality:
-        lines += ["## Quality, sparsity and query cost of every model", ""]
+        lines += ["## Quality, sparsity and query cost of every model", "", *kept_section_note(quality, result)]
         lines.append(
             "`sparsearch eval` (embedded engine, all judged queries) for every model kind on every collection; "
             "terms/doc is the sparsity, postings/query the number of postings of the query's terms (the cost "

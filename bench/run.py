@@ -574,6 +574,7 @@ def main() -> None:
             )
             result["sections"]["quality"]["load_average"] = [section_start, load_average()]
             result["sections"]["quality"]["adapt_minutes"] = args.adapt_minutes
+            result["sections"]["quality"]["run_at"] = result["created_at"]
 
         # 3. real collections
         if "real" in args.sections:
@@ -601,6 +602,7 @@ def main() -> None:
                 )  # fmt: skip
                 rows.append({"collection": data.name, "docs": len(meta["doc_ids"]), "engines": engine_rows})
             result["sections"]["real"] = {"rows": rows, "install_errors": failed_installs}
+            result["sections"]["real"]["run_at"] = result["created_at"]
 
         # 4. scale
         if "scale" in args.sections:

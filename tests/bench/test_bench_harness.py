@@ -65,3 +65,13 @@ def test_reported_setting(run_module) -> None:
     run_module.summarise(pisa, exact)
     assert pisa["reported"]["variant"] == {"x": 1.0}  # quantised engines: the fastest algorithm
     assert all("top_k" not in v for v in pisa["variants"])
+
+
+def test_report_says_which_sections_an_earlier_run_measured(run_module) -> None:  # noqa: ANN001
+    import report
+
+    result = {"created_at": "2026-11-29T08:44:05+00:00"}
+    assert report.kept_section_note({"rows": [], "run_at": result["created_at"]}, result) == []
+    kept = report.kept_section_note({"rows": [], "run_at": "2026-11-28T07:00:00+00:00"}, result)
+    assert kept[0].startswith("Measured by an earlier run (2026-11-28T07:00:00+00:00) and kept")
+    assert "before sections were dated" in report.kept_section_note({"rows": []}, result)[0]
