@@ -286,12 +286,19 @@ def index_size_lines(row: dict, embedded: dict) -> list[str]:
     return lines
 
 
-def kept_section_note(section: dict, result: dict) -> list[str]:
-    """A line saying that ``section`` comes from an earlier run (``--sections`` left it out of this one)."""
-    if section.get("run_at") == result["created_at"]:
+KEPT_SECTION = "this run's `--sections` left this section out."
+KEPT_SIZE = (
+    "this run did not measure this size (`--sections` or `--sizes` left it out), so its corpus follows that run's "
+    "model."
+)
+
+
+def earlier_run_note(run_at: str | None, result: dict, why: str) -> list[str]:
+    """``[line, ""]`` saying that a section or size was measured by an earlier run (at ``run_at``) and
+    kept, and ``why``; ``[]`` when this run measured it."""
+    if run_at == result["created_at"]:
         return []
-    when = section.get("run_at", "a run before sections were dated")
-    return [f"Measured by an earlier run ({when}) and kept: this run's `--sections` left this section out.", ""]
+    return [f"Measured by an earlier run ({run_at or 'a run before sections were dated'}) and kept: {why}", ""]
 
 
 def write_report(result: dict, bench: Path) -> None:
@@ -349,16 +356,14 @@ def write_report(result: dict, bench: Path) -> None:
                 f"{row['avg_terms_per_query']:.1f} terms/query, plain CSC arrays {row['csc_bytes'] / 2**20:.1f} MB "
                 f"with {widths} offsets)"
             )
-            if row.get("run_at") and row["run_at"] != result["created_at"]:
-                lines += [
-                    "",
-                    f"Measured by an earlier run ({row['run_at']}) and kept: this run did not measure this size "
-                    "(`--sections` or `--sizes` left it out), so its corpus follows that run's model.",
-                ]
-            lines += ["", *engine_table(row["engines"], with_ndcg=False), "", *variants_table(row["engines"])]
+            lines.append("")
+            if row.get("run_at"):  # rows from before sizes were dated say nothing
+                lines += earlier_run_note(row["run_at"], result, KEPT_SIZE)
+            lines += [*engine_table(row["engines"], with_ndcg=False), "", *variants_table(row["engines"])]
     real = sections.get("real")
     if real:
-        lines += ["## Engines on the real collections", "", *kept_section_note(real, result)]
+        lines += ["## Engines on the real collections", ""]
+        lines += earlier_run_note(real.get("run_at"), result, KEPT_SECTION)
         lines.append(
             f"The collections encoded by {result['model']}; nDCG@10 from each engine's own top-10 against the qrels."
         )
@@ -369,7 +374,8 @@ def write_report(result: dict, bench: Path) -> None:
             lines += [*engine_table(row["engines"], with_ndcg=True), "", *variants_table(row["engines"])]
     quality = sections.get("quality")
     if quality:
-        lines += ["## Quality, sparsity and query cost of every model", "", *kept_section_note(quality, result)]
+        lines += ["## Quality, sparsity and query cost of every model", ""]
+        lines += earlier_run_note(quality.get("run_at"), result, KEPT_SECTION)
         lines.append(
             "`sparsearch eval` (embedded engine, all judged queries) for every model kind on every collection; "
             "terms/doc is the sparsity, postings/query the number of postings of the query's terms (the cost "

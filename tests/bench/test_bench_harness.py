@@ -71,7 +71,7 @@ def test_report_says_which_sections_an_earlier_run_measured(run_module) -> None:
     import report
 
     result = {"created_at": "2026-11-29T08:44:05+00:00"}
-    assert report.kept_section_note({"rows": [], "run_at": result["created_at"]}, result) == []
-    kept = report.kept_section_note({"rows": [], "run_at": "2026-11-28T07:00:00+00:00"}, result)
+    assert report.earlier_run_note(result["created_at"], result, report.KEPT_SECTION) == []
+    kept = report.earlier_run_note("2026-11-28T07:00:00+00:00", result, report.KEPT_SECTION)
     assert kept[0].startswith("Measured by an earlier run (2026-11-28T07:00:00+00:00) and kept")
-    assert "before sections were dated" in report.kept_section_note({"rows": []}, result)[0]
+    assert "before sections were dated" in report.earlier_run_note(None, result, report.KEPT_SECTION)[0]
