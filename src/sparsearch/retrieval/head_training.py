@@ -292,12 +292,17 @@ class Checkpoint:
     kl_by_weight: dict[str, float]
 
     @property
+    def weight(self) -> float:
+        """The mixing weight with the lowest held-out KL."""
+        return _lowest(self.kl_by_weight)
+
+    @property
     def kl(self) -> float:
-        return self.kl_by_weight[str(_lowest(self.kl_by_weight))]
+        return self.kl_by_weight[str(self.weight)]
 
     def record(self) -> dict[str, Any]:
         """The line written to ``metrics.jsonl``."""
-        return {"eval_step": self.step, "heldout_kl": self.kl, "best_weight": _lowest(self.kl_by_weight),
+        return {"eval_step": self.step, "heldout_kl": self.kl, "best_weight": self.weight,
                 "heldout_kl_by_weight": self.kl_by_weight}  # fmt: skip
 
 
