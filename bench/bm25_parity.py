@@ -4,7 +4,7 @@
 2. index and search with bm25s (method "lucene", k1=1.5, b=0.75) and with sparsearch,
 3. score both runs with the same pytrec_eval code, and write bench/results/bm25_parity.json.
 
-Usage: .venv/bin/python bench/bm25_parity.py [--data ../shared/data/cranfield ...]
+Usage: .venv/bin/python bench/bm25_parity.py [--data data/cranfield ...]
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def main() -> None:
         "--data",
         nargs="+",
         type=Path,
-        default=[Path("../shared/data/cranfield"), Path("../shared/data/cisi")],
+        default=[Path("data/cranfield"), Path("data/cisi")],
     )
     parser.add_argument("--output", type=Path, default=Path("bench/results/bm25_parity.json"))
     args = parser.parse_args()

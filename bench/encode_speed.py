@@ -259,7 +259,7 @@ def write_markdown(report: dict, path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/cranfield"))
+    parser.add_argument("--data", type=Path, default=Path("data/cranfield"))
     parser.add_argument("--docs", type=int, default=256, help="documents for the throughput runs")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quality", action="store_true", help="also run the full-collection quality check")

@@ -7,7 +7,7 @@
 5. write bench/results/engine_parity.json and engine_parity.md.
 
 Usage (an OpenSearch must be running, e.g. ``scripts/opensearch start --port 9200``):
-    .venv/bin/python bench/engine_parity.py --url http://127.0.0.1:9200 [--data ../shared/data/cranfield ...]
+    .venv/bin/python bench/engine_parity.py --url http://127.0.0.1:9200 [--data data/cranfield ...]
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def compare(data: Path, model: str, url: str) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default=os.environ.get("SPARSEARCH_TEST_OPENSEARCH_URL", "http://127.0.0.1:9200"))
-    parser.add_argument("--data", nargs="+", type=Path, default=[Path("../shared/data/cranfield")])
+    parser.add_argument("--data", nargs="+", type=Path, default=[Path("data/cranfield")])
     parser.add_argument("--model", nargs="+", default=["bm25"])
     parser.add_argument("--output", type=Path, default=Path("bench/results/engine_parity.json"))
     args = parser.parse_args()

@@ -104,7 +104,7 @@ def main() -> None:
     import run
 
     profile = args.profile or run.cached_index(
-        run.default_model(), run.shared_collections()[0], run.cache_dir() / "bench-work"
+        run.default_model(), run.bundled_collections()[0], run.cache_dir() / "bench-work"
     )
     postings = corpus(profile, args.docs, seed=args.docs)
     m = run.machine()

@@ -5,7 +5,7 @@
 
 1. describe the machine (CPU, cores, memory, load average) and create the peers' virtualenv
    (bench/peers/env.py: PISA, Seismic, Lucene/pyserini, splade-index; never the project's env),
-2. quality: ``sparsearch eval`` of every model kind on every collection in ../shared/data, with
+2. quality: ``sparsearch eval`` of every model kind on the development collections bundled in data/ (cranfield, cisi), with
    sparsity (terms per document) and query cost (postings per query) next to nDCG@10 and R@100;
    bench/bm25_parity.py adds bm25s on the same text,
 3. engines on the real collections: the benchmark model's vectors (documents and queries) go to
@@ -115,9 +115,13 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SPARSEARCH_CACHE", Path.home() / ".cache" / "sparsearch"))
 
 
-def shared_collections() -> list[Path]:
-    """Every BEIR collection in ../shared/data, in name order."""
-    return sorted(p for p in (ROOT.parent / "shared" / "data").iterdir() if p.is_dir())
+# The collections the committed quality tables cover; data/ bundles more (cacm, npl) for --data.
+DEV_COLLECTIONS = ("cisi", "cranfield")
+
+
+def bundled_collections() -> list[Path]:
+    """The development collections bundled in the repository's data/, in name order."""
+    return [ROOT / "data" / name for name in DEV_COLLECTIONS]
 
 
 def default_model() -> str:
@@ -509,7 +513,7 @@ def main() -> None:
     parser.add_argument(
         "--sections", nargs="*", default=["quality", "real", "scale"], choices=["quality", "real", "scale"]
     )
-    parser.add_argument("--data", type=Path, nargs="*", help="BEIR collections (default: every one in ../shared/data)")
+    parser.add_argument("--data", type=Path, nargs="*", help="BEIR collections (default: data/cisi and data/cranfield)")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per engine step")
     parser.add_argument("--opensearch-heap", default="2g")
     parser.add_argument(
@@ -529,7 +533,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the finally below stops OpenSearch
     started = time.perf_counter()
     model = args.model or default_model()
-    collections = args.data or shared_collections()
+    collections = args.data or bundled_collections()
     sizes = args.sizes or (FULL_SIZES if args.full else SIZES)
     args.work.mkdir(parents=True, exist_ok=True)
     previous = json.loads(args.output.read_text()) if args.output.exists() else {}

@@ -12,7 +12,7 @@ import pytest
 
 DATA = Path(__file__).parent / "data"
 TINY = DATA / "tiny"
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+BUNDLED_DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 @pytest.fixture(scope="session")
@@ -43,11 +43,11 @@ def tiny_bm25_index(_tiny_bm25_index: Path, tmp_path: Path) -> Path:
     return copy
 
 
-def shared_collection(name: str) -> Path:
-    """A collection from ../shared/data; fails loudly (never skips) when it is missing."""
-    path = SHARED_DATA / name
+def bundled_collection(name: str) -> Path:
+    """A public collection bundled under the repository's data/; fails loudly (never skips) when missing."""
+    path = BUNDLED_DATA / name
     if not (path / "corpus.jsonl").is_file():
-        pytest.fail(f"{path} is missing: the test collections must sit in ../shared/data beside the checkout")
+        pytest.fail(f"{path} is missing: the bundled collections live in the repository's data/ folder")
     return path
 
 

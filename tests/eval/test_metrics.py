@@ -10,7 +10,7 @@ from sparsearch.eval.runner import run_queries
 from sparsearch.eval.trec import read_trec_run, write_trec_run
 from sparsearch.indexer.pipeline import build_embedded_index
 from sparsearch.retrieval.models import load_encoder
-from tests.conftest import shared_collection
+from tests.conftest import bundled_collection
 
 
 def test_query_without_results_counts_as_zero() -> None:
@@ -60,8 +60,8 @@ def test_golden_metrics_on_the_tiny_fixture(tiny_data, tmp_path) -> None:
     ("collection", "model", "ndcg"),
     [("cranfield", "bm25", 0.3730), ("cranfield", "bm25-wordpiece", 0.3451), ("cisi", "bm25", 0.3956)],
 )
-def test_golden_bm25_on_shared_collections(collection, model, ndcg, tmp_path) -> None:
-    metrics = evaluate_model(shared_collection(collection), model, tmp_path)
+def test_golden_bm25_on_bundled_collections(collection, model, ndcg, tmp_path) -> None:
+    metrics = evaluate_model(bundled_collection(collection), model, tmp_path)
     assert metrics["ndcg@10"] == pytest.approx(ndcg, abs=5e-5)
 
 
@@ -73,7 +73,7 @@ def test_bm25_matches_bm25s_on_cranfield(tmp_path) -> None:
     from sparsearch.indexer.corpus import iter_corpus
     from sparsearch.retrieval.analyzers import WordAnalyzer
 
-    data = shared_collection("cranfield")
+    data = bundled_collection("cranfield")
     topics = load_beir_topics(data)
     analyzer = WordAnalyzer()
     documents = list(iter_corpus(data))

@@ -18,7 +18,7 @@ from sparsearch.indexer.bulk import RetryPolicy, index_corpus, index_vectors
 from sparsearch.indexer.corpus import iter_corpus
 from sparsearch.indexer.opensearch import OpenSearchBackend
 from sparsearch.retrieval.models import load_encoder
-from tests.conftest import shared_collection
+from tests.conftest import bundled_collection
 
 from ._engines import RANDOM_FINGERPRINT, connect, dropped_after, free_port_block, opensearch, random_collection
 
@@ -46,7 +46,7 @@ class _KillAt:
 
 @pytest.mark.integration  # three engine starts: ~50 s alone, over 60 s on a busy machine
 def test_killed_engine_mid_load_retries_or_resumes_to_the_exact_corpus(opensearch_url: str, tmp_path: Path) -> None:
-    corpus = shared_collection("cranfield")
+    corpus = bundled_collection("cranfield")
     corpus_ids = {d.doc_id for d in iter_corpus(corpus)}
     port = free_port_block(1)
     opensearch("start", "--port", str(port), "--keep-data")

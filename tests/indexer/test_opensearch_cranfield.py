@@ -18,13 +18,13 @@ from sparsearch.indexer import engine_bodies as bodies
 from sparsearch.indexer.bulk import index_corpus
 from sparsearch.indexer.pipeline import build_embedded_index
 from sparsearch.retrieval.models import load_encoder
-from tests.conftest import shared_collection
+from tests.conftest import bundled_collection
 
 from ._engines import connect
 
 
 def test_cranfield_bm25_embedded_and_opensearch_agree(opensearch_url: str, tmp_path: Path) -> None:
-    data = shared_collection("cranfield")
+    data = bundled_collection("cranfield")
     topics = load_beir_topics(data)
     encoder = load_encoder("bm25")
     embedded, _ = build_embedded_index(data, tmp_path / "index", encoder)  # fits the encoder once

@@ -11,12 +11,12 @@ from sparsearch.indexer.corpus import iter_corpus
 from sparsearch.retrieval.contract import Document
 from sparsearch.retrieval.pseudo_queries import PseudoQueryGenerator
 from sparsearch.retrieval.teachers import load_examples, mine_and_score, save_examples
-from tests.conftest import shared_collection
+from tests.conftest import bundled_collection
 
 
 @pytest.fixture(scope="module")
 def cranfield_documents() -> list[Document]:
-    return list(iter_corpus(shared_collection("cranfield")))[:300]
+    return list(iter_corpus(bundled_collection("cranfield")))[:300]
 
 
 def test_generator_is_deterministic_and_clean(cranfield_documents) -> None:

@@ -18,7 +18,7 @@ from sparsearch.retrieval.contract import dot
 from sparsearch.retrieval.minilm_base import CALIBRATION_TEXTS, minilm_mlm_dir
 from sparsearch.retrieval.models import load_encoder
 from sparsearch.retrieval.splade import SpladeEncoder
-from tests.conftest import shared_collection
+from tests.conftest import bundled_collection
 
 N_DOCS = 60
 
@@ -42,7 +42,7 @@ def minilm_dir(minilm_cache: Path) -> Path:
 @pytest.fixture(scope="module")
 def cranfield_subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The first 60 cranfield documents, with the queries and judgements that concern them."""
-    source = shared_collection("cranfield")
+    source = bundled_collection("cranfield")
     target = tmp_path_factory.mktemp("cranfield-subset")
     lines = list(itertools.islice((source / "corpus.jsonl").open(encoding="utf-8"), N_DOCS))
     (target / "corpus.jsonl").write_text("".join(lines), encoding="utf-8")
