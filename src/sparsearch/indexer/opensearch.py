@@ -1,7 +1,7 @@
 """The OpenSearch backend (official ``opensearch-py`` client; OpenSearch 2.x and 3.x servers).
 
-Tested against a real OpenSearch started by ``scripts/opensearch`` (see the README's engine
-section). Bodies come from :mod:`sparsearch.indexer.engine_bodies`; the shared logic (alias and
+Tested against a real OpenSearch started by ``scripts/opensearch`` (see
+docs/engines.md). Bodies come from :mod:`sparsearch.indexer.engine_bodies`; the shared logic (alias and
 versions, search, documents, encoder store) lives in :mod:`sparsearch.indexer._search_engine`.
 """
 

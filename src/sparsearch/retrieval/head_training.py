@@ -9,8 +9,9 @@ then a (windows x 384) @ (384 x 22.7k) product without gradient and a gradient t
 chosen top-k entries only, a fraction of a second on 2 CPU cores, so hundreds of steps fit in
 minutes on a CPU.
 
-Recipe (method.md sections 2-3 and 7), per step: ``batch_queries`` pseudo-queries of one corpus with
-all their mined candidates; student score ``residual_weight · BM25_words(q, d) + Σ_t IDF_t · w_t(d)``
+Recipe (docs/method.md#label-free-training and #two-channels), per step: ``batch_queries``
+pseudo-queries of one corpus with all their mined candidates; student score
+``residual_weight · BM25_words(q, d) + Σ_t IDF_t · w_t(d)``
 (the learned channel is trained as a residual over the frozen lexical channel); target = the
 teacher ensemble (per-query min-max of BM25 and dense, averaged, scaled); loss = KL + λ(step) · FLOPS
 on the candidate documents, λ ramped quadratically. The head starts from ``init_model`` (the shipped

@@ -5,7 +5,7 @@ of non-empty documents and df_t the number of documents containing t at least on
 
 **Missing tokens** (df = 0 in the table's corpus) get the df = 0 value of the same formula, the
 table's maximum: they may still match documents through learned expansions, and one rule is used in
-training and serving alike (method.md, pitfall 1).
+training and serving alike (docs/method.md#special-and-unknown-tokens).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""LLM-based SPLADE with echo embeddings (Mistral-SPLADE; method.md §6).
+"""LLM-based SPLADE with echo embeddings (Mistral-SPLADE; docs/method.md#echo-llm-splade).
 
 A decoder-only model sees a token only after it: the first position of a passage knows nothing of
 the rest. "Echo" feeds the passage twice and reads only the second copy, where every position has
@@ -26,7 +26,7 @@ architecture, weights, ``tokenizer.json``): Mistral, Llama, Qwen ... Point the e
 
 or from the command line ``sparsearch index --model /models/Mistral-7B-v0.1`` (a causal LM
 directory is recognised from its ``config.json``). Echo doubles the encoding cost and a 7B model
-needs a GPU; this is out of scope for CPU-only indexing (method.md §6) but works end to end on
+needs a GPU; this is out of scope for CPU-only indexing (docs/method.md#echo-llm-splade) but works end to end on
 tiny models (tests).
 
 **Training.** :meth:`EchoSpladeEncoder.add_lora` wraps the backbone with LoRA adapters (peft);

@@ -1,4 +1,4 @@
-"""Training objectives for inference-free sparse students (method.md section 2).
+"""Training objectives for inference-free sparse students (docs/method.md#label-free-training).
 
 * :func:`distillation_kl`: KL(teacher ‖ student) between softmaxes over each query's candidates.
 * :func:`margin_mse`: MarginMSE, matching ``s(q, d+) - s(q, d-)`` to the teacher's margins.
@@ -6,8 +6,8 @@
   sentence-transformers' ``FlopsLoss``.
 * :func:`regulariser_weight`: the quadratic warm-up ``λ(step) = λ · min(1, step / T)²``.
 
-The IDF-aware effect needs no extra term: the student's score multiplies each document weight by
-the query token's IDF, the regulariser does not (see :func:`inference_free_scores`).
+The IDF-aware effect (docs/method.md#idf-aware-flops) needs no extra term: the student's score
+multiplies each document weight by the query token's IDF, the regulariser does not (see :func:`inference_free_scores`).
 
 All scores are tensors of shape (n_queries, n_candidates), the positive (if any) in column 0.
 """

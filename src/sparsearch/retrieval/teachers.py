@@ -1,4 +1,4 @@
-"""Teacher scores for label-free distillation (method.md section 3, steps 3-4).
+"""Teacher scores for label-free distillation (docs/method.md#teachers-and-candidates).
 
 For each pseudo-query: candidates = BM25 top-k ∪ dense top-k ∪ its source document; every candidate
 is scored by every teacher (raw scores are kept, so scale and weights can be re-tuned without
@@ -63,7 +63,7 @@ def ensemble_targets(scores: Mapping[str, np.ndarray], weights: Mapping[str, flo
     Args:
         scores: teacher -> raw scores, shape (n_queries, n_candidates) or (n_candidates,).
         weights: teacher -> weight (normalised to sum to 1 over the teachers present).
-        scale: S in method.md (10-30).
+        scale: S in docs/method.md#heterogeneous-ensemble-distillation (10-30).
     """
     total = sum(weights[name] for name in scores)
     mixed = sum(

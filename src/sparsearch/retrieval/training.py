@@ -1,4 +1,4 @@
-"""Label-free adaptation of the learned channel (method.md sections 2-3, 7).
+"""Label-free adaptation of the learned channel (docs/method.md#label-free-training).
 
 Steps, all from the corpus's own documents:
 
@@ -12,7 +12,7 @@ Steps, all from the corpus's own documents:
    negatives); the target is the teacher ensemble normalised over those candidates; the loss is
    KL (or MarginMSE) on the student score plus λ(step)·FLOPS(documents) with the ℓ0 mask. With
    ``residual_weight`` > 0 the student's score includes the frozen lexical (word BM25) score, so the
-   learned channel is trained to add what BM25 misses (method.md section 7);
+   learned channel is trained to add what BM25 misses (docs/method.md#two-channels);
 5. at the end: encode the corpus, pick the learned channel's mixing weight on the held-out
    pseudo-queries (never on test queries) and save a two-channel model (lexical + learned).
 
@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 class TrainConfig(BaseModel):
     """Every hyperparameter of a run (the ``sparsearch train --config`` TOML file).
 
-    Names follow method.md's table; paper symbols in the descriptions.
+    Names follow the table in docs/method.md#hyperparameters; paper symbols in the descriptions.
     """
 
     model_config = ConfigDict(extra="forbid")

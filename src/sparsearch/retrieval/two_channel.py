@@ -1,4 +1,4 @@
-"""Two channels in one sparse space: a lexical channel and a learned channel (method.md section 7).
+"""Two channels in one sparse space: a lexical channel and a learned channel (docs/method.md#two-channels).
 
 Documents carry both channels in one vector: stemmed-word BM25 weights under ``w:``-prefixed tokens
 (the lexical channel) and WordPiece weights from a learned encoder (SPLADE or the semantic channel).

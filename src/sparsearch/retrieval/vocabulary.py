@@ -9,7 +9,7 @@ query's tokens meet in one string space.
 
 Special tokens are the ``added_tokens`` the file marks ``"special": true`` (``[CLS]``, ``[SEP]``,
 ``[PAD]``, ``[UNK]``, ``[MASK]`` for BERT; ``<s>``, ``</s>``, ``<unk>`` for Llama); they are removed
-from queries and forced to weight 0 in documents (method.md, pitfall 1).
+from queries and forced to weight 0 in documents (docs/method.md#special-and-unknown-tokens).
 """
 
 from __future__ import annotations
