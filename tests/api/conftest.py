@@ -38,12 +38,13 @@ def make_settings(*indexes: Path | str, **overrides: object):
 
 @contextlib.contextmanager
 def app_client(settings) -> Iterator:  # noqa: ANN001
-    """A started app (lifespan ran) and an in-process client for it."""
+    """A started and warmed-up app (lifespan ran, /ready is 200) and an in-process client for it."""
     from fastapi.testclient import TestClient
 
     from sparsearch.api import create_app
 
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        assert client.app.state.registry.wait_warm(timeout=300), "the app did not warm up"
         yield client
 
 
@@ -76,6 +77,8 @@ class LiveServer:
             time.sleep(0.02)
         port = self.server.servers[0].sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
+        if not self.app.state.registry.wait_warm(timeout=300):
+            raise RuntimeError("the test server did not warm up (see the log above)")
         return self
 
     def __exit__(self, *exc_info: object) -> None:

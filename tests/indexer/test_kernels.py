@@ -253,3 +253,24 @@ def test_index_search_with_pruning_equals_brute_force(tmp_path) -> None:
         assert [index.doc_ids[d] for d in row[:n]] == [
             doc_ids[d] for d in brute_force(dense, term_ids, weights, rank, 10)[0]
         ]
+
+
+# -- the helpers written out so that compiling stays short ---------------------------------------------
+@given(st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.5, 7.0]), max_size=40))
+@settings(max_examples=60, deadline=None)
+def test_argsort_stable_is_numpys_stable_argsort(values: list[float]) -> None:
+    from sparsearch.indexer.kernels import _argsort_stable
+
+    array = np.asarray(values, dtype=np.float64)
+    assert _argsort_stable(array).tolist() == np.argsort(array, kind="stable").tolist()
+
+
+@given(st.lists(st.floats(-5, 5, allow_nan=False, width=32), min_size=1, max_size=40))
+@settings(max_examples=60, deadline=None)
+def test_heapify_min_makes_a_min_heap(values: list[float]) -> None:
+    from sparsearch.indexer.kernels import _heapify_min
+
+    heap = np.asarray(values, dtype=np.float64)
+    _heapify_min(heap)
+    assert sorted(heap.tolist()) == sorted(values)
+    assert all(heap[(i - 1) // 2] <= heap[i] for i in range(1, len(heap)))

@@ -1,7 +1,9 @@
 """``create_app(settings)``: the FastAPI application of the search service.
 
 The app's ``lifespan`` opens every index and loads its encoder once, before the first request, and
-closes them at shutdown. Routes are plain ``def`` functions (encoding and searching are CPU-bound),
+closes them at shutdown. Compiling the search kernels (or loading them from numba's disk cache) and
+a first query run in a background thread, so the port listens meanwhile; ``/ready`` answers 503
+until they are done. Routes are plain ``def`` functions (encoding and searching are CPU-bound),
 so they run in FastAPI's thread pool and the event loop only moves bytes.
 
 Run it with ``sparsearch serve``, or with any ASGI server through the environment::
@@ -12,6 +14,7 @@ Run it with ``sparsearch serve``, or with any ASGI server through the environmen
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -70,10 +73,13 @@ def create_app(settings: Settings) -> FastAPI:
         registry = await run_in_threadpool(IndexRegistry.open, settings)
         app.state.registry = registry
         log.info("serving %s (default %s)", ", ".join(registry.handles), registry.default)
+        # 2. compile the search kernels and run a first query in the background (tens of seconds on a
+        #    new install, before numba's cache holds them): the port listens meanwhile, /ready says 503
+        threading.Thread(target=registry.warm_up, name="sparsearch-warm-up", daemon=True).start()
         try:
             yield
         finally:
-            # 2. close the backends at shutdown
+            # 3. close the backends at shutdown
             app.state.registry = None
             registry.close()
 

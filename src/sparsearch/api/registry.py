@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
     from sparsearch.indexer.embedded import EmbeddedIndex
 
 log = logging.getLogger(__name__)
+
+WARM_UP_TEXT = "warm up"
+"""Encoded at start when an index has no stored text to take a warm-up query from."""
 
 
 class ReadWriteLock:
@@ -146,6 +150,12 @@ class IndexHandle:
     def _after_write(self) -> None:
         """Hook: note the backend's new state after an update."""
 
+    def warm_up(self) -> None:
+        """Pay one-time costs before ``/ready`` says ready (engines: the encoder's first query, when
+        the encoder is loaded; the engine itself is not called)."""
+        if self._encoder is not None:
+            self._encoder.encode_query(WARM_UP_TEXT)
+
     def health(self) -> dict[str, object]:
         """The backend's health (raises :class:`EngineUnavailableError` when unreachable)."""
         with self.reading() as backend:
@@ -188,7 +198,6 @@ class EmbeddedHandle(IndexHandle):
         super().__init__(name, index, load_encoder(index.encoder_dir))
         self._signature = self._manifest_signature()
         self._reload_lock = threading.Lock()
-        _warm_up(index)
 
     def _manifest_signature(self) -> tuple[int, int, int]:
         stat = os.stat(self._manifest_file)
@@ -222,6 +231,22 @@ class EmbeddedHandle(IndexHandle):
 
     def _after_write(self) -> None:
         self._signature = self._current_signature()
+
+    def warm_up(self) -> None:
+        """Compile (or load from numba's disk cache) the search kernel, then run one query the way a
+        request does: encode the start of a stored document, search, fetch the hits, explain the best."""
+        with self.reading() as backend:
+            index: EmbeddedIndex = backend  # type: ignore[assignment]
+            index.warm_up()
+            documents = [document for document in index.get_documents(index.doc_ids[:8]) if document is not None]
+            text = " ".join(documents[0].full_text.split()[:12]) if documents else WARM_UP_TEXT
+            query = self.encoder.encode_query(text or WARM_UP_TEXT)
+            if query.is_empty:
+                return
+            hits = index.search_batch([query], 10)[0]
+            index.get_documents([hit.doc_id for hit in hits])
+            if hits:
+                index.explain(query, hits[0].doc_id)
 
     def info(self) -> IndexInfo:
         info = super().info()
@@ -299,15 +324,6 @@ class EngineHandle(IndexHandle):
         return IndexInfo(**{**info.__dict__, "build": build})
 
 
-def _warm_up(index: EmbeddedIndex) -> None:
-    """Run one search so that one-time costs (compiling the search kernel) are paid at start."""
-    from sparsearch.retrieval.contract import EncodedQuery
-
-    vocab = index.postings.vocab
-    if vocab:
-        index.search(EncodedQuery({vocab[0]: 1.0}, index.fingerprint), 1)
-
-
 class IndexRegistry:
     """Every served index by name; the first one answers requests that name no index."""
 
@@ -316,6 +332,36 @@ class IndexRegistry:
             raise ValueError("a registry needs at least one index")
         self.handles = {handle.name: handle for handle in handles}
         self.default = handles[0].name
+        self._warm = threading.Event()
+
+    @property
+    def warm(self) -> bool:
+        """Whether :meth:`warm_up` has finished: ``/ready`` answers 503 until then."""
+        return self._warm.is_set()
+
+    def wait_warm(self, timeout: float | None = None) -> bool:
+        """Block until :meth:`warm_up` has finished (or ``timeout`` seconds passed); returns :attr:`warm`."""
+        return self._warm.wait(timeout)
+
+    def warm_up(self) -> None:
+        """Warm every index (:meth:`IndexHandle.warm_up`), then mark the registry warm.
+
+        The app runs this in a background thread once the indexes are open, so the port listens at
+        once and ``/ready`` turns 200 when the first search no longer compiles anything. An index that
+        fails to warm is logged and skipped (``/ready`` still checks its health); searches that arrive
+        meanwhile are answered, waiting for the compilation if they need it.
+        """
+        try:
+            for handle in self.handles.values():
+                started = time.perf_counter()
+                try:
+                    handle.warm_up()
+                except Exception:  # a failed warm-up only makes the first search slow; never stop serving for it
+                    log.exception("warming up index %s failed; its first search may be slow", handle.name)
+                else:
+                    log.info("index %s warm in %.2f s", handle.name, time.perf_counter() - started)
+        finally:
+            self._warm.set()
 
     @classmethod
     def open(cls, settings: Settings) -> IndexRegistry:

@@ -60,7 +60,7 @@ from sparsearch import __version__
 from sparsearch.errors import IndexExistsError, IndexFormatError, IndexNotFoundError, UsageError
 from sparsearch.indexer.backend import Hit
 from sparsearch.indexer.docstore import DocStore, DocStoreWriter
-from sparsearch.indexer.kernels import search_one, search_queries
+from sparsearch.indexer.kernels import search_queries
 from sparsearch.indexer.postings import (
     InvalidWeightError,
     Postings,
@@ -347,19 +347,19 @@ class EmbeddedIndex:
         """Exact top-``top_k`` by dot product; documents that share no token are never returned.
 
         The kernel is chosen per query (see :func:`sparsearch.indexer.kernels.search_one`); all give the
-        same hits."""
-        if top_k < 1:
-            raise UsageError(f"top_k must be at least 1 (got {top_k})")
-        terms, weights = self._query_terms(query)
-        if len(terms) == 0:
-            return []
-        p, doc_ids, doc_rank = self.postings, self.doc_ids, self.doc_id_rank  # one consistent generation
-        buf = self._scratch_buffers(p.n_docs)
-        docs, scores, _ = search_one(
-            np.asarray(p.indptr), np.asarray(p.doc_idx), np.asarray(p.weights), np.asarray(p.max_weight),
-            terms, weights, doc_rank, top_k, buf.scores, buf.touched, buf.acc, buf.values,
-        )  # fmt: skip
-        return [Hit(doc_ids[d], s) for d, s in zip(docs.tolist(), scores.tolist(), strict=True)]
+        same hits. One query is searched as a batch of one, so single and batch searches share one
+        compiled entry point (:func:`sparsearch.indexer.kernels.search_queries`) and one warm-up."""
+        return self._search_chunk([query], top_k)[0]
+
+    def warm_up(self) -> None:
+        """Pay searching's one-time cost now rather than in the first query: compile the search kernel
+        for this index's array types, or load it from numba's disk cache (under a second once cached;
+        tens of seconds on a new install). Every search then runs the compiled code, whichever
+        of its kernels (term-at-a-time, dense, MaxScore) a query picks. An empty index has nothing to
+        compile: its searches never reach the kernel."""
+        vocab = self.postings.vocab
+        if vocab:
+            self.search(EncodedQuery({vocab[0]: 1.0}, self._fingerprint), 1)
 
     def search_batch(self, queries: Sequence[EncodedQuery], top_k: int = 10, threads: int = 1) -> list[list[Hit]]:
         """One hit list per query, in order; ``threads > 1`` splits the batch into that many contiguous

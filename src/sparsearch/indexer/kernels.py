@@ -14,12 +14,23 @@ results are deterministic), picked per query by the engine (:meth:`EmbeddedIndex
   postings read, not to the corpus size.
 
 Kernels release the GIL, so batch search runs them on several threads.
+
+Compiling them takes tens of seconds; the compiled code is cached on disk under ``$SPARSEARCH_CACHE/numba``
+(:func:`sparsearch._cache.configure_numba_cache`), so only the first process after an install or a
+change of this file pays it. :func:`search_queries` is the one entry point the engine calls (a single
+query is a batch of one), so one compilation serves every search, and the kernels avoid numba's
+generic sorts and slice assignment, which compiled for several seconds each.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from sparsearch._cache import configure_numba_cache
+
+configure_numba_cache()  # before numba is imported: it reads NUMBA_CACHE_DIR once
+
+from numba import njit  # noqa: E402
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -174,7 +185,7 @@ def dense_top_k(indptr, doc_idx, weights, term_ids, query_weights, doc_rank, k, 
                 heap[size] = v
                 size += 1
                 if size == k:
-                    heap.sort()  # a sorted array is a valid min-heap
+                    _heapify_min(heap)
                     cut = np.float32(heap[0] * shrink)
             elif v > heap[0]:
                 _replace_min(heap, v)
@@ -297,7 +308,7 @@ def _kth_largest(values, n, k):
     heap = np.empty(k, dtype=np.float64)
     for j in range(k):
         heap[j] = values[j]
-    heap.sort()  # a sorted array is a valid min-heap
+    _heapify_min(heap)
     for j in range(k, n):
         if values[j] > heap[0]:
             _replace_min(heap, values[j])
@@ -305,11 +316,9 @@ def _kth_largest(values, n, k):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _replace_min(heap, value):
-    """Put ``value`` at the root of the min-heap ``heap`` (replacing its minimum) and sift it down."""
+def _sift_min(heap, i):
+    """Move ``heap[i]`` down the min-heap ``heap`` until no child is smaller."""
     k = heap.shape[0]
-    heap[0] = value
-    i = 0
     while True:
         left = 2 * i + 1
         if left >= k:
@@ -322,6 +331,20 @@ def _replace_min(heap, value):
             i = small
         else:
             return
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _replace_min(heap, value):
+    """Put ``value`` at the root of the min-heap ``heap`` (replacing its minimum) and sift it down."""
+    heap[0] = value
+    _sift_min(heap, 0)
+
+
+@njit(cache=True, nogil=True)
+def _heapify_min(heap):
+    """Arrange ``heap`` into a min-heap in place (O(len); ``ndarray.sort`` compiled for seconds)."""
+    for i in range(heap.shape[0] // 2 - 1, -1, -1):
+        _sift_min(heap, i)
 
 
 @njit(cache=True, nogil=True)
@@ -402,12 +425,39 @@ def _bounds(indptr, weights, max_weight, term_ids, query_weights):
 
 
 @njit(cache=True, nogil=True)
+def _argsort_stable(values):
+    """The int64 indices that sort ``values`` ascending, equal values in index order: what
+    ``np.argsort(values, kind="mergesort")`` returns, by a bottom-up merge sort (numba's own compiled
+    for seconds)."""
+    n = values.shape[0]
+    order = np.arange(n)
+    merged = np.empty(n, dtype=np.int64)
+    width = 1
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid = min(lo + width, n)
+            hi = min(lo + 2 * width, n)
+            i = lo
+            j = mid
+            for out in range(lo, hi):
+                if i < mid and (j >= hi or values[order[i]] <= values[order[j]]):  # <=: the left run first
+                    merged[out] = order[i]
+                    i += 1
+                else:
+                    merged[out] = order[j]
+                    j += 1
+        order, merged = merged, order
+        width *= 2
+    return order
+
+
+@njit(cache=True, nogil=True)
 def _by_bound(indptr, weights, max_weight, term_ids, query_weights):
     """The query's terms in order of increasing bound (:func:`_bounds`): float64 (q,) weights, int64
     (q,) list starts and ends, and float64 (q + 1,) ``prefix[i]`` = the sum of the i smallest bounds."""
     n_q = term_ids.shape[0]
     bound = _bounds(indptr, weights, max_weight, term_ids, query_weights)
-    order = np.argsort(bound, kind="mergesort")
+    order = _argsort_stable(bound)
     qw = np.empty(n_q, dtype=np.float64)
     starts = np.empty(n_q, dtype=np.int64)
     ends = np.empty(n_q, dtype=np.int64)
@@ -694,8 +744,9 @@ def search_queries(
             scores, touched, acc, values,
         )  # fmt: skip
         m = docs.shape[0]
-        out_docs[i, :m] = docs
-        out_scores[i, :m] = found
+        for j in range(m):  # not a slice assignment: its shape checks compiled for seconds
+            out_docs[i, j] = docs[j]
+            out_scores[i, j] = found[j]
         counts[i] = m
         kernels[i] = kernel
     return out_docs, out_scores, counts, kernels

@@ -20,7 +20,16 @@ def health() -> HealthResponse:
 
 @router.get("/ready", summary="Readiness", responses=error_responses(401, 503))
 def ready(registry: RegistryDep) -> ReadyResponse:
-    """200 when every index's model is loaded and its engine answers; 503 naming the failing indexes."""
+    """200 when every index's model is loaded, the search kernels are compiled and a first query has run
+    (see :meth:`~sparsearch.api.registry.IndexRegistry.warm_up`), and every engine answers; 503
+    ``warming_up`` while starting, ``not_ready`` naming the failing indexes."""
+    if not registry.warm:
+        raise ApiError(
+            503,
+            "warming_up",
+            "the service is warming up (compiling or loading its search kernels); retry in a moment",
+            headers={"Retry-After": "1"},
+        )
     report: dict[str, dict[str, object]] = {}
     failures: list[dict[str, object]] = []
     for name, handle in registry.handles.items():
