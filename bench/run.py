@@ -5,8 +5,8 @@
 
 1. describe the machine (CPU, cores, memory, load average) and create the peers' virtualenv
    (bench/peers/env.py: PISA, Seismic, Lucene/pyserini, splade-index; never the project's env),
-2. quality: ``sparsearch eval`` of every model kind on the development collections bundled in data/ (cranfield, cisi), with
-   sparsity (terms per document) and query cost (postings per query) next to nDCG@10 and R@100;
+2. quality: ``sparsearch eval`` of every model kind on the development collections bundled in data/
+   (cranfield, cisi), with sparsity (terms per document) and query cost (postings per query) next to nDCG@10 and R@100;
    bench/bm25_parity.py adds bm25s on the same text,
 3. engines on the real collections: the benchmark model's vectors (documents and queries) go to
    every engine; exact top-10, recall against it, nDCG@10 from each engine's own top-10,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -27,7 +29,7 @@ def test_index_search_eval_end_to_end(tiny_data: Path, tmp_path: Path) -> None:
     result = invoke("search", "--index", str(index), "--json", "--top-k", "2", "propeller slipstream lift")
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
-    assert [hit["doc_id"] for hit in payload["hits"]] == ["d1", "d8"]
+    assert [hit["id"] for hit in payload["hits"]] == ["d1", "d8"]
     assert payload["hits"][0]["title"] == "Wing in a slipstream"
 
     output, run = tmp_path / "report.json", tmp_path / "run.trec"
@@ -168,3 +170,107 @@ def test_train_reports_the_kept_checkpoint(tiny_data: Path, tmp_path: Path) -> N
     assert f"step {report['checkpoint_step']} (lowest held-out KL)" in result.stdout
     evaluations = [json.loads(line) for line in (tmp_path / "model.run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["eval_step"] for r in evaluations if "eval_step" in r] == [0, 1, 2]
+
+
+# -- a new user's first minutes: help, --json, serve on a busy port, eval on mismatched qrels ------------
+COMMANDS = ["index", "search", "eval", "encode", "train", "adapt", "serve"]
+WIDE = {"COLUMNS": "250"}  # no wrapping, so each option and model sits on one line
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_help_shows_flags_as_flags(command: str | None) -> None:
+    result = runner.invoke(app, [*([command] if command else []), "--help"], env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert "--help" in result.stdout
+    for type_name in ("<bool>", "BOOLEAN"):
+        assert type_name not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "flag", "text"),
+    [("index", "--overwrite", "Replace"), ("encode", "--overwrite", "Delete"), ("search", "--json", "Print")],
+)
+def test_boolean_options_show_as_flags(command: str, flag: str, text: str) -> None:
+    """The help text follows the flag directly: no type or value placeholder in between."""
+    help_text = runner.invoke(app, [command, "--help"], env=WIDE).stdout
+    assert re.search(rf"{flag}\s+{text} ", help_text), help_text
+
+
+def test_index_help_lists_every_builtin_model() -> None:
+    from sparsearch.retrieval.models import BUILTIN_MODELS
+
+    result = runner.invoke(app, ["index", "--help"], env=WIDE)
+    assert result.exit_code == 0, result.output
+    lines = [" ".join(line.strip("│ ").split()) for line in result.stdout.splitlines()]
+    assert len(BUILTIN_MODELS) >= 7
+    for name, model in BUILTIN_MODELS.items():
+        assert model.description and "\n" not in model.description
+        assert any(line.startswith(f"{name} {model.description}") for line in lines), name
+
+
+def test_search_json_has_the_rest_api_hit_fields(tiny_bm25_index: Path) -> None:
+    """Same field names and values as POST /v1/search on the same index (plus the query)."""
+    from tests.api.conftest import app_client, make_settings
+
+    query = "propeller slipstream lift"
+    result = invoke("search", "--index", str(tiny_bm25_index), "--json", "--top-k", "3", query)
+    assert result.exit_code == 0, result.output
+    cli = json.loads(result.stdout)
+    with app_client(make_settings(f"tiny={tiny_bm25_index}")) as client:
+        rest = client.post("/v1/search", json={"query": query, "top_k": 3}).json()
+    assert set(cli) == set(rest) | {"query"} and cli["query"] == query and cli["model"] == rest["model"] == "bm25"
+    assert (
+        [set(hit) for hit in cli["hits"]]
+        == [set(hit) for hit in rest["hits"]]
+        == [{"id", "score", "title", "snippet"}] * 2
+    )
+    assert [hit["id"] for hit in cli["hits"]] == [hit["id"] for hit in rest["hits"]] == ["d1", "d8"]
+    for mine, theirs in zip(cli["hits"], rest["hits"], strict=True):
+        assert mine["title"] == theirs["title"] and mine["snippet"] == theirs["snippet"]
+        assert mine["score"] == pytest.approx(theirs["score"])
+
+
+def test_serve_on_a_busy_port_says_so(tiny_bm25_index: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = invoke("serve", "--index", str(tiny_bm25_index), "--host", "127.0.0.1", "--port", str(port))
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip() == f"error: port {port} on 127.0.0.1 is in use; pick another with --port"
+    assert "serving" not in result.output
+
+
+def _beir_copy(tiny_data: Path, tmp_path: Path, qrels: str) -> Path:
+    """tests/data/tiny with other qrels."""
+    data = tmp_path / "beir"
+    shutil.copytree(tiny_data, data)
+    (data / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + qrels, encoding="utf-8")
+    return data
+
+
+def test_eval_stops_when_no_judged_document_is_in_the_index(
+    tiny_data: Path, tiny_bm25_index: Path, tmp_path: Path
+) -> None:
+    qrels = "".join(f"q{q}\tother-{q}-{d}\t1\n" for q in (1, 2, 3) for d in (1, 2, 3))
+    data = _beir_copy(tiny_data, tmp_path, qrels)
+    result = invoke("eval", "--data", str(data), "--index", str(tiny_bm25_index), "--output", str(tmp_path / "r.json"))
+    assert result.exit_code == 1, result.output
+    message = result.stderr.strip()
+    assert message.startswith("error: none of the 9 documents judged in") and "\n" not in message
+    assert "other-1-1, other-1-2, other-1-3, other-2-1, other-2-2, ..." in message
+    assert "0.0000" not in result.stdout and not (tmp_path / "r.json").exists()
+
+
+def test_eval_warns_when_some_judged_documents_are_missing(
+    tiny_data: Path, tiny_bm25_index: Path, tmp_path: Path
+) -> None:
+    data = _beir_copy(tiny_data, tmp_path, "q1\td1\t2\nq1\tgone-1\t1\nq3\td5\t1\nq3\tgone-2\t1\n")
+    result = invoke("eval", "--data", str(data), "--index", str(tiny_bm25_index), "--output", str(tmp_path / "r.json"))
+    assert result.exit_code == 0, result.output
+    warning = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "2 of the 4 documents judged in" in warning[0]
+    assert warning[0].endswith("are not in the index and count as misses: gone-1, gone-2")
+    assert json.loads((tmp_path / "r.json").read_text())["metrics"]["ndcg@10"] > 0

@@ -209,7 +209,7 @@ def test_cli_index_search_eval_through_opensearch(opensearch_url: str, tiny_data
         )
         assert result.exit_code == 0, result.output
         payload = json.loads(result.stdout)
-        assert [hit["doc_id"] for hit in payload["hits"]] == ["d1", "d8"]  # as the embedded engine answers
+        assert [hit["id"] for hit in payload["hits"]] == ["d1", "d8"]  # as the embedded engine answers
         assert payload["hits"][0]["title"] == "Wing in a slipstream"
 
         report = tmp_path / "report.json"

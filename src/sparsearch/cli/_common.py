@@ -4,19 +4,64 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from sparsearch.errors import SparsearchError
 
-app = typer.Typer(
+
+# -- help: flags shown as flags -------------------------------------------------------------------------
+def _flags_as_flags(params: list[Any]) -> list[Any]:
+    """Blank the type column of flags: Typer's rich help prints ``--overwrite <bool>`` (as if the flag
+    took a value) where its plain help prints ``--overwrite``; it shows an empty metavar instead."""
+    for param in params:
+        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class Command(TyperCommand):
+    """A subcommand whose ``--help`` lists flags (``--overwrite``, ``--help``) without a ``<bool>`` type."""
+
+    def get_params(self, ctx: typer.Context) -> list[Any]:
+        return _flags_as_flags(super().get_params(ctx))
+
+
+class Group(TyperGroup):
+    """The ``sparsearch`` group, with the same flag display as :class:`Command`."""
+
+    def get_params(self, ctx: typer.Context) -> list[Any]:
+        return _flags_as_flags(super().get_params(ctx))
+
+
+class _Typer(typer.Typer):
+    """A Typer app whose subcommands are :class:`Command` unless a command asks for another class."""
+
+    def command(self, name: str | None = None, *, cls: type[TyperCommand] | None = None, **kwargs: Any):  # noqa: ANN201
+        return super().command(name, cls=cls or Command, **kwargs)
+
+
+app = _Typer(
     name="sparsearch",
+    cls=Group,
     help="Learned sparse retrieval: index a collection, search it, evaluate it.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -44,6 +89,36 @@ def _main(
     if not verbose:  # the engine clients log every failed request with a traceback; sparsearch reports it once
         for name in ("opensearch", "elasticsearch", "elastic_transport"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
+    if not stderr.is_terminal:
+        quiet_library_progress_bars()
+
+
+# Environment switches of the progress bars other libraries draw on stderr with tqdm, whatever the
+# stream: Hugging Face Hub and transformers ("Loading weights", "Writing model shards"), datasets
+# (map/filter), and tqdm's default for every bar whose caller leaves `disable` unset (beir's loader).
+# Each library reads its variable when it is imported.
+_PROGRESS_BAR_SWITCHES = ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS", "TQDM_DISABLE")
+
+
+def quiet_library_progress_bars() -> None:
+    """Switch off the tqdm progress bars of Hugging Face libraries and tqdm itself (logs stay readable).
+
+    Called when stderr is not a terminal, before any command imports those libraries (they are imported
+    lazily), so the environment variables take effect; a user's own setting of a variable is kept.
+    Libraries that are already imported (the app run in-process, as tests do) are switched off through
+    their own API as well.
+    """
+    for variable in _PROGRESS_BAR_SWITCHES:
+        os.environ.setdefault(variable, "1")
+    switches: list[tuple[str, str]] = [
+        ("huggingface_hub.utils", "disable_progress_bars"),
+        ("transformers.utils.logging", "disable_progress_bar"),
+        ("datasets.utils.tqdm", "disable_progress_bars"),
+    ]
+    for module_name, function in switches:
+        module = sys.modules.get(module_name)
+        if module is not None and callable(getattr(module, function, None)):
+            getattr(module, function)()
 
 
 @contextlib.contextmanager
@@ -71,14 +146,48 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def progress_bar(description: str, total: int | None) -> Progress:
-    """A docs/s progress bar on stderr, silent when stderr is not a terminal."""
+class RateColumn(ProgressColumn):
+    """Items per second, e.g. ``1,234 docs/s``; ``- docs/s`` before the first item is done.
+
+    Rich's stock speed columns count bytes (``TransferSpeedColumn``) or show a rate only for tasks
+    without a total (``TaskProgressColumn(show_speed=True)``). ``task.speed`` (rich's estimate over
+    recent updates) is ``None`` until the second update, so a plain ``{task.speed:.0f}`` format crashes
+    on the first refresh; until then, and for a task done in one update, the average since the start
+    stands in.
+    """
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        if speed is None and task.completed and task.elapsed:
+            speed = task.completed / task.elapsed
+        if speed is None:
+            return Text(f"- {self.unit}/s", style="progress.data.speed")
+        return Text(f"{speed:,.{0 if speed >= 10 else 2}f} {self.unit}/s", style="progress.data.speed")
+
+
+def progress_bar(unit: str = "docs", *extra: ProgressColumn) -> Progress:
+    """A progress bar on stderr: task, bar, done/total, rate in ``unit``/s, ``extra`` columns, elapsed, ETA.
+
+    Silent when stderr is not a terminal (a log file, CI, a pipe). Tasks may start without a total
+    (``total=None``): the bar pulses and the count shows ``done/?`` until a total is set.
+
+    Args:
+        unit: what a step of the task counts (``docs``, ``queries``, ``steps``).
+        extra: columns shown after the rate (e.g. ``TextColumn("loss {task.fields[loss]:.3f}")``).
+    """
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.speed:>8.0f} docs/s" if total else ""),
+        RateColumn(unit),
+        *extra,
         TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
         console=stderr,
         disable=not stderr.is_terminal,
         transient=False,
@@ -99,7 +208,7 @@ def build_index_with_progress(data: Path, index: Path, model: str | None, batch_
     from sparsearch.indexer.pipeline import build_embedded_index
 
     encoder, total = resolve_index_input(data, model)  # --data may be a `sparsearch encode` output
-    with progress_bar("indexing", total) as progress:
+    with progress_bar("docs") as progress:
         task = progress.add_task("indexing", total=total)
         return build_embedded_index(
             data,
@@ -149,7 +258,7 @@ def index_engine_with_progress(data: Path, backend, model: str | None, **options
 
     encoder = load_encoder(model)
     total = count_lines(data)
-    with progress_bar("indexing", total) as progress:
+    with progress_bar("docs") as progress:
         task = progress.add_task("indexing", total=total)
         summary = index_corpus(data, backend, encoder, on_progress=lambda n: progress.advance(task, n), **options)
     return summary, encoder

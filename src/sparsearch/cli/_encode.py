@@ -88,7 +88,7 @@ def encode(
         )
         index, count = shard_spec
         total = len(range(index, count_lines(data), count))
-        with progress_bar("encoding", total) as progress:
+        with progress_bar("docs") as progress:
             task = progress.add_task("encoding", total=total)
             summary = run_encode_job(
                 data,

@@ -19,6 +19,7 @@ from sparsearch.cli._common import (
     check_url_option,
     index_engine_with_progress,
     progress_bar,
+    stderr,
     stdout,
     user_errors,
 )
@@ -83,7 +84,8 @@ def evaluate(
                     "avg_terms_per_doc": stats["avg_terms_per_doc"],
                     "bytes": directory_bytes(opened.path),
                 }
-            with progress_bar("querying", len(topics.queries)) as progress:
+            _check_judged_documents(opened, topics, qrels=data / "qrels" / f"{split}.tsv")
+            with progress_bar("queries") as progress:
                 task = progress.add_task("querying", total=len(topics.queries))
                 report, run = run_evaluation(
                     opened,
@@ -105,6 +107,8 @@ def evaluate(
             table.add_row(name, f"{value:.4f}")
         for name, value in report.latency_ms.items():
             table.add_row(f"{name} (ms)", f"{value:.3f}")
+        if report.first_query_ms is not None:  # one-time costs, kept out of the warm figures above
+            table.add_row("first query, cold (ms)", f"{report.first_query_ms:.3f}")
         if report.postings_touched_per_query is not None:
             table.add_row("postings touched / query", f"{report.postings_touched_per_query:,.0f}")
         if "avg_terms_per_doc" in report.index:
@@ -118,6 +122,47 @@ def evaluate(
         if run_file is not None:
             run_file.parent.mkdir(parents=True, exist_ok=True)
             write_trec_run(run, run_file, tag=report.model)
+
+
+def _check_judged_documents(backend, topics, qrels: Path, chunk: int = 500) -> None:  # noqa: ANN001
+    """Stop when the index holds none of the judged documents; warn when it lacks some.
+
+    No judged document in the index means the qrels belong to another collection (every metric would
+    be 0.0000); a few missing ones count as misses for every system, which a warning line names.
+
+    Args:
+        backend: the opened index (any backend with ``get_documents``).
+        topics: the queries and qrels being evaluated.
+        qrels: the qrels file, named in the messages.
+        chunk: document ids per ``get_documents`` call (one engine request each).
+
+    Raises:
+        SparsearchError: no judged document is in the index.
+    """
+    from sparsearch.errors import SparsearchError
+
+    judged = sorted({doc_id for judgements in topics.qrels.values() for doc_id in judgements})
+    missing = [
+        doc_id
+        for start in range(0, len(judged), chunk)
+        for doc_id, document in zip(
+            judged[start : start + chunk], backend.get_documents(judged[start : start + chunk]), strict=True
+        )
+        if document is None
+    ]
+    if not missing:
+        return
+    shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+    if len(missing) == len(judged):
+        raise SparsearchError(
+            f"none of the {len(judged):,} documents judged in {qrels} is in the index (e.g. {shown}): the "
+            "qrels and the indexed corpus come from different collections"
+        )
+    stderr.print(
+        f"[yellow]warning:[/] {len(missing):,} of the {len(judged):,} documents judged in {qrels} are not in the "
+        f"index and count as misses: {shown}",
+        highlight=False,
+    )
 
 
 def _open_engine(  # noqa: ANN202 - (backend, encoder, stats)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.panel import Panel
 from rich.table import Table
 
 from sparsearch.cli._common import (
     BackendOption,
+    Command,
     UrlOption,
     app,
     build_index_with_progress,
@@ -23,7 +26,31 @@ from sparsearch.cli._common import (
 
 
 # -- index ---------------------------------------------------------------------------------------------
-@app.command()
+def builtin_models_panel() -> Panel:
+    """The built-in ``--model`` names, one line each, from the registry in :mod:`sparsearch.retrieval.models`."""
+    from sparsearch.retrieval.models import BUILTIN_MODELS, DEFAULT_MODEL
+
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column()
+    for name, model in BUILTIN_MODELS.items():
+        table.add_row(name, model.description + (" (the default)" if name == DEFAULT_MODEL else ""))
+    return Panel(table, title="Built-in models (--model NAME)", title_align="left", border_style="dim")
+
+
+class _IndexCommand(Command):
+    """``sparsearch index``, whose help ends with the built-in models.
+
+    The list is read from the registry when the help is printed: importing the registry at startup
+    (it pulls in numpy and the encoders) would slow down every command.
+    """
+
+    def format_help(self, ctx: typer.Context, formatter: Any) -> None:  # noqa: ANN401 - click's HelpFormatter
+        super().format_help(ctx, formatter)
+        Console().print(builtin_models_panel())  # after Typer's own panels, on stdout as they are
+
+
+@app.command(cls=_IndexCommand)
 def index(
     data: Annotated[Path, typer.Option("--data", help="BEIR folder (with corpus.jsonl) or a corpus .jsonl file.")],
     index: Annotated[
@@ -33,7 +60,7 @@ def index(
         str | None,
         typer.Option(
             "--model",
-            help="default (the shipped trained model), bm25, bm25-wordpiece, hybrid-semantic, or a model directory.",
+            help="A built-in model (listed below) or a saved model directory.",
         ),
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Documents encoded per batch.")] = 256,

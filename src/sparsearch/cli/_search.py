@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Annotated
 
 import typer
@@ -18,7 +19,9 @@ def search(
     query: Annotated[str, typer.Argument(help="The query text.")],
     index: Annotated[str, typer.Option("--index", help="Index directory (embedded) or alias name (engines).")],
     top_k: Annotated[int, typer.Option("--top-k", "--hits", min=1, max=10000, help="Number of results.")] = 10,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of a table (the REST API's search response).")
+    ] = False,
     backend: BackendOption = "embedded",
     url: UrlOption = None,
     model: Annotated[
@@ -37,16 +40,20 @@ def search(
             raise UsageError("the query is empty: pass some words to search for")
         opened = open_backend(backend, index=index, url=url)
         encoder = load_backend_encoder(opened, model)
+        started = time.perf_counter()
         encoded = encoder.encode_query(query)
         hits = opened.search(encoded, top_k) if not encoded.is_empty else []
         documents = opened.get_documents([h.doc_id for h in hits])
+        if as_json:
+            took_ms = (time.perf_counter() - started) * 1000.0
+            stdout.print_json(
+                json.dumps(_json_response(query, index, opened.fingerprint.name, hits, documents, took_ms))
+            )
+            return
         rows = [
             {"rank": rank, "doc_id": hit.doc_id, "score": hit.score, "title": (doc.title if doc else "")}
             for rank, (hit, doc) in enumerate(zip(hits, documents, strict=True), start=1)
         ]
-        if as_json:
-            stdout.print_json(json.dumps({"query": query, "model": opened.fingerprint.name, "hits": rows}))
-            return
         if encoded.is_empty:
             stderr.print("[yellow]no query terms left after analysis (only stop words or unknown tokens)[/]")
         table = Table(title=f"{len(rows)} hits for {query!r}")
@@ -55,3 +62,36 @@ def search(
         for row in rows:
             table.add_row(str(row["rank"]), row["doc_id"], f"{row['score']:.4f}", row["title"][:100])
         stdout.print(table)
+
+
+def _json_response(query: str, index: str, model: str, hits: list, documents: list, took_ms: float) -> dict:
+    """The body ``POST /v1/search`` answers (hits as ``SearchHit``: ``id``, ``score``, ``title``, ``snippet``,
+    snippets as long as the service's default), plus the ``query``.
+
+    Built with the service's own models and snippet function so the two outputs cannot drift apart;
+    that needs the ``api`` extra.
+    """
+    from sparsearch.errors import require
+
+    require("fastapi", "api")
+    from sparsearch.api.schemas import SearchHit, SearchResponse
+    from sparsearch.api.service import make_snippet
+    from sparsearch.api.settings import Settings
+
+    snippet_chars = Settings.model_fields["snippet_chars"].default
+    response = SearchResponse(
+        hits=[
+            SearchHit(
+                id=hit.doc_id,
+                score=hit.score,
+                title=document.title if document is not None else None,
+                snippet=make_snippet(document.text, snippet_chars) if document is not None else None,
+            )
+            for hit, document in zip(hits, documents, strict=True)
+        ],
+        took_ms=took_ms,
+        model=model,
+        index=index,
+    )
+    # The service leaves out unset fields (response_model_exclude_none): so does this.
+    return {"query": query, **response.model_dump(mode="json", exclude_none=True)}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +12,7 @@ from typing import Annotated
 import typer
 
 from sparsearch.cli._common import app, stderr, user_errors
-from sparsearch.errors import IndexNotFoundError, UsageError
+from sparsearch.errors import IndexNotFoundError, SparsearchError, UsageError
 
 
 def _settings(**flags: object):  # noqa: ANN202 - returns sparsearch.api.Settings (imported lazily)
@@ -39,6 +41,33 @@ def _check_embedded_indexes(settings) -> None:  # noqa: ANN001
                 f"no index at {spec.location} (missing manifest.json); "
                 f"build one with: sparsearch index --data PATH --index {spec.location}"
             )
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail with one line when ``host:port`` cannot be listened on.
+
+    uvicorn would print "serving" first, log the bind error and exit with status 3. The probe binds the
+    way uvicorn does (IPv6 when the host has a colon, SO_REUSEADDR so a closed server's TIME_WAIT
+    connections are no conflict); a port taken between this check and uvicorn's bind still fails there.
+
+    Raises:
+        SparsearchError: the port is in use, or the host is not an address of this machine.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise SparsearchError(f"port {port} on {host} is in use; pick another with --port") from None
+            if error.errno == errno.EACCES:
+                raise SparsearchError(
+                    f"no permission to listen on port {port} on {host}; pick a port above 1023 with --port"
+                ) from None
+            raise SparsearchError(
+                f"cannot listen on {host}:{port} ({error.strerror or error}); check --host and --port"
+            ) from None
 
 
 @app.command()
@@ -83,6 +112,7 @@ def serve(
         from sparsearch.errors import require
 
         uvicorn = require("uvicorn", "api")
+        _check_port(settings.host, settings.port)
         names = ", ".join(spec.name for spec in settings.index_specs())
         stderr.print(
             f"serving {names} ({settings.backend}) on http://{settings.host}:{settings.port} "

@@ -9,23 +9,27 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from sparsearch.cli._common import app, stderr, stdout, user_errors
+from sparsearch.cli._common import app, progress_bar, stderr, stdout, user_errors
 from sparsearch.errors import UsageError
 
 
 def _run(config) -> None:  # noqa: ANN001 - a TrainConfig
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import TextColumn
 
     from sparsearch.retrieval.training import run_training
 
-    columns = [TextColumn("[bold]training"), BarColumn(), TextColumn("step {task.completed}/{task.total}"),
-               TextColumn("loss {task.fields[loss]:.3f} terms {task.fields[terms]:.0f}"), TimeElapsedColumn(),
-               TextColumn("ETA"), TimeRemainingColumn()]  # fmt: skip
+    # The fields exist from the start (nan until the first step reports), so the format never sees None.
+    metrics_column = TextColumn("loss {task.fields[loss]:.3f} · {task.fields[terms]:.0f} terms")
     stderr.print("preparing pseudo-queries and teacher scores (cached in the run directory) ...")
-    with Progress(*columns, console=stderr, disable=not stderr.is_terminal) as progress:
-        task = progress.add_task("training", total=None, loss=float("nan"), terms=0.0)
+    with progress_bar("steps", metrics_column) as progress:
+        task = progress.add_task("preparing", total=None, loss=float("nan"), terms=float("nan"))
+        training = False
 
         def on_progress(step: int, total: int, metrics: dict[str, float]) -> None:
+            nonlocal training
+            if not training:  # the first step: restart the clock, so rate and ETA count training steps only
+                progress.reset(task, total=total, description="training")
+                training = True
             progress.update(task, completed=step, total=total, loss=metrics["loss"], terms=metrics["active_terms"])
 
         report = run_training(config, on_progress=on_progress)

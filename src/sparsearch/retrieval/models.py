@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from sparsearch.errors import ModelNotFoundError
@@ -92,14 +93,38 @@ def _load_huggingface(path: Path) -> Encoder:
     return load_huggingface_checkpoint(path)
 
 
-BUILTIN_MODELS: dict[str, Callable[[], Encoder]] = {
-    SHIPPED_MODEL: _shipped_default,
-    "bm25": bm25_words,
-    "bm25-wordpiece": bm25_wordpiece,
-    "semantic": _semantic,
-    "hybrid-semantic": _hybrid_semantic,
-    "minilm-splade-untrained": _minilm_splade_untrained,
-    "minilm-splade-siamese-untrained": _minilm_splade_siamese_untrained,
+@dataclass(frozen=True)
+class BuiltinModel:
+    """A built-in ``--model`` name: how to build the encoder, and one line on what it is.
+
+    Attributes:
+        load: builds the encoder (imports its libraries only when called).
+        description: one line for ``sparsearch index --help``.
+    """
+
+    load: Callable[[], Encoder]
+    description: str
+
+
+BUILTIN_MODELS: dict[str, BuiltinModel] = {
+    SHIPPED_MODEL: BuiltinModel(
+        _shipped_default,
+        "the shipped trained model: BM25 on stemmed words plus a learned MiniLM channel; inference-free queries",
+    ),
+    "bm25": BuiltinModel(bm25_words, "BM25 on stemmed English words, stop words removed (no torch needed)"),
+    "bm25-wordpiece": BuiltinModel(bm25_wordpiece, "BM25 on the BERT-uncased WordPiece tokens the neural models use"),
+    "semantic": BuiltinModel(
+        _semantic, "training-free learned channel alone: vocabulary words close to the document in MiniLM space"
+    ),
+    "hybrid-semantic": BuiltinModel(
+        _hybrid_semantic, "stemmed-word BM25 plus the training-free semantic channel (weight 2)"
+    ),
+    "minilm-splade-untrained": BuiltinModel(
+        _minilm_splade_untrained, "inference-free SPLADE on the untrained MiniLM masked-LM base (a training start)"
+    ),
+    "minilm-splade-siamese-untrained": BuiltinModel(
+        _minilm_splade_siamese_untrained, "the same untrained MiniLM base as a siamese SPLADE (queries run the model)"
+    ),
 }
 
 # config.json "type" -> loader of a saved model directory.
@@ -121,7 +146,7 @@ def load_encoder(spec: str | Path | None = None) -> Encoder:
     """
     spec = DEFAULT_MODEL if spec is None else spec
     if isinstance(spec, str) and spec in BUILTIN_MODELS:
-        return BUILTIN_MODELS[spec]()
+        return BUILTIN_MODELS[spec].load()
     path = Path(spec)
     config_file = path / "config.json"
     if not config_file.is_file():
