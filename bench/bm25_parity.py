@@ -18,13 +18,13 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
+from sparsearch.corpus import iter_corpus
+from sparsearch.encoders.analyzers import WordAnalyzer
+from sparsearch.encoders.registry import load_encoder
 from sparsearch.eval.beir_data import load_beir_topics
 from sparsearch.eval.metrics import aggregate_metrics
 from sparsearch.eval.runner import run_queries
-from sparsearch.indexer.corpus import iter_corpus
-from sparsearch.indexer.pipeline import build_embedded_index
-from sparsearch.retrieval.analyzers import WordAnalyzer
-from sparsearch.retrieval.models import load_encoder
+from sparsearch.jobs.build_embedded import build_embedded_index
 
 
 def bm25s_run(data: Path, queries: dict[str, str], depth: int) -> dict[str, dict[str, float]]:

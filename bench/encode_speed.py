@@ -1,7 +1,7 @@
 """Document encoding throughput on CPU: sentence-transformers' plain path against sparsearch's paths.
 
 Model: ``minilm-splade-untrained`` (all-MiniLM-L6-v2 + the tied, identity-initialised MLM head of
-sparsearch.retrieval.minilm_base). Every path gives the same kind of vectors (max_length 256).
+sparsearch.encoders.minilm_base). Every path gives the same kind of vectors (max_length 256).
 
 1. throughput on the first ``--docs`` cranfield documents, each variant timed ``--rounds`` times in
    interleaved order (best round kept, so a busy neighbour on a shared machine hurts less):
@@ -40,12 +40,12 @@ from pathlib import Path
 
 import torch
 
+from sparsearch.backends.embedded.index import IndexWriter
+from sparsearch.corpus import iter_corpus
+from sparsearch.encoders.minilm_base import minilm_mlm_dir
+from sparsearch.encoders.neural import EncodingOptions
+from sparsearch.encoders.splade import SpladeEncoder
 from sparsearch.eval import aggregate_metrics, load_beir_topics, run_queries
-from sparsearch.indexer.corpus import iter_corpus
-from sparsearch.indexer.embedded import IndexWriter
-from sparsearch.retrieval.minilm_base import minilm_mlm_dir
-from sparsearch.retrieval.neural import EncodingOptions
-from sparsearch.retrieval.splade import SpladeEncoder
 
 QUALITY_TOLERANCE = 0.005
 

@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from sparsearch.backends.engines.opensearch import OpenSearchBackend
+from sparsearch.encoders.registry import load_encoder
 from sparsearch.eval.beir_data import load_beir_topics
 from sparsearch.eval.metrics import aggregate_metrics
 from sparsearch.eval.runner import run_queries
-from sparsearch.indexer.bulk import index_corpus
-from sparsearch.indexer.opensearch import OpenSearchBackend
-from sparsearch.indexer.pipeline import build_embedded_index
-from sparsearch.retrieval.models import load_encoder
+from sparsearch.jobs.build_embedded import build_embedded_index
+from sparsearch.jobs.build_engine import index_corpus
 
 
 def top10(run: dict[str, dict[str, float]], query_id: str) -> list[str]:

@@ -26,8 +26,8 @@ BENCH = Path(__file__).resolve().parent
 
 def corpus(profile_index: Path, n_docs: int, seed: int):  # noqa: ANN201 - Postings
     """Postings drawn from the profile of an encoded collection (bench/run.py's scale corpora)."""
+    from sparsearch.backends.embedded.index import EmbeddedIndex
     from sparsearch.eval.synthetic import CorpusProfile, generate_postings
-    from sparsearch.indexer.embedded import EmbeddedIndex
 
     return generate_postings(CorpusProfile.from_postings(EmbeddedIndex.open(profile_index).postings), n_docs, seed)
 
@@ -65,7 +65,14 @@ def timed(function, *args, repeats: int = 3) -> float:  # noqa: ANN001
 
 def measure(postings, queries: list[tuple[np.ndarray, np.ndarray]], k: int = 10) -> dict[str, float]:  # noqa: ANN001
     """Median per-query ms of each strategy, and how often the rule picked MaxScore."""
-    from sparsearch.indexer.kernels import MAXSCORE, PROBE_COST, WINDOW, dense_top_k, maxscore_top_k, search_one
+    from sparsearch.backends.embedded.kernels import (
+        MAXSCORE,
+        PROBE_COST,
+        WINDOW,
+        dense_top_k,
+        maxscore_top_k,
+        search_one,
+    )
 
     n = postings.n_docs
     arrays = (np.asarray(postings.indptr), np.asarray(postings.doc_idx), np.asarray(postings.weights))

@@ -98,8 +98,8 @@ def own_cpu_seconds() -> float:
 
 # -- the service --------------------------------------------------------------------------------------
 def build_index(data: Path, model: str, path: Path) -> dict[str, object]:
-    from sparsearch.indexer.pipeline import build_embedded_index
-    from sparsearch.retrieval.models import load_encoder
+    from sparsearch.encoders.registry import load_encoder
+    from sparsearch.jobs.build_embedded import build_embedded_index
 
     index, summary = build_embedded_index(data, path, load_encoder(model))
     return {
@@ -331,8 +331,8 @@ def main() -> None:
     monkey.patch_all()
     import numpy as np
 
+    from sparsearch.encoders.registry import DEFAULT_MODEL
     from sparsearch.eval.beir_data import load_beir_topics
-    from sparsearch.retrieval.models import DEFAULT_MODEL
 
     model = args.model or DEFAULT_MODEL
     clients_list = [int(c) for c in args.clients.split(",")]

@@ -238,7 +238,7 @@ HOW_ENGINES_SCORE = (
     "over all documents, then takes the top k in one pass; the embedded engine does the same for queries "
     "that pruning cannot shorten (then rescores the few documents that can make the top k in float64), and "
     "runs MaxScore for queries whose frequent terms weigh little, choosing per query from a cheap estimate "
-    "of the postings MaxScore would read (`sparsearch.indexer.kernels`). The Python call around the "
+    "of the postings MaxScore would read (`sparsearch.backends.embedded.kernels`). The Python call around the "
     "kernel (query dict to term ids, hits with external ids) is part of every embedded figure, while the "
     "splade-index adapter hands its kernel term-id arrays prepared before the clock starts (long queries, "
     "like the two-channel ones on cisi, make the difference show). Batch search: splade-index runs all "

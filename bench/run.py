@@ -125,7 +125,7 @@ def bundled_collections() -> list[Path]:
 
 
 def default_model() -> str:
-    from sparsearch.retrieval.models import DEFAULT_MODEL
+    from sparsearch.encoders.registry import DEFAULT_MODEL
 
     return "hybrid-semantic" if DEFAULT_MODEL in ("bm25", "bm25-wordpiece") else DEFAULT_MODEL
 
@@ -134,7 +134,7 @@ def model_stamp(model: str) -> str:
     """sha256 of the model's ``config.json`` (a model directory, or the shipped default's directory
     for its built-in name; the config carries the digests of the weight files), "" for models defined
     in code. Keys the caches, so retraining the default re-encodes and re-adapts."""
-    from sparsearch.retrieval.models import SHIPPED_MODEL, default_model_dir
+    from sparsearch.encoders.registry import SHIPPED_MODEL, default_model_dir
 
     directory = default_model_dir() if model == SHIPPED_MODEL else Path(model)
     config = directory / "config.json" if directory is not None else None
@@ -169,8 +169,8 @@ def index_with_documents_of(source: Path, model: str, target: Path) -> bool:
     """Index ``model`` at ``target`` over the document vectors stored in the index at ``source`` (no
     model call), when both encoders have the same document side: same MLM parameters (sha256 digest)
     and the same encoding options. Returns False, writing nothing, when they differ."""
-    from sparsearch.indexer.embedded import EmbeddedIndex, IndexWriter
-    from sparsearch.retrieval.models import load_encoder
+    from sparsearch.backends.embedded.index import EmbeddedIndex, IndexWriter
+    from sparsearch.encoders.registry import load_encoder
 
     index = EmbeddedIndex.open(source)
     origin, encoder = load_encoder(index.encoder_dir), load_encoder(model)
@@ -208,7 +208,7 @@ def adapted_model(data: Path, work: Path, minutes: float, seed: int, reencode: b
     Raises:
         RuntimeError: adapt failed (its stderr tail).
     """
-    from sparsearch.retrieval.models import SHIPPED_MODEL
+    from sparsearch.encoders.registry import SHIPPED_MODEL
 
     output = work / "adapted" / f"{data.name}-{model_stamp(SHIPPED_MODEL)[:12]}"
     if reencode and output.name not in _REENCODED:
@@ -304,10 +304,10 @@ def _save_csr(path: Path, rows: list[tuple[np.ndarray, np.ndarray]], weight_dtyp
 def real_corpus(index_path: Path, data: Path, out: Path) -> dict:
     """Export an encoded collection: documents (CSR from the index), queries encoded by its encoder,
     texts for bm25s. Returns ``{"doc_ids": [...], "query_ids": [...], "qrels": ...}``."""
+    from sparsearch.backends.embedded.index import EmbeddedIndex
+    from sparsearch.corpus import iter_corpus
+    from sparsearch.encoders.registry import load_encoder
     from sparsearch.eval.beir_data import load_beir_topics
-    from sparsearch.indexer.corpus import iter_corpus
-    from sparsearch.indexer.embedded import EmbeddedIndex
-    from sparsearch.retrieval.models import load_encoder
 
     index = EmbeddedIndex.open(index_path)
     encoder = load_encoder(index.encoder_dir)
@@ -340,9 +340,9 @@ def real_corpus(index_path: Path, data: Path, out: Path) -> dict:
 
 def synthetic_corpus(profile_index: Path, n_docs: int, n_queries: int, out: Path, with_text: bool) -> dict:
     """A corpus drawn from the profile of ``profile_index`` (see sparsearch.eval.synthetic)."""
+    from sparsearch.backends.embedded.index import EmbeddedIndex
+    from sparsearch.backends.embedded.postings import Postings
     from sparsearch.eval.synthetic import CorpusProfile, generate_queries, iter_generated_rows
-    from sparsearch.indexer.embedded import EmbeddedIndex
-    from sparsearch.indexer.postings import Postings
 
     profile = CorpusProfile.from_postings(EmbeddedIndex.open(profile_index).postings)
     out.mkdir(parents=True, exist_ok=True)

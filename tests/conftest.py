@@ -22,8 +22,8 @@ def tiny_data() -> Path:
 
 def build_tiny_index(tmp_path_factory: pytest.TempPathFactory, model: str) -> Path:
     """An embedded index of tests/data/tiny built with ``model`` (for session-scoped fixtures)."""
-    from sparsearch.indexer.pipeline import build_embedded_index
-    from sparsearch.retrieval.models import load_encoder
+    from sparsearch.encoders.registry import load_encoder
+    from sparsearch.jobs.build_embedded import build_embedded_index
 
     path = tmp_path_factory.mktemp(f"tiny-{model}") / "index"
     build_embedded_index(TINY, path, load_encoder(model))
@@ -89,3 +89,7 @@ def opensearch_url() -> str:
     except OSError as error:
         pytest.fail(f"{OPENSEARCH_URL_ENV}={url} but OpenSearch does not answer ({error}); see scripts/opensearch")
     return url
+
+
+# The tiny random models (a BERT MLM, a Llama causal LM) that encoder, training, job and CLI tests share.
+from tests.tiny_models import tiny_llm_dir, tiny_mlm_dir  # noqa: E402, F401

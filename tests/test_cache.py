@@ -52,7 +52,7 @@ def test_the_kernels_cache_outside_the_package(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if key != "NUMBA_CACHE_DIR"}
     env.update(SPARSEARCH_CACHE=str(tmp_path / "cache"), PYTHONPATH=str(SRC))
     script = (
-        "import json, numba.core.config as c; from sparsearch.indexer import kernels as k; "
+        "import json, numba.core.config as c; from sparsearch.backends.embedded import kernels as k; "
         "print(json.dumps([c.CACHE_DIR, k.search_queries._cache.cache_path, k.__file__]))"
     )
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)

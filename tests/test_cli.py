@@ -155,7 +155,7 @@ def test_train_config_file_must_exist(tmp_path: Path) -> None:
 
 
 def test_train_reports_the_kept_checkpoint(tiny_data: Path, tmp_path: Path) -> None:
-    from tests.retrieval.test_semantic_two_channel import TOKENS
+    from tests.encoders.test_semantic_two_channel import TOKENS
 
     config = write(
         tmp_path / "run.toml",
@@ -197,7 +197,7 @@ def test_boolean_options_show_as_flags(command: str, flag: str, text: str) -> No
 
 
 def test_index_help_lists_every_builtin_model() -> None:
-    from sparsearch.retrieval.models import BUILTIN_MODELS
+    from sparsearch.encoders.registry import BUILTIN_MODELS
 
     result = runner.invoke(app, ["index", "--help"], env=WIDE)
     assert result.exit_code == 0, result.output

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.retrieval.conftest import build_tiny_bert
-from tests.retrieval.test_semantic_two_channel import TOKENS
+from tests.encoders.test_semantic_two_channel import TOKENS
+from tests.tiny_models import build_tiny_bert
 
 REPO = Path(__file__).resolve().parents[1]
 SPARSEARCH = Path(sys.executable).with_name("sparsearch")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-TINY_CORPUS = Path(__file__).resolve().parents[1] / "data" / "tiny" / "corpus.jsonl"
+TINY_CORPUS = Path(__file__).resolve().parent / "data" / "tiny" / "corpus.jsonl"
 
 
 def _tiny_texts() -> list[str]:

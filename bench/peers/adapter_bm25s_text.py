@@ -13,7 +13,7 @@ class Bm25s(Engine):
 
     def _tokenize(self, texts: list[str]) -> list[list[str]]:
         if self.options.get("analyzer") == "words":
-            from sparsearch.retrieval.analyzers import WordAnalyzer
+            from sparsearch.encoders.analyzers import WordAnalyzer
 
             analyzer = WordAnalyzer()
             return [analyzer.tokenize(t) for t in texts]

@@ -9,8 +9,8 @@ class Embedded(Engine):
     name = "sparsearch-embedded"
 
     def build(self) -> None:
-        from sparsearch.indexer.embedded import IndexWriter
-        from sparsearch.retrieval.contract import Document, EncoderFingerprint
+        from sparsearch.backends.embedded.index import IndexWriter
+        from sparsearch.types import Document, EncoderFingerprint
 
         fingerprint = EncoderFingerprint(name="bench", vocab_hash="bench", idf_hash="bench")
         c = self.corpus
@@ -25,12 +25,12 @@ class Embedded(Engine):
                 )
 
     def open(self) -> None:
-        from sparsearch.indexer.embedded import EmbeddedIndex
+        from sparsearch.backends.embedded.index import EmbeddedIndex
 
         self.index = EmbeddedIndex.open(self.index_dir)
 
     def prepare_queries(self) -> list:
-        from sparsearch.retrieval.contract import EncodedQuery
+        from sparsearch.types import EncodedQuery
 
         return [EncodedQuery(q, self.index.fingerprint) for q in self.corpus.query_dicts()]
 

@@ -22,13 +22,13 @@ class OpenSearch(Engine):
     name = "opensearch"
 
     def _backend(self):
-        from sparsearch.indexer.opensearch import OpenSearchBackend
+        from sparsearch.backends.engines.opensearch import OpenSearchBackend
 
         return OpenSearchBackend.connect(self.options["url"], INDEX, timeout=600)
 
     def build(self) -> None:
-        from sparsearch.indexer.bulk import index_vectors
-        from sparsearch.retrieval.contract import Document, EncoderFingerprint
+        from sparsearch.jobs.build_engine import index_vectors
+        from sparsearch.types import Document, EncoderFingerprint
 
         backend = self._backend()
         backend.drop()
@@ -56,7 +56,7 @@ class OpenSearch(Engine):
         self.fingerprint = self.backend.fingerprint
 
     def prepare_queries(self) -> list:
-        from sparsearch.retrieval.contract import EncodedQuery
+        from sparsearch.types import EncodedQuery
 
         return [EncodedQuery(q, self.fingerprint) for q in self.corpus.query_dicts()]
 

@@ -28,7 +28,7 @@ def configure_numba_cache() -> str:
 
     numba reads ``NUMBA_CACHE_DIR`` once, when its configuration module is first imported, and
     otherwise writes ``__pycache__`` next to the package's source, so this runs before
-    :mod:`sparsearch.indexer.kernels` imports numba. A user's own non-empty ``NUMBA_CACHE_DIR`` wins.
+    :mod:`sparsearch.backends.embedded.kernels` imports numba. A user's own non-empty ``NUMBA_CACHE_DIR`` wins.
     If numba was imported earlier (by another library) without a cache directory, its configuration
     is updated directly; functions decorated after this call use it. The variable is also left in
     the environment, so worker processes (``sparsearch serve --workers``) share the cache.

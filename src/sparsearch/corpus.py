@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sparsearch.errors import CorpusFormatError
-from sparsearch.retrieval.contract import Document
+from sparsearch.types import Document
 
 
 def resolve_corpus_file(path: Path) -> Path:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -21,6 +21,10 @@ from sparsearch.errors import EncoderMismatchError
 
 SparseVector = dict[str, float]
 """``token -> weight``; documents hold weights > 0 only."""
+
+
+ProgressCallback = Callable[[int], None]
+"""Called with the number of items (documents, queries) just finished."""
 
 
 def stable_hash(payload: object) -> str:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sparsearch.indexer.embedded import EmbeddedIndex
-from sparsearch.retrieval.models import load_encoder
+from sparsearch.backends.embedded.index import EmbeddedIndex
+from sparsearch.encoders.registry import load_encoder
 from tests.api.conftest import LiveServer, app_client, make_settings
 from tests.api.test_search import assert_error
 
@@ -174,7 +174,7 @@ def test_another_process_updating_the_index_is_followed(client, tiny_bm25_index:
     assert search_ids(client, "ornithopter") == []
     other = EmbeddedIndex.open(tiny_bm25_index)
     encoder = load_encoder(other.encoder_dir)
-    from sparsearch.retrieval.contract import Document
+    from sparsearch.types import Document
 
     document = Document(doc_id="o1", title="Ornithopters", text="Flapping wing ornithopter.")
     other.upsert([document], encoder.encode_documents([document.full_text]))

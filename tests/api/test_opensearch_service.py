@@ -20,11 +20,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sparsearch.indexer import engine_bodies as bodies
-from sparsearch.indexer.bulk import index_corpus
-from sparsearch.indexer.embedded import EmbeddedIndex
-from sparsearch.indexer.opensearch import OpenSearchBackend
-from sparsearch.retrieval.models import load_encoder
+from sparsearch.backends.embedded.index import EmbeddedIndex
+from sparsearch.backends.engines import bodies
+from sparsearch.backends.engines.opensearch import OpenSearchBackend
+from sparsearch.encoders.registry import load_encoder
+from sparsearch.jobs.build_engine import index_corpus
 from tests.api.conftest import LiveServer, app_client, make_settings
 from tests.api.test_search import QUERIES, assert_error
 from tests.conftest import TINY

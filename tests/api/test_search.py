@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from sparsearch.indexer.embedded import EmbeddedIndex
-from sparsearch.retrieval.contract import dot
-from sparsearch.retrieval.models import load_encoder
+from sparsearch.backends.embedded.index import EmbeddedIndex
+from sparsearch.encoders.registry import load_encoder
+from sparsearch.types import dot
 
 QUERIES = [
     "lift of a wing in a propeller slipstream",

@@ -72,7 +72,7 @@ def test_a_failed_warm_up_does_not_keep_the_service_unready(
 def test_the_first_searches_after_ready_compile_nothing(tiny_bm25_index: Path) -> None:
     from numba.core import event
 
-    from sparsearch.indexer import kernels
+    from sparsearch.backends.embedded import kernels
 
     with app_client(make_settings(f"tiny={tiny_bm25_index}")) as client:
         assert client.get("/ready").status_code == 200

@@ -14,7 +14,7 @@ COLUMNS = ("ndcg@10", "recall@100", "avg_terms_per_doc", "postings_per_query", "
 
 
 def test_adapted_rows_run_adapt_once_per_collection(run_module, tiny_data: Path, tmp_path: Path, monkeypatch) -> None:
-    from sparsearch.retrieval.models import load_encoder
+    from sparsearch.encoders.registry import load_encoder
 
     calls: list[tuple[Path, float, int]] = []
 
@@ -43,7 +43,7 @@ def test_adapted_rows_run_adapt_once_per_collection(run_module, tiny_data: Path,
 def test_caches_are_keyed_by_the_model_content(run_module, tiny_data: Path, tmp_path: Path, monkeypatch) -> None:
     """A retrained model (new config.json, which carries its weight digests) gets a new index and a new
     adapted model; the same content keeps the cache entry, whatever the file's time."""
-    from sparsearch.retrieval import models
+    from sparsearch.encoders import registry as models
 
     shipped = tmp_path / "shipped"
     shipped.mkdir()
@@ -71,7 +71,7 @@ def test_failed_adapt_becomes_an_error_row(run_module, tiny_data: Path, tmp_path
 
 
 def test_every_model_kind_is_in_the_quality_table(run_module) -> None:
-    from sparsearch.retrieval.models import BUILTIN_MODELS
+    from sparsearch.encoders.registry import BUILTIN_MODELS
 
     assert run_module.ADAPTED in run_module.QUALITY_MODELS
     for model in run_module.QUALITY_MODELS:
@@ -83,9 +83,9 @@ def test_every_model_kind_is_in_the_quality_table(run_module) -> None:
 @pytest.mark.slow
 def test_siamese_index_reuses_the_document_vectors(run_module, tiny_data: Path, tmp_path: Path) -> None:
     """The siamese index built over the cached inference-free vectors equals one encoded from scratch."""
-    from sparsearch.indexer.embedded import EmbeddedIndex
-    from sparsearch.indexer.pipeline import build_embedded_index
-    from sparsearch.retrieval.models import load_encoder
+    from sparsearch.backends.embedded.index import EmbeddedIndex
+    from sparsearch.encoders.registry import load_encoder
+    from sparsearch.jobs.build_embedded import build_embedded_index
 
     siamese = "minilm-splade-siamese-untrained"
     reused = EmbeddedIndex.open(run_module.cached_index(siamese, tiny_data, tmp_path))

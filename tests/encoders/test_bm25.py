@@ -6,10 +6,10 @@ import math
 
 import pytest
 
-from sparsearch.retrieval.analyzers import WordAnalyzer, WordPieceAnalyzer
-from sparsearch.retrieval.bm25 import BM25Encoder
-from sparsearch.retrieval.contract import dot
-from sparsearch.retrieval.idf import bm25_idf
+from sparsearch.encoders.analyzers import WordAnalyzer, WordPieceAnalyzer
+from sparsearch.encoders.bm25 import BM25Encoder
+from sparsearch.encoders.idf import bm25_idf
+from sparsearch.types import dot
 
 
 def test_word_analyzer_lowercases_stems_and_drops_stop_words() -> None:

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from sparsearch.encoders.llm_splade import EchoSpladeEncoder
+from sparsearch.encoders.neural import EncodingOptions
+from sparsearch.encoders.registry import load_encoder
 from sparsearch.errors import ModelNotFoundError, UsageError
-from sparsearch.indexer.pipeline import build_embedded_index
-from sparsearch.retrieval.contract import dot
-from sparsearch.retrieval.llm_splade import EchoSpladeEncoder
-from sparsearch.retrieval.models import load_encoder
-from sparsearch.retrieval.neural import EncodingOptions
+from sparsearch.jobs.build_embedded import build_embedded_index
+from sparsearch.types import dot
 
 OPTIONS = EncodingOptions(max_length=24, passage_overlap=6, batch_tokens=256)
 CORPUS = [
@@ -142,7 +142,7 @@ def test_missing_backbone(tmp_path: Path) -> None:
 
 
 def test_index_and_search_end_to_end(tiny_llm_dir: Path, tiny_data: Path, tmp_path: Path) -> None:
-    from sparsearch.indexer.corpus import iter_corpus
+    from sparsearch.corpus import iter_corpus
 
     encoder = EchoSpladeEncoder.from_causal_lm(tiny_llm_dir, options=OPTIONS)
     index, summary = build_embedded_index(tiny_data, tmp_path / "index", encoder)

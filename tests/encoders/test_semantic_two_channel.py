@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from sparsearch.indexer.pipeline import build_embedded_index
-from sparsearch.retrieval.bm25 import bm25_words
-from sparsearch.retrieval.contract import dot
-from sparsearch.retrieval.models import load_encoder
-from sparsearch.retrieval.semantic import SemanticChannelEncoder
-from sparsearch.retrieval.two_channel import TwoChannelEncoder, lexical_channel
+from sparsearch.encoders.bm25 import bm25_words
+from sparsearch.encoders.registry import load_encoder
+from sparsearch.encoders.semantic import SemanticChannelEncoder
+from sparsearch.encoders.two_channel import TwoChannelEncoder, lexical_channel
+from sparsearch.jobs.build_embedded import build_embedded_index
+from sparsearch.types import dot
 
 # A small expansion vocabulary keeps the test fast (the real one has ~22.7k whole words).
 TOKENS = [

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sparsearch.retrieval import vocabulary
-from sparsearch.retrieval.sparse_batch import SparseBatch, dense_to_batch, pool_passages, splade_max_pool
+from sparsearch.encoders import vocabulary
+from sparsearch.encoders.sparse_batch import SparseBatch, dense_to_batch, pool_passages, splade_max_pool
 
 torch = pytest.importorskip("torch")
 

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from sparsearch.encoders import neural
+from sparsearch.encoders.idf import IdfTable
+from sparsearch.encoders.neural import EncodingOptions
+from sparsearch.encoders.registry import load_encoder
+from sparsearch.encoders.splade import SpladeEncoder
 from sparsearch.errors import EncoderMismatchError, IndexFormatError, ModelNotFoundError, UsageError
-from sparsearch.indexer.pipeline import build_embedded_index
-from sparsearch.retrieval import neural
-from sparsearch.retrieval.contract import dot
-from sparsearch.retrieval.idf import IdfTable
-from sparsearch.retrieval.models import load_encoder
-from sparsearch.retrieval.neural import EncodingOptions
-from sparsearch.retrieval.splade import SpladeEncoder
+from sparsearch.jobs.build_embedded import build_embedded_index
+from sparsearch.types import dot
 
 CORPUS = [
     "An experimental study of a wing in a propeller slipstream and the lift increase.",
@@ -254,7 +254,7 @@ def test_idf_table_of_another_vocabulary_is_refused(inference_free: SpladeEncode
 
 
 def test_tokenizer_and_model_vocabularies_must_agree(inference_free: SpladeEncoder, tmp_path: Path) -> None:
-    from sparsearch.retrieval.analyzers import minilm_model_dir
+    from sparsearch.encoders.analyzers import minilm_model_dir
 
     inference_free.save(tmp_path / "model")
     shutil.copyfile(minilm_model_dir() / "tokenizer.json", tmp_path / "model" / "tokenizer.json")
@@ -288,6 +288,6 @@ def test_query_from_another_vocabulary_is_refused(tiny_mlm_dir: Path, tiny_data:
 
 
 def _tiny_texts(tiny_data: Path) -> list[str]:
-    from sparsearch.indexer.corpus import iter_corpus
+    from sparsearch.corpus import iter_corpus
 
     return [d.full_text for d in iter_corpus(tiny_data)]

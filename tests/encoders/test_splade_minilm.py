@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from sparsearch.corpus import iter_corpus
+from sparsearch.encoders.minilm_base import CALIBRATION_TEXTS, minilm_mlm_dir
+from sparsearch.encoders.registry import load_encoder
+from sparsearch.encoders.splade import SpladeEncoder
 from sparsearch.eval import aggregate_metrics, load_beir_topics, run_queries
-from sparsearch.indexer.corpus import iter_corpus
-from sparsearch.indexer.pipeline import build_embedded_index
-from sparsearch.retrieval.contract import dot
-from sparsearch.retrieval.minilm_base import CALIBRATION_TEXTS, minilm_mlm_dir
-from sparsearch.retrieval.models import load_encoder
-from sparsearch.retrieval.splade import SpladeEncoder
+from sparsearch.jobs.build_embedded import build_embedded_index
+from sparsearch.types import dot
 from tests.conftest import bundled_collection
 
 N_DOCS = 60

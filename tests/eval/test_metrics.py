@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from sparsearch.encoders.registry import load_encoder
 from sparsearch.eval.beir_data import load_beir_topics
 from sparsearch.eval.metrics import aggregate_metrics, per_query_metrics
 from sparsearch.eval.runner import run_queries
 from sparsearch.eval.trec import read_trec_run, write_trec_run
-from sparsearch.indexer.pipeline import build_embedded_index
-from sparsearch.retrieval.models import load_encoder
+from sparsearch.jobs.build_embedded import build_embedded_index
 from tests.conftest import bundled_collection
 
 
@@ -70,8 +70,8 @@ def test_bm25_matches_bm25s_on_cranfield(tmp_path) -> None:
     import numpy as np
 
     bm25s = pytest.importorskip("bm25s", reason="bm25s comes with the bench extra")
-    from sparsearch.indexer.corpus import iter_corpus
-    from sparsearch.retrieval.analyzers import WordAnalyzer
+    from sparsearch.corpus import iter_corpus
+    from sparsearch.encoders.analyzers import WordAnalyzer
 
     data = bundled_collection("cranfield")
     topics = load_beir_topics(data)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from sparsearch.backends.base import Hit
 from sparsearch.eval.beir_data import BeirTopics
 from sparsearch.eval.runner import evaluate
-from sparsearch.indexer.backend import Hit
-from sparsearch.retrieval.contract import EncodedQuery, EncoderFingerprint
+from sparsearch.types import EncodedQuery, EncoderFingerprint
 
 FINGERPRINT = EncoderFingerprint(name="fake", vocab_hash="v", idf_hash="")
 

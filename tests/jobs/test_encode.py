@@ -12,14 +12,14 @@ import pytest
 from typer.testing import CliRunner
 
 from sparsearch.cli import app
+from sparsearch.corpus import iter_corpus
+from sparsearch.encoders.neural import EncodingOptions
+from sparsearch.encoders.registry import load_encoder
+from sparsearch.encoders.splade import SpladeEncoder
 from sparsearch.errors import EncoderMismatchError, IndexFormatError, UsageError
-from sparsearch.indexer.corpus import iter_corpus
-from sparsearch.indexer.encode_job import EncodedOutput, parse_shard, run_encode_job
-from sparsearch.indexer.pipeline import build_embedded_index
-from sparsearch.retrieval.models import load_encoder
-from sparsearch.retrieval.neural import EncodingOptions
-from sparsearch.retrieval.splade import SpladeEncoder
-from tests.retrieval.conftest import build_tiny_bert
+from sparsearch.jobs.build_embedded import build_embedded_index
+from sparsearch.jobs.encode import EncodedOutput, parse_shard, run_encode_job
+from tests.tiny_models import build_tiny_bert
 
 OPTIONS = EncodingOptions(max_length=32, passage_overlap=8, batch_tokens=256)
 runner = CliRunner()

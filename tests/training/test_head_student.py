@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sparsearch.encoders.registry import load_encoder
+from sparsearch.encoders.semantic import SemanticChannelEncoder, VocabularyHead
 from sparsearch.errors import IndexFormatError
-from sparsearch.indexer.pipeline import build_embedded_index
-from sparsearch.retrieval.head_training import HeadStudent
-from sparsearch.retrieval.models import load_encoder
-from sparsearch.retrieval.semantic import SemanticChannelEncoder, VocabularyHead
-from sparsearch.retrieval.training import TrainConfig, run_training
-from tests.retrieval.test_semantic_two_channel import TOKENS
+from sparsearch.jobs.build_embedded import build_embedded_index
+from sparsearch.training.config import TrainConfig
+from sparsearch.training.head_student import HeadStudent
+from sparsearch.training.run import run_training
+from tests.encoders.test_semantic_two_channel import TOKENS
 
 CORPUS = ["Wing lift in a propeller slipstream.", "Heat conduction in composite slabs.", "Buckling of thin shells."]
 
@@ -62,7 +63,7 @@ def test_training_forward_equals_the_indexing_encoder() -> None:
     then max(0, .) and the top-k)."""
     import torch
 
-    from sparsearch.retrieval.dense import embed, split_words
+    from sparsearch.encoders.dense import embed, split_words
 
     head = _random_head(1)
     encoder = SemanticChannelEncoder(top_k=6, candidate_tokens=TOKENS, head=head)
@@ -151,7 +152,7 @@ def test_the_checkpoint_with_the_lowest_heldout_kl_is_kept(
     monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
 ) -> None:
     """Evaluated every ``eval_every`` steps and before the first; the saved head is the best one's."""
-    from sparsearch.retrieval import head_training
+    from sparsearch.training import head_student as head_training
 
     config, _ = trained
     # scripted held-out KL per evaluation (steps 0, 2, 4): step 2 is best, at mixing weight 1.0
@@ -214,9 +215,9 @@ def test_head_training_refuses_margin_mse(trained, tmp_path: Path) -> None:  # n
 
 
 def test_init_model_must_be_a_semantic_model(tiny_data: Path, tmp_path: Path) -> None:
+    from sparsearch.encoders.bm25 import bm25_words
     from sparsearch.errors import UsageError
-    from sparsearch.retrieval.bm25 import bm25_words
-    from sparsearch.retrieval.head_training import initial_head
+    from sparsearch.training.head_student import initial_head
 
     bm25_words().save(tmp_path / "bm25")
     with pytest.raises(UsageError, match="must be a semantic or two-channel"):

@@ -9,14 +9,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from sparsearch.retrieval.losses import (  # noqa: E402
+from sparsearch.training.losses import (  # noqa: E402
     distillation_kl,
     flops_regulariser,
     inference_free_scores,
     margin_mse,
     regulariser_weight,
 )
-from sparsearch.retrieval.teachers import ensemble_targets, minmax_normalise  # noqa: E402
+from sparsearch.training.teachers import ensemble_targets, minmax_normalise  # noqa: E402
 
 
 def test_kl_by_hand() -> None:

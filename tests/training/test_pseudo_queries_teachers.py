@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sparsearch.indexer.corpus import iter_corpus
-from sparsearch.retrieval.contract import Document
-from sparsearch.retrieval.pseudo_queries import PseudoQueryGenerator
-from sparsearch.retrieval.teachers import load_examples, mine_and_score, save_examples
+from sparsearch.corpus import iter_corpus
+from sparsearch.training.pseudo_queries import PseudoQueryGenerator
+from sparsearch.training.teachers import load_examples, mine_and_score, save_examples
+from sparsearch.types import Document
 from tests.conftest import bundled_collection
 
 

@@ -9,9 +9,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from sparsearch.indexer.pipeline import build_embedded_index  # noqa: E402
-from sparsearch.retrieval.models import load_encoder  # noqa: E402
-from sparsearch.retrieval.training import SparseMLMStudent, TrainConfig, train  # noqa: E402
+from sparsearch.encoders.registry import load_encoder  # noqa: E402
+from sparsearch.jobs.build_embedded import build_embedded_index  # noqa: E402
+from sparsearch.training.config import TrainConfig  # noqa: E402
+from sparsearch.training.splade_student import SparseMLMStudent, train  # noqa: E402
 
 
 def test_sparse_forward_equals_dense_splade_pooling(tiny_mlm_dir: Path) -> None:

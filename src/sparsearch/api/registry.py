@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 from sparsearch.api.errors import ApiError, EngineUnavailableError
 from sparsearch.api.settings import IndexSpec, Settings
+from sparsearch.backends.base import SearchBackend
 from sparsearch.errors import SparsearchError
-from sparsearch.indexer.backend import SearchBackend
-from sparsearch.retrieval.contract import Encoder
+from sparsearch.types import Encoder
 
 if TYPE_CHECKING:
-    from sparsearch.indexer.embedded import EmbeddedIndex
+    from sparsearch.backends.embedded.index import EmbeddedIndex
 
 log = logging.getLogger(__name__)
 
@@ -187,8 +187,8 @@ class EmbeddedHandle(IndexHandle):
     kind = "embedded"
 
     def __init__(self, name: str, path: Path) -> None:
-        from sparsearch.indexer.embedded import MANIFEST_FILE, EmbeddedIndex
-        from sparsearch.retrieval.models import load_encoder
+        from sparsearch.backends.embedded.index import MANIFEST_FILE, EmbeddedIndex
+        from sparsearch.encoders.registry import load_encoder
 
         self.path = path
         self._manifest_file = path / MANIFEST_FILE
@@ -279,7 +279,7 @@ class EngineHandle(IndexHandle):
     exclusive_writes = False
 
     def __init__(self, name: str, kind: str, alias: str, url: str | None, model: str | None) -> None:
-        from sparsearch.indexer.backends import open_backend
+        from sparsearch.backends.factory import open_backend
 
         self.kind = kind
         self._model = model
@@ -291,7 +291,7 @@ class EngineHandle(IndexHandle):
             log.warning("%s; serving 503 for it until the engine answers", error.message)
 
     def _load_encoder(self) -> Encoder:
-        from sparsearch.indexer.backends import load_backend_encoder
+        from sparsearch.backends.factory import load_backend_encoder
 
         with self._encoder_lock:
             if self._encoder is None:

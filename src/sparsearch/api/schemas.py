@@ -1,7 +1,7 @@
 """Request and response bodies of the HTTP API (pydantic models; bounds and examples show in /docs).
 
-These are the wire format only; the engines' own types (:class:`~sparsearch.indexer.backend.Hit`,
-:class:`~sparsearch.retrieval.contract.Document`) stay internal. Requests are strict: unknown
+These are the wire format only; the engines' own types (:class:`~sparsearch.backends.base.Hit`,
+:class:`~sparsearch.types.Document`) stay internal. Requests are strict: unknown
 fields, wrong JSON types (``"10"`` for ``top_k``) and text that is not valid Unicode are refused
 with 422 and the one error body.
 """

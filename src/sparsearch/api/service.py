@@ -16,8 +16,8 @@ from sparsearch.api.errors import ApiError
 from sparsearch.api.metrics import Metrics
 from sparsearch.api.registry import IndexHandle
 from sparsearch.api.schemas import Explanation, Highlight, MatchedToken, SearchHit
-from sparsearch.indexer.backend import Hit
-from sparsearch.retrieval.contract import Document, EncodedQuery, Encoder
+from sparsearch.backends.base import Hit
+from sparsearch.types import Document, EncodedQuery, Encoder
 
 _WORD = re.compile(r"\w+")
 _WORD_CACHE_SIZE = 65_536
@@ -95,7 +95,7 @@ def _contributions(backend: object, query: EncodedQuery, doc_id: str) -> dict[st
             "explain_not_supported",
             f"the {getattr(backend, 'name', 'current')} backend cannot explain scores; search without explain",
         )
-    from sparsearch.indexer.engine_bodies import quantize_weights
+    from sparsearch.backends.engines.bodies import quantize_weights
 
     stored = document_vector(doc_id)
     shared = [token for token in query.weights if token in stored]

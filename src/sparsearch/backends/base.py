@@ -1,6 +1,6 @@
 """The protocol every search engine backend implements (embedded, OpenSearch, Elasticsearch).
 
-All backends share one scoring contract (see :mod:`sparsearch.retrieval.contract`): the score of a
+All backends share one scoring contract (see :mod:`sparsearch.types`): the score of a
 document is the dot product of its stored weights with the query weights, and hits come back
 sorted by score descending, then ``doc_id`` ascending.
 """
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from sparsearch.retrieval.contract import Document, EncodedQuery, EncoderFingerprint, SparseVector
+from sparsearch.types import Document, EncodedQuery, EncoderFingerprint, SparseVector
 
 
 @dataclass(frozen=True)

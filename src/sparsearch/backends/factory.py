@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from sparsearch.backends.base import SearchBackend
 from sparsearch.errors import UsageError
-from sparsearch.indexer.backend import SearchBackend
 
 BackendKind = Literal["embedded", "opensearch", "elasticsearch"]
 BACKEND_KINDS: tuple[str, ...] = ("embedded", "opensearch", "elasticsearch")
@@ -29,9 +29,9 @@ def open_backend(kind: str, *, index: str | Path, url: str | None = None) -> Sea
             must not be given for ``embedded``.
 
     Returns:
-        An :class:`~sparsearch.indexer.embedded.EmbeddedIndex`,
-        :class:`~sparsearch.indexer.opensearch.OpenSearchBackend` or
-        :class:`~sparsearch.indexer.elasticsearch.ElasticsearchBackend`. Engine backends connect
+        An :class:`~sparsearch.backends.embedded.index.EmbeddedIndex`,
+        :class:`~sparsearch.backends.engines.opensearch.OpenSearchBackend` or
+        :class:`~sparsearch.backends.engines.elasticsearch.ElasticsearchBackend`. Engine backends connect
         lazily: the first call reaches the server.
 
     Raises:
@@ -42,14 +42,14 @@ def open_backend(kind: str, *, index: str | Path, url: str | None = None) -> Sea
     if kind == "embedded":
         if url is not None:
             raise UsageError("--url is for --backend opensearch or elasticsearch; the embedded engine reads --index")
-        from sparsearch.indexer.embedded import EmbeddedIndex
+        from sparsearch.backends.embedded.index import EmbeddedIndex
 
         return EmbeddedIndex.open(index)
     if kind == "opensearch":
-        from sparsearch.indexer.opensearch import OpenSearchBackend
+        from sparsearch.backends.engines.opensearch import OpenSearchBackend
 
         return OpenSearchBackend.connect(url, str(index))
-    from sparsearch.indexer.elasticsearch import ElasticsearchBackend
+    from sparsearch.backends.engines.elasticsearch import ElasticsearchBackend
 
     return ElasticsearchBackend.connect(url, str(index))
 
@@ -65,8 +65,8 @@ def load_backend_encoder(backend: SearchBackend, model: str | Path | None = None
         EncoderMismatchError: ``model`` is not the encoder the index was built with.
         ModelNotFoundError: the engine holds no copy of the encoder and no ``model`` was given.
     """
+    from sparsearch.encoders.registry import load_encoder
     from sparsearch.errors import ModelNotFoundError
-    from sparsearch.retrieval.models import load_encoder
 
     where = f"{backend.name} index"
     if model is not None:
@@ -83,7 +83,7 @@ def load_backend_encoder(backend: SearchBackend, model: str | Path | None = None
         fetch = backend.fetch_encoder  # type: ignore[attr-defined]
         encoder_dir = fetch(backend.fingerprint)
         if encoder_dir is None:
-            from sparsearch.indexer._search_engine import ENCODER_INDEX
+            from sparsearch.backends.engines.client import ENCODER_INDEX
 
             raise ModelNotFoundError(
                 f"the engine holds no copy of encoder {backend.fingerprint.name!r} (index {ENCODER_INDEX}); pass "

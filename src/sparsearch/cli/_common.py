@@ -204,8 +204,8 @@ def human_bytes(n: float) -> str:
 
 def build_index_with_progress(data: Path, index: Path, model: str | None, batch_size: int, overwrite: bool):
     """Build an embedded index with a docs/s progress bar; returns ``(index, summary, encoder)``."""
-    from sparsearch.indexer.encode_job import resolve_index_input
-    from sparsearch.indexer.pipeline import build_embedded_index
+    from sparsearch.jobs.build_embedded import build_embedded_index
+    from sparsearch.jobs.encode import resolve_index_input
 
     encoder, total = resolve_index_input(data, model)  # --data may be a `sparsearch encode` output
     with progress_bar("docs") as progress:
@@ -242,8 +242,8 @@ UrlOption = Annotated[
 
 def check_url_option(backend: str, url: str | None) -> None:
     """``--url`` belongs to the engine backends only."""
+    from sparsearch.backends.factory import check_backend_kind
     from sparsearch.errors import UsageError
-    from sparsearch.indexer.backends import check_backend_kind
 
     check_backend_kind(backend)
     if backend == "embedded" and url is not None:
@@ -251,10 +251,14 @@ def check_url_option(backend: str, url: str | None) -> None:
 
 
 def index_engine_with_progress(data: Path, backend, model: str | None, **options):  # noqa: ANN001, ANN201
-    """Run :func:`sparsearch.indexer.bulk.index_corpus` with a docs/s progress bar; returns ``(summary, encoder)``."""
-    from sparsearch.indexer.bulk import index_corpus
-    from sparsearch.indexer.corpus import count_lines
-    from sparsearch.retrieval.models import load_encoder
+    """Run :func:`sparsearch.jobs.build_engine.index_corpus` with a docs/s progress bar.
+
+    Returns:
+        ``(summary, encoder)``.
+    """
+    from sparsearch.corpus import count_lines
+    from sparsearch.encoders.registry import load_encoder
+    from sparsearch.jobs.build_engine import index_corpus
 
     encoder = load_encoder(model)
     total = count_lines(data)

@@ -61,10 +61,10 @@ def encode(
     tokens and max-pooled.
     """
     with user_errors():
+        from sparsearch.corpus import count_lines
+        from sparsearch.encoders.registry import load_encoder
         from sparsearch.errors import UsageError
-        from sparsearch.indexer.corpus import count_lines
-        from sparsearch.indexer.encode_job import parse_shard, run_encode_job
-        from sparsearch.retrieval.models import load_encoder
+        from sparsearch.jobs.encode import parse_shard, run_encode_job
 
         shard_spec = parse_shard(shard)
         if threads is not None:

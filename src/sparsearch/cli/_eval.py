@@ -52,12 +52,12 @@ def evaluate(
 ) -> None:
     """Evaluate a model and engine on a BEIR collection (nDCG@10, recall@100/1000, MRR@10, MAP, latency)."""
     with user_errors():
+        from sparsearch.backends.embedded.index import EmbeddedIndex, directory_bytes
+        from sparsearch.encoders.registry import load_encoder
         from sparsearch.eval.beir_data import load_beir_topics
         from sparsearch.eval.runner import evaluate as run_evaluation
         from sparsearch.eval.trec import write_trec_run
-        from sparsearch.indexer.embedded import EmbeddedIndex, directory_bytes
-        from sparsearch.indexer.pipeline import fit_if_needed
-        from sparsearch.retrieval.models import load_encoder
+        from sparsearch.jobs.build_embedded import fit_if_needed
 
         check_url_option(backend, url)
         topics = load_beir_topics(data, split)
@@ -170,9 +170,9 @@ def _open_engine(  # noqa: ANN202 - (backend, encoder, stats)
 ):
     """Open the engine alias (building it from ``data`` first when it does not exist); returns
     ``(backend, encoder, index_stats)``."""
-    from sparsearch.indexer.backends import load_backend_encoder, open_backend
-    from sparsearch.indexer.pipeline import fit_if_needed
-    from sparsearch.retrieval.models import load_encoder
+    from sparsearch.backends.factory import load_backend_encoder, open_backend
+    from sparsearch.encoders.registry import load_encoder
+    from sparsearch.jobs.build_embedded import fit_if_needed
 
     opened = open_backend(backend_kind, index=alias, url=url)
     if opened.live_indexes():  # type: ignore[attr-defined]

@@ -27,8 +27,8 @@ from sparsearch.cli._common import (
 
 # -- index ---------------------------------------------------------------------------------------------
 def builtin_models_panel() -> Panel:
-    """The built-in ``--model`` names, one line each, from the registry in :mod:`sparsearch.retrieval.models`."""
-    from sparsearch.retrieval.models import BUILTIN_MODELS, DEFAULT_MODEL
+    """The built-in ``--model`` names, one line each, from the registry in :mod:`sparsearch.encoders.registry`."""
+    from sparsearch.encoders.registry import BUILTIN_MODELS, DEFAULT_MODEL
 
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold cyan", no_wrap=True)
@@ -150,8 +150,8 @@ def _index_engine(
     failures: Path | None,
     field_type: str,
 ) -> None:
+    from sparsearch.backends.factory import open_backend
     from sparsearch.errors import SparsearchError
-    from sparsearch.indexer.backends import open_backend
 
     backend = open_backend(backend_kind, index=alias, url=url)
     try:

@@ -33,7 +33,7 @@ def search(
 ) -> None:
     """Search an index with a text query."""
     with user_errors():
-        from sparsearch.indexer.backends import load_backend_encoder, open_backend
+        from sparsearch.backends.factory import load_backend_encoder, open_backend
 
         check_url_option(backend, url)
         if not query.strip():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Annotated
 
@@ -10,13 +9,12 @@ import typer
 from rich.table import Table
 
 from sparsearch.cli._common import app, progress_bar, stderr, stdout, user_errors
-from sparsearch.errors import UsageError
 
 
 def _run(config) -> None:  # noqa: ANN001 - a TrainConfig
     from rich.progress import TextColumn
 
-    from sparsearch.retrieval.training import run_training
+    from sparsearch.training.run import run_training
 
     # The fields exist from the start (nan until the first step reports), so the format never sees None.
     metrics_column = TextColumn("loss {task.fields[loss]:.3f} · {task.fields[terms]:.0f} terms")
@@ -53,30 +51,9 @@ def train(
 ) -> None:
     """Train a two-channel model as configured (seeds fixed; logs and metrics in the run directory)."""
     with user_errors():
-        from pydantic import ValidationError
+        from sparsearch.training.config import TrainConfig
 
-        from sparsearch.retrieval.training import TrainConfig
-
-        if not config.is_file():
-            raise UsageError(f"{config}: no such config file")
-        try:
-            values = tomllib.loads(config.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as error:
-            raise UsageError(f"{config}: not valid TOML ({error})") from None
-        base = config.parent
-        for key in ("data", "output", "run_dir", "base_model", "init_model"):  # paths are relative to the config file
-            if isinstance(values.get(key), str):
-                values[key] = str(base / Path(values[key]).expanduser())
-        if isinstance(values.get("extra_data"), list):
-            values["extra_data"] = [
-                str(base / Path(p).expanduser()) if isinstance(p, str) else p for p in values["extra_data"]
-            ]
-        try:
-            parsed = TrainConfig(**values)
-        except ValidationError as error:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-            raise UsageError(f"{config}: {problems}") from None
-        _run(parsed)
+        _run(TrainConfig.from_toml(config))
 
 
 @app.command()
@@ -95,8 +72,8 @@ def adapt(
     default model's learned channel is trained further on them (a few minutes on 2 CPU cores).
     """
     with user_errors():
-        from sparsearch.retrieval.models import default_model_dir
-        from sparsearch.retrieval.training import TrainConfig
+        from sparsearch.encoders.registry import default_model_dir
+        from sparsearch.training.config import TrainConfig
 
         config = TrainConfig(
             data=data, output=output, minutes=minutes, max_steps=steps, seed=seed, init_model=default_model_dir()

@@ -4,7 +4,7 @@ Document weight of token t in document d (tf = occurrences of t in d, dl = token
 
     w_t(d) = tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))
 
-Query weight of t = IDF(t) (see :mod:`sparsearch.retrieval.idf`) times the number of times t occurs
+Query weight of t = IDF(t) (see :mod:`sparsearch.encoders.idf`) times the number of times t occurs
 in the query (``query_tf=True``, the default: Okapi BM25 and Lucene/bm25s score a repeated query
 term once per occurrence), or IDF(t) once per distinct token (``query_tf=False``, the binary
 presence rule of the learned inference-free models). The dot product of the two is exactly BM25
@@ -23,10 +23,10 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from sparsearch.encoders.analyzers import Analyzer, WordAnalyzer, WordPieceAnalyzer, build_analyzer
+from sparsearch.encoders.idf import IdfTable
 from sparsearch.errors import IndexFormatError, UsageError
-from sparsearch.retrieval.analyzers import Analyzer, WordAnalyzer, WordPieceAnalyzer, build_analyzer
-from sparsearch.retrieval.contract import EncodedQuery, EncoderFingerprint, SparseVector, stable_hash
-from sparsearch.retrieval.idf import IdfTable
+from sparsearch.types import EncodedQuery, EncoderFingerprint, SparseVector, stable_hash
 
 CONFIG_FILE = "config.json"
 IDF_FILE = "idf.json"

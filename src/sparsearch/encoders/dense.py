@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from sparsearch.encoders.analyzers import minilm_model_dir
 from sparsearch.errors import require
-from sparsearch.retrieval.analyzers import minilm_model_dir
 
 DENSE_MODEL_NAME = "all-MiniLM-L6-v2"
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sparsearch.errors import IndexFormatError
-from sparsearch.retrieval.contract import stable_hash
+from sparsearch.types import stable_hash
 
 
 def bm25_idf(df: float, n_docs: int) -> float:

@@ -16,8 +16,8 @@ soft-capping, which Mistral, Llama and Qwen do not use).
 **Backbone.** Any local Hugging Face causal-LM directory (``config.json`` with a ``*ForCausalLM``
 architecture, weights, ``tokenizer.json``): Mistral, Llama, Qwen ... Point the encoder at it::
 
-    from sparsearch.retrieval.llm_splade import EchoSpladeEncoder
-    from sparsearch.retrieval.neural import EncodingOptions
+    from sparsearch.encoders.llm_splade import EchoSpladeEncoder
+    from sparsearch.encoders.neural import EncodingOptions
 
     encoder = EchoSpladeEncoder.from_causal_lm(
         "/models/Mistral-7B-v0.1", options=EncodingOptions(precision="bfloat16", device="cuda")
@@ -43,9 +43,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sparsearch.errors import ModelNotFoundError, UsageError, require
-from sparsearch.retrieval.idf import IdfTable
-from sparsearch.retrieval.neural import (
+from sparsearch.encoders.idf import IdfTable
+from sparsearch.encoders.neural import (
     EncodingOptions,
     NeuralSparseEncoder,
     directory_size,
@@ -55,7 +54,8 @@ from sparsearch.retrieval.neural import (
     resolve_weights,
     weights_entry,
 )
-from sparsearch.retrieval.vocabulary import TokenizerVocabulary
+from sparsearch.encoders.vocabulary import TokenizerVocabulary
+from sparsearch.errors import ModelNotFoundError, UsageError, require
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
@@ -248,8 +248,8 @@ class EchoSpladeEncoder(NeuralSparseEncoder):
         adapter weights when LoRA is on, and the echo template."""
         import hashlib
 
-        from sparsearch.retrieval.contract import stable_hash
-        from sparsearch.retrieval.neural import file_sizes
+        from sparsearch.encoders.neural import file_sizes
+        from sparsearch.types import stable_hash
 
         adapter = hashlib.sha256()
         for name, tensor in self.model.state_dict().items():

@@ -22,7 +22,7 @@ training issue produces trained weights from it.
 
 ``--model minilm-splade-untrained`` builds it once into ``$SPARSEARCH_CACHE/models`` (default
 ``~/.cache/sparsearch/models``; a few seconds) and returns an inference-free
-:class:`~sparsearch.retrieval.splade.SpladeEncoder` over it.
+:class:`~sparsearch.encoders.splade.SpladeEncoder` over it.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sparsearch.errors import require
-from sparsearch.retrieval.contract import stable_hash
+from sparsearch.types import stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +134,8 @@ def build_minilm_mlm(
     import transformers
     from transformers import AutoTokenizer, BertForMaskedLM
 
-    from sparsearch.retrieval.analyzers import minilm_model_dir
-    from sparsearch.retrieval.sparse_batch import splade_max_pool
+    from sparsearch.encoders.analyzers import minilm_model_dir
+    from sparsearch.encoders.sparse_batch import splade_max_pool
 
     source = minilm_model_dir()
     output_dir = Path(output_dir)
@@ -212,7 +212,7 @@ def minilm_mlm_dir(active_fraction: float = 0.02) -> Path:
 
 def minilm_splade_untrained():  # noqa: ANN201 - returns a SpladeEncoder (lazy import)
     """``--model minilm-splade-untrained``: the inference-free SPLADE over the untrained MiniLM base."""
-    from sparsearch.retrieval.splade import SpladeEncoder
+    from sparsearch.encoders.splade import SpladeEncoder
 
     return SpladeEncoder.from_mlm(minilm_mlm_dir(), kind="inference-free", name="minilm-splade-untrained")
 
@@ -220,6 +220,6 @@ def minilm_splade_untrained():  # noqa: ANN201 - returns a SpladeEncoder (lazy i
 def minilm_splade_siamese_untrained():  # noqa: ANN201 - returns a SpladeEncoder (lazy import)
     """``--model minilm-splade-siamese-untrained``: the same untrained MiniLM base as a siamese SPLADE
     (queries go through the MLM too). Its document vectors equal ``minilm-splade-untrained``'s."""
-    from sparsearch.retrieval.splade import SpladeEncoder
+    from sparsearch.encoders.splade import SpladeEncoder
 
     return SpladeEncoder.from_mlm(minilm_mlm_dir(), kind="siamese", name="minilm-splade-siamese-untrained")

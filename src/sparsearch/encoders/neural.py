@@ -1,14 +1,14 @@
 """What every neural sparse encoder shares: the IDF query side, passages, batching, pruning, files.
 
-Subclasses (:class:`~sparsearch.retrieval.splade.SpladeEncoder`,
-:class:`~sparsearch.retrieval.llm_splade.EchoSpladeEncoder`) provide two things: how a document
+Subclasses (:class:`~sparsearch.encoders.splade.SpladeEncoder`,
+:class:`~sparsearch.encoders.llm_splade.EchoSpladeEncoder`) provide two things: how a document
 text becomes passages of token ids (:meth:`NeuralSparseEncoder._split_passages`) and how a padded
 batch of passages becomes (B, V) weights (:meth:`NeuralSparseEncoder._forward`). Everything else is
 here:
 
 **Queries (inference-free).** A query is tokenized with the model's own ``tokenizer.json`` (no torch,
 microseconds), each distinct non-special token is kept once and weighted by its IDF (docs/method.md#idf-query-weights),
-with :class:`~sparsearch.retrieval.idf.IdfTable`'s rule for tokens missing from the table (the
+with :class:`~sparsearch.encoders.idf.IdfTable`'s rule for tokens missing from the table (the
 table's maximum, df = 0).
 
 **Long documents.** A document is split into passages of at most ``max_length`` tokens (special
@@ -25,7 +25,7 @@ expansion terms and let it match queries.
 **Speed.** Passages of a call are sorted by length and cut into micro-batches of at most
 ``batch_tokens`` padded tokens (little padding, bounded (B, L, V) logits memory); the forward pass runs
 under ``torch.inference_mode``; the activation runs after the maximum over positions (see
-:func:`~sparsearch.retrieval.sparse_batch.splade_max_pool`); ``precision="bfloat16"`` runs the
+:func:`~sparsearch.encoders.sparse_batch.splade_max_pool`); ``precision="bfloat16"`` runs the
 model in bfloat16 (fast on CPUs with AVX512-BF16/AMX; bench/results/encode_speed.json).
 
 **Files.** A saved model directory holds ``config.json`` (``"type"``, name, kind, encoding options,
@@ -48,11 +48,11 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from sparsearch.encoders.idf import IdfTable
+from sparsearch.encoders.sparse_batch import SparseBatch, dense_to_batch, pool_passages
+from sparsearch.encoders.vocabulary import TOKENIZER_FILE, TokenizerVocabulary, clean_text
 from sparsearch.errors import IndexFormatError, ModelNotFoundError, UsageError
-from sparsearch.retrieval.contract import EncodedQuery, EncoderFingerprint, SparseVector, stable_hash
-from sparsearch.retrieval.idf import IdfTable
-from sparsearch.retrieval.sparse_batch import SparseBatch, dense_to_batch, pool_passages
-from sparsearch.retrieval.vocabulary import TOKENIZER_FILE, TokenizerVocabulary, clean_text
+from sparsearch.types import EncodedQuery, EncoderFingerprint, SparseVector, stable_hash
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sparsearch.encoders.bm25 import BM25Encoder, bm25_wordpiece, bm25_words
 from sparsearch.errors import ModelNotFoundError
-from sparsearch.retrieval.bm25 import BM25Encoder, bm25_wordpiece, bm25_words
-from sparsearch.retrieval.contract import Encoder
+from sparsearch.types import Encoder
 
 SHIPPED_MODEL = "default"
 """The built-in name of the trained two-channel model shipped inside the package (model card:
@@ -30,65 +30,65 @@ def default_model_dir() -> Path | None:
 
 
 def _shipped_default() -> Encoder:
-    from sparsearch.retrieval.two_channel import TwoChannelEncoder
+    from sparsearch.encoders.two_channel import TwoChannelEncoder
 
     directory = default_model_dir()
     if directory is None:
         raise ModelNotFoundError("the shipped default model is missing from this installation: reinstall sparsearch")
-    return TwoChannelEncoder.load(directory)
+    return TwoChannelEncoder.load(directory, load_encoder)
 
 
 def _semantic() -> Encoder:
-    from sparsearch.retrieval.semantic import SemanticChannelEncoder
+    from sparsearch.encoders.semantic import SemanticChannelEncoder
 
     return SemanticChannelEncoder()
 
 
 def _hybrid_semantic() -> Encoder:
-    from sparsearch.retrieval.semantic import SemanticChannelEncoder
-    from sparsearch.retrieval.two_channel import TwoChannelEncoder, lexical_channel
+    from sparsearch.encoders.semantic import SemanticChannelEncoder
+    from sparsearch.encoders.two_channel import TwoChannelEncoder, lexical_channel
 
     return TwoChannelEncoder(lexical_channel(), SemanticChannelEncoder(), learned_weight=2.0, name="hybrid-semantic")
 
 
 def _load_semantic(path: Path) -> Encoder:
-    from sparsearch.retrieval.semantic import SemanticChannelEncoder
+    from sparsearch.encoders.semantic import SemanticChannelEncoder
 
     return SemanticChannelEncoder.load(path)
 
 
 def _load_two_channel(path: Path) -> Encoder:
-    from sparsearch.retrieval.two_channel import TwoChannelEncoder
+    from sparsearch.encoders.two_channel import TwoChannelEncoder
 
-    return TwoChannelEncoder.load(path)
+    return TwoChannelEncoder.load(path, load_encoder)
 
 
 def _minilm_splade_untrained() -> Encoder:
-    from sparsearch.retrieval.minilm_base import minilm_splade_untrained
+    from sparsearch.encoders.minilm_base import minilm_splade_untrained
 
     return minilm_splade_untrained()
 
 
 def _minilm_splade_siamese_untrained() -> Encoder:
-    from sparsearch.retrieval.minilm_base import minilm_splade_siamese_untrained
+    from sparsearch.encoders.minilm_base import minilm_splade_siamese_untrained
 
     return minilm_splade_siamese_untrained()
 
 
 def _load_splade(path: Path) -> Encoder:
-    from sparsearch.retrieval.splade import SpladeEncoder
+    from sparsearch.encoders.splade import SpladeEncoder
 
     return SpladeEncoder.load(path)
 
 
 def _load_llm_splade(path: Path) -> Encoder:
-    from sparsearch.retrieval.llm_splade import EchoSpladeEncoder
+    from sparsearch.encoders.llm_splade import EchoSpladeEncoder
 
     return EchoSpladeEncoder.load(path)
 
 
 def _load_huggingface(path: Path) -> Encoder:
-    from sparsearch.retrieval.splade import load_huggingface_checkpoint
+    from sparsearch.encoders.splade import load_huggingface_checkpoint
 
     return load_huggingface_checkpoint(path)
 

@@ -12,7 +12,7 @@ cisi 0.4261 nDCG@10 when added to word BM25 with weight 2, bench/README.md); a t
 A trained :class:`VocabularyHead` generalises the rule: ``w_t(d) = max(0, s_t · cos(A e_d, e_t) − b_t)``
 with a learned 384x384 map ``A`` and per-token scales ``s_t`` and thresholds ``b_t``. The training-free
 channel is the head ``A = I, s = 1, b = threshold``, which is where training starts
-(:mod:`~sparsearch.retrieval.head_training`). The head is a small delta (771 KB) on the pip-installed
+(:mod:`~sparsearch.training.head_student`). The head is a small delta (771 KB) on the pip-installed
 dense model.
 """
 
@@ -27,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
+from sparsearch.encoders.analyzers import WordPieceAnalyzer
+from sparsearch.encoders.dense import DENSE_MODEL_NAME, embed, embed_windows
+from sparsearch.encoders.idf import IdfTable
 from sparsearch.errors import IndexFormatError, require
-from sparsearch.retrieval.analyzers import WordPieceAnalyzer
-from sparsearch.retrieval.contract import EncodedQuery, EncoderFingerprint, SparseVector, stable_hash
-from sparsearch.retrieval.dense import DENSE_MODEL_NAME, embed, embed_windows
-from sparsearch.retrieval.idf import IdfTable
+from sparsearch.types import EncodedQuery, EncoderFingerprint, SparseVector, stable_hash
 
 CONFIG_FILE = "config.json"
 IDF_FILE = "idf.json"

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sparsearch.retrieval.contract import SparseVector
+from sparsearch.types import SparseVector
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch

@@ -14,12 +14,12 @@ special tokens are forced to 0. They differ on the query side:
 
 Documents go through a faster path than ``SparseEncoder.encode_document`` (passages instead of
 truncation, token-budget micro-batches, activation after the maximum, optional bfloat16; see
-:mod:`sparsearch.retrieval.neural`); :meth:`SpladeEncoder.encode_documents_reference` runs
+:mod:`sparsearch.encoders.neural`); :meth:`SpladeEncoder.encode_documents_reference` runs
 sentence-transformers' own path, which tests and ``bench/encode_speed.py`` compare against.
 
 Any local BERT-family MLM checkpoint directory (``config.json`` with a ``*ForMaskedLM``
 architecture, weights and a ``tokenizer.json``) loads with :meth:`SpladeEncoder.from_mlm`; the
-MiniLM base without an MLM head is built by :mod:`sparsearch.retrieval.minilm_base`.
+MiniLM base without an MLM head is built by :mod:`sparsearch.encoders.minilm_base`.
 
 Saved model directory (``encoder.save(path)``; the indexer saves it as ``INDEX/encoder``)::
 
@@ -37,10 +37,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from sparsearch.errors import ModelNotFoundError, UsageError, require
-from sparsearch.retrieval.contract import EncodedQuery, SparseVector
-from sparsearch.retrieval.idf import IdfTable
-from sparsearch.retrieval.neural import (
+from sparsearch.encoders.idf import IdfTable
+from sparsearch.encoders.neural import (
     COPY_LIMIT_BYTES,
     EncodingOptions,
     NeuralSparseEncoder,
@@ -51,8 +49,10 @@ from sparsearch.retrieval.neural import (
     resolve_weights,
     weights_entry,
 )
-from sparsearch.retrieval.sparse_batch import splade_max_pool
-from sparsearch.retrieval.vocabulary import TokenizerVocabulary, clean_text
+from sparsearch.encoders.sparse_batch import splade_max_pool
+from sparsearch.encoders.vocabulary import TokenizerVocabulary, clean_text
+from sparsearch.errors import ModelNotFoundError, UsageError, require
+from sparsearch.types import EncodedQuery, SparseVector
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
@@ -451,7 +451,7 @@ def load_huggingface_checkpoint(path: str | Path) -> NeuralSparseEncoder:
     """An encoder over a plain Hugging Face checkpoint directory, chosen by its architecture.
 
     ``*ForMaskedLM`` -> inference-free :class:`SpladeEncoder`; ``*ForCausalLM`` -> echo
-    :class:`~sparsearch.retrieval.llm_splade.EchoSpladeEncoder`. Both need an IDF table, fitted on the
+    :class:`~sparsearch.encoders.llm_splade.EchoSpladeEncoder`. Both need an IDF table, fitted on the
     corpus when indexing.
 
     Raises:
@@ -467,7 +467,7 @@ def load_huggingface_checkpoint(path: str | Path) -> NeuralSparseEncoder:
     if any(str(a).endswith("ForMaskedLM") for a in architectures):
         return SpladeEncoder.from_mlm(path, kind="inference-free")
     if any(str(a).endswith("ForCausalLM") for a in architectures):
-        from sparsearch.retrieval.llm_splade import EchoSpladeEncoder
+        from sparsearch.encoders.llm_splade import EchoSpladeEncoder
 
         return EchoSpladeEncoder.from_causal_lm(path)
     raise ModelNotFoundError(

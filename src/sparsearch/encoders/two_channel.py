@@ -14,12 +14,12 @@ is not part of the encoder fingerprint, so it can be tuned without rebuilding th
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from sparsearch.retrieval.analyzers import WordAnalyzer
-from sparsearch.retrieval.bm25 import BM25Encoder
-from sparsearch.retrieval.contract import EncodedQuery, Encoder, EncoderFingerprint, SparseVector, stable_hash
+from sparsearch.encoders.analyzers import WordAnalyzer
+from sparsearch.encoders.bm25 import BM25Encoder
+from sparsearch.types import EncodedQuery, Encoder, EncoderFingerprint, SparseVector, stable_hash
 
 LEXICAL_PREFIX = "w:"
 CONFIG_FILE = "config.json"
@@ -91,13 +91,18 @@ class TwoChannelEncoder:
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2), encoding="utf-8")
 
     @classmethod
-    def load(cls, directory: Path) -> TwoChannelEncoder:
-        from sparsearch.retrieval.models import load_encoder  # the learned channel may be any model type
+    def load(cls, directory: Path, load_channel: Callable[[Path], Encoder]) -> TwoChannelEncoder:
+        """Read a saved two-channel model.
 
+        Args:
+            directory: the folder :meth:`save` wrote.
+            load_channel: loads the learned channel's folder, which may hold any model type (the
+                registry passes its ``load_encoder``, so this module never imports the registry).
+        """
         config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
         return cls(
             BM25Encoder.load(directory / "lexical"),
-            load_encoder(directory / "learned"),
+            load_channel(directory / "learned"),
             learned_weight=float(config["learned_weight"]),
             name=config["name"],
         )

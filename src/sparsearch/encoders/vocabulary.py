@@ -55,7 +55,7 @@ class TokenizerVocabulary:
         ModelNotFoundError: the file is missing or is not a tokenizer.json.
 
     Example:
-        >>> from sparsearch.retrieval.analyzers import minilm_model_dir
+        >>> from sparsearch.encoders.analyzers import minilm_model_dir
         >>> vocab = TokenizerVocabulary.from_file(minilm_model_dir())
         >>> vocab.tokenize("Aerodynamics of a WING [SEP]")
         ['aerodynamic', '##s', 'of', 'a', 'wing']

@@ -8,10 +8,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from sparsearch.backends.base import SearchBackend
 from sparsearch.eval.beir_data import BeirTopics
 from sparsearch.eval.metrics import Run, aggregate_metrics
-from sparsearch.indexer.backend import SearchBackend
-from sparsearch.retrieval.contract import Encoder
+from sparsearch.types import Encoder
 
 
 @dataclass

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sparsearch.indexer.postings import Postings, PostingsBuilder
-from sparsearch.retrieval.idf import bm25_idf
+from sparsearch.backends.embedded.postings import Postings, PostingsBuilder
+from sparsearch.encoders.idf import bm25_idf
 
 
 @dataclass

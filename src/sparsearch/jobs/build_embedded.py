@@ -4,16 +4,14 @@ batches and write an embedded index."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sparsearch.indexer.corpus import iter_corpus
-from sparsearch.indexer.embedded import EmbeddedIndex, IndexWriter, check_index_target, directory_bytes
-from sparsearch.indexer.encode_job import EncodedOutput, is_encoded_output, iter_sparse_batches
-from sparsearch.retrieval.contract import Encoder, iter_batches
+from sparsearch.backends.embedded.index import EmbeddedIndex, IndexWriter, check_index_target, directory_bytes
+from sparsearch.corpus import iter_corpus
+from sparsearch.jobs.encode import EncodedOutput, is_encoded_output, iter_sparse_batches
+from sparsearch.types import Encoder, ProgressCallback, iter_batches
 
-ProgressCallback = Callable[[int], None]
 """Called with the number of documents just finished."""
 
 

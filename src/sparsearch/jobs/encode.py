@@ -40,7 +40,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,10 +49,10 @@ from typing import Any
 import numpy as np
 
 from sparsearch import __version__
+from sparsearch.corpus import iter_corpus, resolve_corpus_file
+from sparsearch.encoders.sparse_batch import SparseBatch
 from sparsearch.errors import CorpusFormatError, EncoderMismatchError, IndexFormatError, UsageError
-from sparsearch.indexer.corpus import iter_corpus, resolve_corpus_file
-from sparsearch.retrieval.contract import Document, Encoder, EncoderFingerprint
-from sparsearch.retrieval.sparse_batch import SparseBatch
+from sparsearch.types import Document, Encoder, EncoderFingerprint, ProgressCallback
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,6 @@ MANIFEST_FILE = "encode_manifest.json"
 VOCAB_FILE = "vocab.json"
 ENCODER_DIR = "encoder"
 PROGRESS_FILE = "progress.json"
-
-ProgressCallback = Callable[[int], None]
 
 
 def parse_shard(spec: str | None) -> tuple[int, int]:
@@ -270,7 +268,7 @@ def _prepare_output(output: Path, params: dict[str, object], encoder: Any) -> No
 def _reuse_idf(output: Path, corpus: dict[str, object], encoder: Any) -> bool:
     """On a rerun, take the IDF table the first run fitted on the same corpus (a full tokenizer pass
     over a large corpus takes minutes); the fingerprint check that follows still applies."""
-    from sparsearch.retrieval.idf import IdfTable
+    from sparsearch.encoders.idf import IdfTable
 
     manifest_file, idf_file = output / MANIFEST_FILE, output / ENCODER_DIR / "idf.json"
     if not (manifest_file.is_file() and idf_file.is_file()) or _read_json(manifest_file).get("corpus") != corpus:
@@ -487,7 +485,7 @@ class EncodedOutput:
         idf_file = self.encoder_dir / "idf.json"
         if not getattr(encoder, "is_fitted", True) and hasattr(encoder, "set_idf") and idf_file.is_file():
             # the same --model as the encode run, not fitted yet: it takes the IDF table of the corpus
-            from sparsearch.retrieval.idf import IdfTable
+            from sparsearch.encoders.idf import IdfTable
 
             with contextlib.suppress(IndexFormatError):
                 encoder.set_idf(IdfTable.load(idf_file))
@@ -532,8 +530,8 @@ class EncodedOutput:
 def resolve_index_input(data: str | Path, model: str | None) -> tuple[Encoder, int]:
     """The encoder and document count for ``sparsearch index --data``: a corpus, or an encode output
     (whose saved encoder is used when ``--model`` is not given)."""
-    from sparsearch.indexer.corpus import count_lines
-    from sparsearch.retrieval.models import load_encoder
+    from sparsearch.corpus import count_lines
+    from sparsearch.encoders.registry import load_encoder
 
     if is_encoded_output(data):
         encoded = EncodedOutput(data)
@@ -549,7 +547,7 @@ def iter_sparse_batches(
     From an encode output the stored vectors are read (no model call); from a corpus the documents
     are encoded with ``encoder.encode_document_batch`` (a neural encoder).
     """
-    from sparsearch.retrieval.contract import iter_batches
+    from sparsearch.types import iter_batches
 
     if is_encoded_output(corpus):
         encoded = EncodedOutput(corpus)

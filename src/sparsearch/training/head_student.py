@@ -1,7 +1,7 @@
 """Training the semantic channel's vocabulary head: the default model's learned channel.
 
 The document encoder is the frozen dense teacher (all-MiniLM-L6-v2) followed by a trained
-:class:`~sparsearch.retrieval.semantic.VocabularyHead` that turns its embedding into weights over
+:class:`~sparsearch.encoders.semantic.VocabularyHead` that turns its embedding into weights over
 ~22.7k whole-word WordPiece tokens (SPLADE-style output: non-negative, top-k sparse). The query side
 stays inference-free (IDF of the query's distinct WordPiece tokens). Because the encoder is frozen,
 every document window and pseudo-query positive is embedded once and cached; a training step is
@@ -42,11 +42,12 @@ from typing import Any
 
 import numpy as np
 
+from sparsearch.corpus import iter_corpus
+from sparsearch.encoders.semantic import SemanticChannelEncoder, VocabularyHead
 from sparsearch.errors import UsageError, require
-from sparsearch.indexer.corpus import iter_corpus
-from sparsearch.retrieval.contract import Document
-from sparsearch.retrieval.semantic import SemanticChannelEncoder, VocabularyHead
-from sparsearch.retrieval.teachers import TeacherExample, ensemble_targets
+from sparsearch.training.config import ProgressCallback, TrainConfig, TrainReport
+from sparsearch.training.teachers import TeacherExample, ensemble_targets
+from sparsearch.types import Document
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +106,8 @@ def load_documents(data: Path, max_documents: int | None, seed: int) -> list[Doc
 
 def prepare_corpus(data: Path, cache_dir: Path, config: Any, encoder_template: SemanticChannelEncoder) -> CorpusData:
     """Pseudo-queries, teacher scores and embeddings of one corpus, cached in ``cache_dir``."""
-    from sparsearch.retrieval.dense import embed, embed_windows
-    from sparsearch.retrieval.training import prepare_examples
+    from sparsearch.encoders.dense import embed, embed_windows
+    from sparsearch.training.teachers import prepare_examples
 
     documents = load_documents(data, config.max_documents, config.seed)
     if not any(d.full_text.strip() for d in documents):
@@ -177,7 +178,7 @@ class HeadStudent:
 
 def training_device(requested: str) -> str:
     """``"auto"`` -> a GPU when torch sees one, else the CPU; ``"cuda"`` without a GPU is refused."""
-    from sparsearch.retrieval.dense import torch_device
+    from sparsearch.encoders.dense import torch_device
 
     available = torch_device()
     if requested == "auto":
@@ -209,7 +210,7 @@ def initial_head(init_model: Path | None, n_tokens: int, threshold: float, mixin
     """
     head, weight = VocabularyHead.identity(n_tokens, threshold), mixing_weight
     if init_model is not None:
-        from sparsearch.retrieval.models import load_encoder
+        from sparsearch.encoders.registry import load_encoder
 
         model = load_encoder(init_model)
         channel = getattr(model, "learned", model)
@@ -312,10 +313,11 @@ def _lowest(kl_by_weight: dict[str, float]) -> float:
     return float(min(kl_by_weight, key=lambda w: (kl_by_weight[w], float(w))))
 
 
-def train_head(config: Any, on_progress: Any = None) -> Any:
+def train_head(config: TrainConfig, on_progress: ProgressCallback | None = None) -> TrainReport:
     """Run the recipe in the module docstring for a ``TrainConfig`` with ``student = "semantic-head"``."""
     torch = require("torch", "train")
-    from sparsearch.retrieval.training import TrainReport, best_weight, training_loss
+    from sparsearch.training.heldout import best_weight
+    from sparsearch.training.losses import training_loss
 
     if config.loss != "kl":
         # padded candidates carry -1e4 on both sides: harmless for KL, not for margins
@@ -432,7 +434,7 @@ def train_head(config: Any, on_progress: Any = None) -> Any:
 def _heldout_kl(corpora: Sequence[CorpusData], student: HeadStudent, config: Any, columns: dict) -> dict[str, float]:
     """The training objective (KL to the teacher ensemble over the mined candidates) on held-out
     pseudo-queries, per mixing weight of the learned channel; mean over all held-out queries."""
-    from sparsearch.retrieval.losses import distillation_kl
+    from sparsearch.training.losses import distillation_kl
 
     torch = student.torch
     totals = dict.fromkeys(map(str, config.mixing_weights), 0.0)
@@ -456,7 +458,7 @@ def _choose_weight(
 ) -> tuple[dict[str, float], float]:
     """Held-out nDCG@10 per mixing weight (averaged over held-out queries of every corpus) and the
     learned channel's average terms per document."""
-    from sparsearch.retrieval.training import heldout_ndcg, heldout_qrels, lexical_scores
+    from sparsearch.training.heldout import heldout_ndcg, heldout_qrels, lexical_scores
 
     torch = student.torch
     totals = dict.fromkeys(map(str, config.mixing_weights), 0.0)
@@ -501,7 +503,7 @@ def scipy_csr(dense: np.ndarray):  # noqa: ANN201 - scipy.sparse.csr_matrix
 
 def _save_model(config: Any, head: VocabularyHead, learned_weight: float) -> None:
     """An unfitted two-channel model: `sparsearch index` fits BM25 and IDF on the corpus it indexes."""
-    from sparsearch.retrieval.two_channel import TwoChannelEncoder, lexical_channel
+    from sparsearch.encoders.two_channel import TwoChannelEncoder, lexical_channel
 
     learned = SemanticChannelEncoder(
         top_k=config.top_k, candidate_tokens=config.candidate_tokens, head=head, name="semantic-head"

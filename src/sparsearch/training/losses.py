@@ -14,7 +14,12 @@ All scores are tensors of shape (n_queries, n_candidates), the positive (if any)
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sparsearch.errors import require
+
+if TYPE_CHECKING:
+    from sparsearch.training.config import TrainConfig
 
 
 def _torch():  # noqa: ANN202
@@ -70,3 +75,19 @@ def inference_free_scores(query_weights, document_vectors, candidate_index):  # 
     """
     all_scores = query_weights @ document_vectors.T  # (n_queries, n_docs)
     return all_scores.gather(1, candidate_index)
+
+
+def training_loss(scores, targets, documents, config: TrainConfig, step: int, ramp_steps: int):  # noqa: ANN001, ANN201
+    """``ranking + λ(step) · FLOPS(documents)``; returns (loss, ranking, flops, λ).
+
+    Args:
+        scores, targets: (n_queries, n_candidates) student scores and teacher targets.
+        documents: (n_documents, vocab) the batch's document vectors (FLOPS with the ℓ0 mask).
+    """
+    if config.loss == "kl":
+        ranking = distillation_kl(scores, targets, config.temperature)
+    else:
+        ranking = margin_mse(scores, targets)
+    lam = regulariser_weight(step, config.document_regularizer_weight, ramp_steps)
+    flops = flops_regulariser(documents, config.l0_threshold)
+    return ranking + lam * flops, ranking, flops, lam

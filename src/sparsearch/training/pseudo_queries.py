@@ -23,8 +23,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from sparsearch.retrieval.analyzers import ENGLISH_STOP_WORDS
-from sparsearch.retrieval.contract import Document
+from sparsearch.encoders.analyzers import ENGLISH_STOP_WORDS
+from sparsearch.types import Document
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _WORD = re.compile(r"(?u)\b[^\W\d_][\w-]+\b")

@@ -2,11 +2,11 @@
 
 Steps, all from the corpus's own documents:
 
-1. pseudo-queries (:mod:`~sparsearch.retrieval.pseudo_queries`), split by document into train and
+1. pseudo-queries (:mod:`~sparsearch.training.pseudo_queries`), split by document into train and
    held-out;
-2. candidates and raw teacher scores, cached in the run directory (:mod:`~sparsearch.retrieval.teachers`);
+2. candidates and raw teacher scores, cached in the run directory (:mod:`~sparsearch.training.teachers`);
 3. the student: a BERT-family masked LM with SPLADE max pooling (default: MiniLM with its tied head,
-   :func:`~sparsearch.retrieval.minilm_base.minilm_mlm_dir`), queries = IDF of distinct WordPiece
+   :func:`~sparsearch.encoders.minilm_base.minilm_mlm_dir`), queries = IDF of distinct WordPiece
    tokens (inference-free);
 4. per step, ``batch_queries`` queries x ``docs_per_query`` candidates (the positive plus sampled
    negatives); the target is the teacher ensemble normalised over those candidates; the loss is
@@ -30,138 +30,27 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
+from sparsearch.corpus import iter_corpus
+from sparsearch.encoders.idf import IdfTable
 from sparsearch.errors import UsageError, require
-from sparsearch.indexer.corpus import iter_corpus
-from sparsearch.retrieval.contract import Document
-from sparsearch.retrieval.idf import IdfTable
-from sparsearch.retrieval.pseudo_queries import PseudoQueryGenerator
-from sparsearch.retrieval.teachers import (
+from sparsearch.training.config import ProgressCallback, TrainConfig, TrainReport
+from sparsearch.training.heldout import best_weight, heldout_ndcg, heldout_qrels, lexical_scores
+from sparsearch.training.losses import training_loss
+from sparsearch.training.teachers import (
     TeacherExample,
     ensemble_targets,
-    load_examples,
-    mine_and_score,
-    save_examples,
+    prepare_examples,
     sparse_matrix,
 )
+from sparsearch.types import Document
 
 log = logging.getLogger(__name__)
-
-
-class TrainConfig(BaseModel):
-    """Every hyperparameter of a run (the ``sparsearch train --config`` TOML file).
-
-    Names follow the table in docs/method.md#hyperparameters; paper symbols in the descriptions.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    data: Path = Field(description="BEIR folder or corpus .jsonl: the documents to adapt to (only documents are read)")
-    extra_data: list[Path] = Field(
-        default_factory=list, description="more corpora to train on (semantic-head student; each keeps its own IDF)"
-    )
-    max_documents: int | None = Field(None, ge=1, description="per corpus: train on a seeded sample of this many")
-    student: Literal["semantic-head", "splade"] = Field(
-        "semantic-head",
-        description="semantic-head: a vocabulary head on the frozen dense model (fast on CPUs); "
-        "splade: a masked LM with SPLADE max pooling, fine-tuned end to end",
-    )
-    init_model: Path | None = Field(
-        None, description="semantic-head: model whose head training starts from (default: the training-free channel)"
-    )
-    top_k: int = Field(100, ge=1, description="semantic-head: learned terms kept per document")
-    candidate_tokens: list[str] | None = Field(
-        None, description="semantic-head: expansion vocabulary (default: every whole-word WordPiece entry)"
-    )
-    head_learning_rate: float = Field(
-        2e-4, gt=0, description="semantic-head: Adam learning rate (2e-3 made the held-out KL worse from the start)"
-    )
-    initial_mixing_weight: float = Field(
-        2.0, gt=0, description="semantic-head: learned weight of the training-free start (folded into the head)"
-    )
-    output: Path = Field(description="where the trained two-channel model is saved")
-    run_dir: Path | None = Field(None, description="logs, metrics, teacher cache (default: <output>.run)")
-    base_model: Path | None = Field(None, description="a BERT-family MLM checkpoint (default: MiniLM + tied head)")
-    seed: int = 13
-    minutes: float | None = Field(20.0, gt=0, description="time budget for the optimisation steps")
-    max_steps: int = Field(100_000, ge=1)
-    batch_queries: int = Field(8, ge=1)
-    docs_per_query: int = Field(4, ge=2, description="n: the positive plus n-1 sampled negatives")
-    max_length: int = Field(256, ge=8, description="tokens per training passage (documents are cut there)")
-    learning_rate: float = Field(5e-5, gt=0)
-    weight_decay: float = 0.01
-    warmup_fraction: float = Field(0.05, ge=0, lt=1)
-    document_regularizer_weight: float = Field(3e-3, ge=0, description="λ_d of the FLOPS term")
-    regularizer_ramp_fraction: float = Field(0.3, ge=0, le=1, description="T as a fraction of the steps")
-    l0_threshold: int | None = Field(150, description="ℓ0 mask τ: documents at most this dense skip FLOPS")
-    teacher_scale: float = Field(20.0, gt=0, description="S")
-    teacher_weights: dict[str, float] = Field(default_factory=lambda: {"dense": 0.5, "bm25": 0.5})
-    temperature: float = Field(1.0, gt=0)
-    loss: Literal["kl", "margin_mse"] = "kl"
-    residual_weight: float = Field(1.0, ge=0, description="weight of the frozen BM25 score inside the student score")
-    queries_per_document: int = Field(3, ge=1, le=4)
-    heldout_fraction: float = Field(0.1, gt=0, lt=1)
-    candidates_per_teacher: int = Field(20, ge=2)
-    max_active_dims: int | None = Field(150, description="learned terms kept per document when indexing")
-    heldout_relevance: Literal["teachers", "source"] = Field(
-        "teachers", description="how held-out pseudo-queries are judged when choosing the mixing weight"
-    )
-    heldout_selection: Literal["kl", "ndcg"] = Field(
-        "kl",
-        description="semantic-head: choose the mixing weight by the training objective (KL to the teachers) "
-        "or by nDCG@10 on the held-out pseudo-queries",
-    )
-    corpus_weights: list[float] | None = Field(
-        None, description="semantic-head: how often each corpus (data, then extra_data) is drawn; default: by size"
-    )
-    mixing_weights: list[float] = Field(default_factory=lambda: [0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0])
-    device: Literal["auto", "cpu", "cuda"] = Field(
-        "auto",
-        description="semantic-head: where the head trains (auto: a GPU if torch sees one); "
-        "the dense teacher embeds on a GPU whenever there is one",
-    )
-    eval_every: int = Field(
-        100,
-        ge=0,
-        description="semantic-head: every this many steps (and before the first), measure the held-out KL at "
-        "every mixing weight and keep the best checkpoint; 0 keeps the last step's head",
-    )
-
-    @property
-    def resolved_run_dir(self) -> Path:
-        return self.run_dir or self.output.with_name(self.output.name + ".run")
-
-    @property
-    def all_data(self) -> list[Path]:
-        return [self.data, *self.extra_data]
-
-
-@dataclass
-class TrainReport:
-    """What a run did (also written to ``<run_dir>/report.json``)."""
-
-    steps: int
-    seconds: float
-    train_queries: int
-    heldout_queries: int
-    final_loss: float
-    avg_learned_terms: float
-    heldout_ndcg_by_weight: dict[str, float]
-    chosen_weight: float
-    output: str
-    heldout_kl_by_weight: dict[str, float] | None = None
-    checkpoint_step: int | None = None
-
-
-ProgressCallback = Callable[[int, int, dict[str, float]], None]
-"""Called after every step with (step, expected total steps, metrics)."""
 
 
 # -- the student's training forward pass ---------------------------------------------------------------
@@ -211,27 +100,6 @@ class SparseMLMStudent:
         self.tokenizer.save_pretrained(str(directory))
 
 
-# -- data ----------------------------------------------------------------------------------------------
-def prepare_examples(
-    config: TrainConfig, documents: Sequence[Document], cache: Path | None = None
-) -> list[TeacherExample]:
-    """Pseudo-queries + teacher scores, cached in ``cache`` (default: ``teachers.jsonl`` in the run
-    directory)."""
-    cache = cache or config.resolved_run_dir / "teachers.jsonl"
-    if cache.is_file():
-        return load_examples(cache)
-    queries = PseudoQueryGenerator(
-        documents,
-        seed=config.seed,
-        max_per_document=config.queries_per_document,
-        heldout_fraction=config.heldout_fraction,
-    ).generate()
-    examples = mine_and_score(documents, queries, candidates_per_teacher=config.candidates_per_teacher)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    save_examples(examples, cache)
-    return examples
-
-
 def _query_weight_matrix(torch: Any, idf: IdfTable, tokenizer: Any, texts: Sequence[str], vocab_size: int):  # noqa: ANN202
     """(n, V) IDF of each query's distinct non-special tokens (binary presence)."""
     matrix = torch.zeros(len(texts), vocab_size)
@@ -279,7 +147,7 @@ def train(config: TrainConfig, on_progress: ProgressCallback | None = None) -> T
     if config.base_model is not None:
         mlm_dir = config.base_model
     else:
-        from sparsearch.retrieval.minilm_base import minilm_mlm_dir
+        from sparsearch.encoders.minilm_base import minilm_mlm_dir
 
         mlm_dir = minilm_mlm_dir()
     student = SparseMLMStudent(mlm_dir, config.max_length)
@@ -355,100 +223,12 @@ def train(config: TrainConfig, on_progress: ProgressCallback | None = None) -> T
     return report
 
 
-def training_loss(scores, targets, documents, config: TrainConfig, step: int, ramp_steps: int):  # noqa: ANN001, ANN201
-    """``ranking + λ(step) · FLOPS(documents)``; returns (loss, ranking, flops, λ).
-
-    Args:
-        scores, targets: (n_queries, n_candidates) student scores and teacher targets.
-        documents: (n_documents, vocab) the batch's document vectors (FLOPS with the ℓ0 mask).
-    """
-    from sparsearch.retrieval.losses import distillation_kl, flops_regulariser, margin_mse, regulariser_weight
-
-    if config.loss == "kl":
-        ranking = distillation_kl(scores, targets, config.temperature)
-    else:
-        ranking = margin_mse(scores, targets)
-    lam = regulariser_weight(step, config.document_regularizer_weight, ramp_steps)
-    flops = flops_regulariser(documents, config.l0_threshold)
-    return ranking + lam * flops, ranking, flops, lam
-
-
 def _estimate_steps(step_seconds: list[float], budget: float, started: float, step: int) -> int:
     """Steps that fit the time budget at the recent pace (for the schedules and the ETA)."""
     if not step_seconds:
         return max(step + 1, 100)
     pace = float(np.median(step_seconds[-20:]))
     return step + int(max(0.0, budget - (time.monotonic() - started)) / pace)
-
-
-def heldout_ndcg(
-    documents: Sequence[Document],
-    heldout: Sequence[TeacherExample],
-    lexical_scores: np.ndarray,
-    learned_scores: np.ndarray,
-    mixing_weights: Sequence[float],
-    qrels: dict[str, dict[str, int]],
-) -> dict[str, float]:
-    """nDCG@10 of ``lexical + weight x learned`` on held-out pseudo-queries, per mixing weight.
-    Scores are (n_heldout, n_documents) arrays; ``qrels`` from :func:`heldout_qrels`."""
-    from sparsearch.eval.metrics import aggregate_metrics
-
-    by_weight: dict[str, float] = {}
-    for weight in mixing_weights:
-        combined = lexical_scores + weight * learned_scores
-        run = {}
-        for row, example in enumerate(heldout):
-            top = np.argsort(-combined[row], kind="stable")[:100]
-            run[example.query.query_id] = {
-                documents[d].doc_id: float(combined[row, d]) for d in top if combined[row, d] > 0
-            }
-        by_weight[str(weight)] = aggregate_metrics(qrels, run)["ndcg@10"] if heldout else 0.0
-    return by_weight
-
-
-def lexical_scores(texts: Sequence[str], query_texts: Sequence[str]) -> np.ndarray:
-    """float64 (n_queries, n_texts): the lexical channel (word BM25, fitted on ``texts``) scores of
-    ``query_texts`` against ``texts``, the frozen half of held-out scores."""
-    from sparsearch.retrieval.two_channel import lexical_channel
-
-    lexical = lexical_channel()
-    lexical.fit(texts)
-    documents, vocabulary = sparse_matrix(lexical.encode_documents(texts))
-    queries, _ = sparse_matrix([lexical.encode_query(t).weights for t in query_texts], vocabulary)
-    return (queries @ documents.T).toarray()
-
-
-def best_weight(by_weight: dict[str, float]) -> float:
-    """The mixing weight with the highest held-out nDCG@10, the smallest on ties."""
-    return float(max(by_weight, key=lambda w: (by_weight[w], -float(w))))
-
-
-def heldout_qrels(heldout: Sequence[TeacherExample], config: TrainConfig) -> dict[str, dict[str, int]]:
-    """Judgements of the held-out pseudo-queries.
-
-    ``heldout_relevance = "source"``: the source document alone is relevant. Pseudo-queries are cut
-    from their documents, so word BM25 alone finds the source ~97% of the time and this barely
-    tells mixing weights apart. ``"teachers"`` (default): every mined candidate is judged by the
-    teacher ensemble, grade ``round(3 x its per-query min-max ensemble score)`` (0-3), so a mixing
-    weight is chosen for agreeing with the teachers' ranking on queries never trained on.
-    """
-    if config.heldout_relevance == "source":
-        return {e.query.query_id: {e.query.doc_id: 1} for e in heldout}
-    qrels = {}
-    for example in heldout:
-        scores = {name: np.asarray(v) for name, v in example.scores.items() if name in config.teacher_weights}
-        grades = np.rint(ensemble_targets(scores, config.teacher_weights, 3.0)).astype(int)
-        qrels[example.query.query_id] = dict(zip(example.candidates, grades.tolist(), strict=True))
-    return qrels
-
-
-def run_training(config: TrainConfig, on_progress: ProgressCallback | None = None) -> TrainReport:
-    """Train the configured student (``config.student``) and save a two-channel model."""
-    if config.student == "semantic-head":
-        from sparsearch.retrieval.head_training import train_head
-
-        return train_head(config, on_progress)
-    return train(config, on_progress)
 
 
 def _finish(
@@ -462,9 +242,9 @@ def _finish(
     started: float,
     n_train: int,
 ) -> TrainReport:
-    from sparsearch.retrieval.neural import EncodingOptions
-    from sparsearch.retrieval.splade import SpladeEncoder
-    from sparsearch.retrieval.two_channel import TwoChannelEncoder, lexical_channel
+    from sparsearch.encoders.neural import EncodingOptions
+    from sparsearch.encoders.splade import SpladeEncoder
+    from sparsearch.encoders.two_channel import TwoChannelEncoder, lexical_channel
 
     weights_dir = config.resolved_run_dir / "student"
     student.save(weights_dir)

@@ -16,14 +16,18 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse
 
-from sparsearch.retrieval.bm25 import bm25_words
-from sparsearch.retrieval.contract import Document, dot
-from sparsearch.retrieval.dense import embed, embed_windows
-from sparsearch.retrieval.pseudo_queries import PseudoQuery
+from sparsearch.encoders.bm25 import bm25_words
+from sparsearch.encoders.dense import embed, embed_windows
+from sparsearch.training.pseudo_queries import PseudoQuery, PseudoQueryGenerator
+from sparsearch.types import Document, dot
+
+if TYPE_CHECKING:
+    from sparsearch.training.config import TrainConfig
 
 TEACHERS = ("dense", "bm25")
 
@@ -156,3 +160,23 @@ def save_examples(examples: Sequence[TeacherExample], path: Path) -> None:
 def load_examples(path: Path) -> list[TeacherExample]:
     with path.open(encoding="utf-8") as handle:
         return [TeacherExample.from_dict(json.loads(line)) for line in handle if line.strip()]
+
+
+def prepare_examples(
+    config: TrainConfig, documents: Sequence[Document], cache: Path | None = None
+) -> list[TeacherExample]:
+    """Pseudo-queries + teacher scores, cached in ``cache`` (default: ``teachers.jsonl`` in the run
+    directory)."""
+    cache = cache or config.resolved_run_dir / "teachers.jsonl"
+    if cache.is_file():
+        return load_examples(cache)
+    queries = PseudoQueryGenerator(
+        documents,
+        seed=config.seed,
+        max_per_document=config.queries_per_document,
+        heldout_fraction=config.heldout_fraction,
+    ).generate()
+    examples = mine_and_score(documents, queries, candidates_per_teacher=config.candidates_per_teacher)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    save_examples(examples, cache)
+    return examples

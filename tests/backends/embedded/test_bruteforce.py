@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sparsearch.indexer.embedded import EmbeddedIndex, IndexWriter
-from sparsearch.retrieval.contract import Document, EncodedQuery, EncoderFingerprint, dot
+from sparsearch.backends.embedded.index import EmbeddedIndex, IndexWriter
+from sparsearch.types import Document, EncodedQuery, EncoderFingerprint, dot
 
 FINGERPRINT = EncoderFingerprint(name="random", vocab_hash="v", idf_hash="i")
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sparsearch.backends.embedded.index import EmbeddedIndex, IndexWriter
+from sparsearch.encoders.registry import load_encoder
 from sparsearch.errors import EncoderMismatchError, IndexExistsError, IndexFormatError, IndexNotFoundError
-from sparsearch.indexer.embedded import EmbeddedIndex, IndexWriter
-from sparsearch.indexer.pipeline import build_embedded_index
-from sparsearch.retrieval.contract import Document, EncodedQuery, EncoderFingerprint
-from sparsearch.retrieval.models import load_encoder
+from sparsearch.jobs.build_embedded import build_embedded_index
+from sparsearch.types import Document, EncodedQuery, EncoderFingerprint
 
 
 def test_manifest_describes_the_index(tiny_bm25_index: Path) -> None:

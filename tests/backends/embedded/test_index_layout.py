@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from sparsearch.indexer.embedded import EmbeddedIndex, IndexWriter
-from sparsearch.indexer.kernels import PRUNING_MIN_DOCS
-from sparsearch.indexer.postings import UNKNOWN_MAX_WEIGHT, offsets_dtype
-from sparsearch.retrieval.contract import Document, EncodedQuery, EncoderFingerprint
+from sparsearch.backends.embedded.index import EmbeddedIndex, IndexWriter
+from sparsearch.backends.embedded.kernels import PRUNING_MIN_DOCS
+from sparsearch.backends.embedded.postings import UNKNOWN_MAX_WEIGHT, offsets_dtype
+from sparsearch.types import Document, EncodedQuery, EncoderFingerprint
 
 FINGERPRINT = EncoderFingerprint(name="random", vocab_hash="v", idf_hash="i")
 N_DOCS = PRUNING_MIN_DOCS + 808  # large enough for the MaxScore estimate (bounds on first use) at top_k 10

@@ -11,8 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sparsearch.eval.synthetic import CorpusProfile, generate_postings, generate_queries
-from sparsearch.indexer.kernels import (
+from sparsearch.backends.embedded.kernels import (
     DENSE,
     MAXSCORE,
     PROBE_COST,
@@ -23,7 +22,8 @@ from sparsearch.indexer.kernels import (
     search_queries,
     taat_top_k,
 )
-from sparsearch.indexer.postings import PostingsBuilder
+from sparsearch.backends.embedded.postings import PostingsBuilder
+from sparsearch.eval.synthetic import CorpusProfile, generate_postings, generate_queries
 
 # Dyadic weights make every sum exact in float64, so equal scores are real ties (broken by doc rank).
 DYADIC = np.array([0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.25])
@@ -209,9 +209,9 @@ def test_maxscore_prunes_and_stays_exact_on_a_zipf_corpus(zipf_corpus) -> None:
 def test_index_search_with_pruning_equals_brute_force(tmp_path) -> None:
     """Through EmbeddedIndex.search: a corpus large enough for the pruned kernel, queries with flat
     weights (the dense kernel) and with one dominant term (MaxScore)."""
-    from sparsearch.indexer.embedded import IndexWriter
-    from sparsearch.indexer.kernels import PRUNING_MIN_DOCS, PRUNING_MIN_DOCS_PER_HIT
-    from sparsearch.retrieval.contract import Document, EncodedQuery, EncoderFingerprint
+    from sparsearch.backends.embedded.index import IndexWriter
+    from sparsearch.backends.embedded.kernels import PRUNING_MIN_DOCS, PRUNING_MIN_DOCS_PER_HIT
+    from sparsearch.types import Document, EncodedQuery, EncoderFingerprint
 
     rng = np.random.default_rng(9)
     postings, dense = random_postings(rng, PRUNING_MIN_DOCS, 30, dyadic=True, duplicates=300)
@@ -259,7 +259,7 @@ def test_index_search_with_pruning_equals_brute_force(tmp_path) -> None:
 @given(st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.5, 7.0]), max_size=40))
 @settings(max_examples=60, deadline=None)
 def test_argsort_stable_is_numpys_stable_argsort(values: list[float]) -> None:
-    from sparsearch.indexer.kernels import _argsort_stable
+    from sparsearch.backends.embedded.kernels import _argsort_stable
 
     array = np.asarray(values, dtype=np.float64)
     assert _argsort_stable(array).tolist() == np.argsort(array, kind="stable").tolist()
@@ -268,7 +268,7 @@ def test_argsort_stable_is_numpys_stable_argsort(values: list[float]) -> None:
 @given(st.lists(st.floats(-5, 5, allow_nan=False, width=32), min_size=1, max_size=40))
 @settings(max_examples=60, deadline=None)
 def test_heapify_min_makes_a_min_heap(values: list[float]) -> None:
-    from sparsearch.indexer.kernels import _heapify_min
+    from sparsearch.backends.embedded.kernels import _heapify_min
 
     heap = np.asarray(values, dtype=np.float64)
     _heapify_min(heap)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from sparsearch.indexer.opensearch import OpenSearchBackend
-from sparsearch.retrieval.contract import Document, EncodedQuery, EncoderFingerprint, SparseVector
+from sparsearch.backends.engines.opensearch import OpenSearchBackend
+from sparsearch.types import Document, EncodedQuery, EncoderFingerprint, SparseVector
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "scripts" / "opensearch"
 RANDOM_FINGERPRINT = EncoderFingerprint(name="random", vocab_hash="random-vocab", idf_hash="random-idf")
 

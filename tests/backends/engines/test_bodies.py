@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sparsearch.backends.engines import bodies
 from sparsearch.errors import UsageError
-from sparsearch.indexer import engine_bodies as bodies
-from sparsearch.retrieval.contract import Document, EncoderFingerprint
+from sparsearch.types import Document, EncoderFingerprint
 
 FINGERPRINT = EncoderFingerprint(name="bm25", vocab_hash="v" * 16, idf_hash="i" * 16)
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from sparsearch.backends.engines import bodies
+from sparsearch.backends.engines.elasticsearch import ElasticsearchBackend, check_elasticsearch_server
 from sparsearch.errors import UsageError
-from sparsearch.indexer import engine_bodies as bodies
-from sparsearch.indexer.elasticsearch import ElasticsearchBackend, check_elasticsearch_server
-from sparsearch.retrieval.contract import Document, EncodedQuery, EncoderFingerprint
+from sparsearch.types import Document, EncodedQuery, EncoderFingerprint
 
 FINGERPRINT = EncoderFingerprint("bm25", "vocab", "idf")
 URL = "https://elastic:s3cret@es.example:9243"

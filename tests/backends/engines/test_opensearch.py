@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from sparsearch.backends.embedded.index import EmbeddedIndex, IndexWriter
+from sparsearch.backends.engines import bodies
+from sparsearch.backends.engines.opensearch import OpenSearchBackend, check_opensearch_server
 from sparsearch.cli import app
 from sparsearch.errors import EncoderMismatchError, IndexFormatError, IndexNotFoundError, UsageError
-from sparsearch.indexer import engine_bodies as bodies
-from sparsearch.indexer.bulk import index_vectors
-from sparsearch.indexer.embedded import EmbeddedIndex, IndexWriter
-from sparsearch.indexer.opensearch import OpenSearchBackend, check_opensearch_server
-from sparsearch.retrieval.contract import Document, EncodedQuery, EncoderFingerprint, dot
+from sparsearch.jobs.build_engine import index_vectors
+from sparsearch.types import Document, EncodedQuery, EncoderFingerprint, dot
 
 from ._engines import RANDOM_FINGERPRINT, connect, dropped_after, random_collection, unique_alias
 
@@ -225,9 +225,9 @@ def test_cli_index_search_eval_through_opensearch(opensearch_url: str, tiny_data
 
 
 def test_search_with_a_local_model_must_match_the_index(opensearch_url: str, tiny_data: Path, tmp_path: Path) -> None:
-    from sparsearch.indexer.backends import load_backend_encoder
-    from sparsearch.indexer.bulk import index_corpus
-    from sparsearch.retrieval.models import load_encoder
+    from sparsearch.backends.factory import load_backend_encoder
+    from sparsearch.encoders.registry import load_encoder
+    from sparsearch.jobs.build_engine import index_corpus
 
     backend = connect(opensearch_url)
     try:

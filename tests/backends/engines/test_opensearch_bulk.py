@@ -9,19 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from sparsearch.indexer import engine_bodies as bodies
-from sparsearch.indexer.bulk import (
-    BulkFailure,
-    RetryPolicy,
-    bulk_load,
-    describe_error,
+from sparsearch.backends.engines import bodies
+from sparsearch.backends.engines.bulk import BulkFailure, RetryPolicy, bulk_load, describe_error
+from sparsearch.backends.engines.opensearch import OpenSearchBackend
+from sparsearch.encoders.registry import load_encoder
+from sparsearch.jobs.build_engine import (
     index_corpus,
     read_failures_file,
     write_failures_file,
 )
-from sparsearch.indexer.opensearch import OpenSearchBackend
-from sparsearch.retrieval.contract import Document, EncodedQuery, SparseVector
-from sparsearch.retrieval.models import load_encoder
+from sparsearch.types import Document, EncodedQuery, SparseVector
 
 from ._engines import RANDOM_FINGERPRINT, connect, dropped_after, random_collection
 
@@ -233,7 +230,7 @@ def test_searching_during_alias_swaps_never_errors_or_comes_back_empty(
 
 
 def test_empty_query_and_vectors_helper(backend: OpenSearchBackend) -> None:
-    from sparsearch.indexer.bulk import index_vectors
+    from sparsearch.jobs.build_engine import index_vectors
 
     index_vectors(backend, [Document("a", "x")], [{"t": 1.0}], RANDOM_FINGERPRINT)
     assert backend.search(EncodedQuery({}, RANDOM_FINGERPRINT)) == []

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from sparsearch.backends.engines.bulk import RetryPolicy
+from sparsearch.backends.engines.client import default_cache_dir
+from sparsearch.backends.engines.opensearch import OpenSearchBackend
+from sparsearch.corpus import iter_corpus
+from sparsearch.encoders.registry import load_encoder
 from sparsearch.errors import EngineUnavailableError
-from sparsearch.indexer._search_engine import default_cache_dir
-from sparsearch.indexer.bulk import RetryPolicy, index_corpus, index_vectors
-from sparsearch.indexer.corpus import iter_corpus
-from sparsearch.indexer.opensearch import OpenSearchBackend
-from sparsearch.retrieval.models import load_encoder
+from sparsearch.jobs.build_engine import index_corpus, index_vectors
 from tests.conftest import bundled_collection
 
 from ._engines import RANDOM_FINGERPRINT, connect, dropped_after, free_port_block, opensearch, random_collection

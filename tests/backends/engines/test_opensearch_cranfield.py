@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
+from sparsearch.backends.engines import bodies
+from sparsearch.encoders.registry import load_encoder
 from sparsearch.eval.beir_data import load_beir_topics
 from sparsearch.eval.metrics import aggregate_metrics
 from sparsearch.eval.runner import run_queries
-from sparsearch.indexer import engine_bodies as bodies
-from sparsearch.indexer.bulk import index_corpus
-from sparsearch.indexer.pipeline import build_embedded_index
-from sparsearch.retrieval.models import load_encoder
+from sparsearch.jobs.build_embedded import build_embedded_index
+from sparsearch.jobs.build_engine import index_corpus
 from tests.conftest import bundled_collection
 
 from ._engines import connect

@@ -21,7 +21,7 @@ from sparsearch.api.schemas import (
     UpsertRequest,
     UpsertResponse,
 )
-from sparsearch.retrieval.contract import Document
+from sparsearch.types import Document
 
 router = APIRouter(prefix="/v1/indexes", tags=["indexes"], responses=error_responses(*COMMON_ERRORS, 503))
 

@@ -29,7 +29,7 @@ is swapped atomically (``os.replace``) and the old generation is removed. Cost i
 size per call, fine for online batches of documents; bulk loads should build once. Readers that
 opened the old generation keep a consistent view. Writers are serialised with a lock file.
 
-**Search** is exact: compiled kernels (:mod:`sparsearch.indexer.kernels`) add query weight x
+**Search** is exact: compiled kernels (:mod:`sparsearch.backends.embedded.kernels`) add query weight x
 posting weight into per-thread accumulators and keep the top-k in a bounded heap. For small ``k``
 (the usual case) each query goes to exhaustive scoring into a float32 accumulator with exact
 rescoring of the few documents that can make the top k, or, when the query's frequent tokens weigh
@@ -57,18 +57,18 @@ from types import SimpleNamespace
 import numpy as np
 
 from sparsearch import __version__
-from sparsearch.errors import IndexExistsError, IndexFormatError, IndexNotFoundError, UsageError
-from sparsearch.indexer.backend import Hit
-from sparsearch.indexer.docstore import DocStore, DocStoreWriter
-from sparsearch.indexer.kernels import search_queries
-from sparsearch.indexer.postings import (
+from sparsearch.backends.base import Hit
+from sparsearch.backends.embedded.docstore import DocStore, DocStoreWriter
+from sparsearch.backends.embedded.kernels import search_queries
+from sparsearch.backends.embedded.postings import (
     InvalidWeightError,
     Postings,
     PostingsBuilder,
     offsets_dtype,
     unknown_max_weights,
 )
-from sparsearch.retrieval.contract import Document, EncodedQuery, EncoderFingerprint, SparseVector
+from sparsearch.errors import IndexExistsError, IndexFormatError, IndexNotFoundError, UsageError
+from sparsearch.types import Document, EncodedQuery, EncoderFingerprint, SparseVector
 
 FORMAT_VERSION = 2
 """Written by this version: narrow ``indptr``, no stored ``max_weight`` (format 1 had both, int64)."""
@@ -346,9 +346,9 @@ class EmbeddedIndex:
     def search(self, query: EncodedQuery, top_k: int = 10) -> list[Hit]:
         """Exact top-``top_k`` by dot product; documents that share no token are never returned.
 
-        The kernel is chosen per query (see :func:`sparsearch.indexer.kernels.search_one`); all give the
+        The kernel is chosen per query (see :func:`sparsearch.backends.embedded.kernels.search_one`); all give the
         same hits. One query is searched as a batch of one, so single and batch searches share one
-        compiled entry point (:func:`sparsearch.indexer.kernels.search_queries`) and one warm-up."""
+        compiled entry point (:func:`sparsearch.backends.embedded.kernels.search_queries`) and one warm-up."""
         return self._search_chunk([query], top_k)[0]
 
     def warm_up(self) -> None:

@@ -48,7 +48,7 @@ class Postings:
     """Term-major postings. Shapes: indptr (n_terms + 1,), doc_idx/weights (nnz,), max_weight (n_terms,).
 
     ``max_weight`` must be writable: entries equal to :data:`UNKNOWN_MAX_WEIGHT` are filled in by
-    :func:`sparsearch.indexer.kernels.maxscore_top_k` when a query first uses the term.
+    :func:`sparsearch.backends.embedded.kernels.maxscore_top_k` when a query first uses the term.
     """
 
     vocab: list[str]

@@ -8,7 +8,7 @@ against a real OpenSearch).
 Elasticsearch 8.15+, optionally a ``sparse_vector`` field). A query is a bool ``should`` of one
 ``rank_feature`` query per query token with the ``linear`` function and ``boost`` = query weight,
 so the engine's score is ``sum over shared tokens of q_weight x stored_d_weight``: the scoring
-contract of :mod:`sparsearch.retrieval.contract` (the default ``saturation`` function would not
+contract of :mod:`sparsearch.types` (the default ``saturation`` function would not
 be a dot product).
 
 **Stored precision.** Lucene's ``FeatureField`` keeps a weight as the top 16 bits of its float32
@@ -40,7 +40,7 @@ import numpy as np
 
 from sparsearch import __version__
 from sparsearch.errors import EngineError, UsageError
-from sparsearch.retrieval.contract import Document, EncoderFingerprint
+from sparsearch.types import Document, EncoderFingerprint
 
 FEATURES_FIELD = "features"
 """The ``rank_features`` (or ``sparse_vector``) field holding a document's token weights."""

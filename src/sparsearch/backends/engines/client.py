@@ -2,7 +2,7 @@
 
 Both clients expose the same REST calls with a ``body=`` argument (opensearch-py 2/3,
 elasticsearch-py 8/9), and every body comes from the pure builders in
-:mod:`sparsearch.indexer.engine_bodies`; a subclass only says how to build its client, which bulk
+:mod:`sparsearch.backends.engines.bodies`; a subclass only says how to build its client, which bulk
 helper to use and which exceptions mean "the engine is unreachable".
 
 **Layout on the engine.** ``--index NAME`` names an *alias*; each build writes a new concrete
@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from sparsearch.backends.base import Hit
+from sparsearch.backends.engines import bodies
 from sparsearch.errors import (
     EngineUnavailableError,
     IndexFormatError,
@@ -37,9 +39,7 @@ from sparsearch.errors import (
     UsageError,
     require,
 )
-from sparsearch.indexer import engine_bodies as bodies
-from sparsearch.indexer.backend import Hit
-from sparsearch.retrieval.contract import Document, EncodedQuery, EncoderFingerprint, SparseVector
+from sparsearch.types import Document, EncodedQuery, EncoderFingerprint, SparseVector
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class SearchEngineBackend:
     """A sparsearch index on an OpenSearch or Elasticsearch server (implements ``SearchBackend``).
 
     Create it with the subclass's :meth:`connect`. Reads go through the alias ``index``; the
-    indexing job (:func:`sparsearch.indexer.bulk.index_corpus`) writes versions behind it.
+    indexing job (:func:`sparsearch.jobs.build_engine.index_corpus`) writes versions behind it.
 
     Args:
         client: the official client of the engine.
@@ -352,7 +352,7 @@ class SearchEngineBackend:
         """Delete versions not behind the alias, keeping the ``keep_old`` newest of them.
 
         A version that is still building is pruned like the others (a resumable build is found by
-        :func:`sparsearch.indexer.bulk.index_corpus` before it creates a new version, never after).
+        :func:`sparsearch.jobs.build_engine.index_corpus` before it creates a new version, never after).
 
         Returns:
             The deleted index names.
@@ -506,7 +506,7 @@ class SearchEngineBackend:
         Raises:
             EngineError: some documents were rejected (their ids and reasons are in the message).
         """
-        from sparsearch.indexer.bulk import bulk_load
+        from sparsearch.backends.engines.bulk import bulk_load
 
         if len(documents) != len(vectors):
             raise ValueError(f"{len(documents)} documents but {len(vectors)} vectors")

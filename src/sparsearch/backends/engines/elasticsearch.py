@@ -1,8 +1,8 @@
 """The Elasticsearch backend (official ``elasticsearch`` client; Elasticsearch 8.x and 9.x servers).
 
 **Not tested against a running Elasticsearch** (none can run on the development machine): it sends
-the same bodies as the OpenSearch backend (:mod:`sparsearch.indexer.engine_bodies`, tested against a
-real OpenSearch), through the shared code of :mod:`sparsearch.indexer._search_engine`. Its tests
+the same bodies as the OpenSearch backend (:mod:`sparsearch.backends.engines.bodies`, tested against a
+real OpenSearch), through the shared code of :mod:`sparsearch.backends.engines.client`. Its tests
 check the real client's construction, the exact HTTP requests the real client builds for each
 operation, and the version rules below.
 
@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from sparsearch.backends.engines.client import POOL_SIZE, SearchEngineBackend
 from sparsearch.errors import SparsearchError, UsageError, require
-from sparsearch.indexer._search_engine import POOL_SIZE, SearchEngineBackend
 
 SUPPORTED_MAJORS = (8, 9)
 SPARSE_VECTOR_QUERY_SINCE = (8, 15)

@@ -1,8 +1,8 @@
 """The OpenSearch backend (official ``opensearch-py`` client; OpenSearch 2.x and 3.x servers).
 
 Tested against a real OpenSearch started by ``scripts/opensearch`` (see
-docs/engines.md). Bodies come from :mod:`sparsearch.indexer.engine_bodies`; the shared logic (alias and
-versions, search, documents, encoder store) lives in :mod:`sparsearch.indexer._search_engine`.
+docs/engines.md). Bodies come from :mod:`sparsearch.backends.engines.bodies`; the shared logic (alias and
+versions, search, documents, encoder store) lives in :mod:`sparsearch.backends.engines.client`.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from sparsearch.backends.engines.client import POOL_SIZE, SearchEngineBackend
 from sparsearch.errors import UsageError, require
-from sparsearch.indexer._search_engine import POOL_SIZE, SearchEngineBackend
 
 log = logging.getLogger(__name__)
 
