@@ -48,7 +48,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from sparsearch.errors import IndexFormatError, ModelNotFoundError, UsageError
+from sparsearch.errors import IndexFormatError, ModelNotFoundError, UsageError, require
 from sparsearch.retrieval.contract import EncodedQuery, EncoderFingerprint, SparseVector, stable_hash
 from sparsearch.retrieval.idf import IdfTable
 from sparsearch.retrieval.sparse_batch import SparseBatch, dense_to_batch, pool_passages
@@ -142,7 +142,7 @@ class EncodingOptions:
 
 
 def resolve_device(device: str | None) -> str:
-    import torch
+    torch = require("torch", "neural")
 
     if device:
         return device
@@ -328,7 +328,7 @@ class NeuralSparseEncoder:
         Returns:
             One row per text; empty rows for texts without tokens.
         """
-        import torch
+        torch = require("torch", "neural")
 
         options = self.options
         texts = [clean_text(t) if t.strip() else "" for t in texts]  # whitespace-only: no passage at all
