@@ -10,7 +10,9 @@ import shlex
 import tomllib
 from pathlib import Path
 
+import jsonschema
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_SCHEMA = Path(__file__).parent / "data" / "compose" / "compose_spec.json"
@@ -21,12 +23,10 @@ API_SERVICES = ("api", "api-opensearch")
 # -- docker-compose.yml ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def compose() -> dict:
-    yaml = pytest.importorskip("yaml", reason="pyyaml comes with the dev extra")
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))  # resolves the <<: merges
 
 
 def compose_validator():  # noqa: ANN201 - a jsonschema validator
-    jsonschema = pytest.importorskip("jsonschema", reason="jsonschema comes with the dev extra")
     schema = json.loads(COMPOSE_SCHEMA.read_text(encoding="utf-8"))
     # The schema says draft 2019-09 by a URL (http, trailing "#") that jsonschema does not recognise.
     jsonschema.Draft201909Validator.check_schema(schema)
