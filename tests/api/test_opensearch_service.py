@@ -192,9 +192,20 @@ def test_engine_down_gives_503_and_the_service_recovers(opensearch_url: str, eng
     relay.down()
 
 
-def test_a_missing_alias_stops_the_start(opensearch_url: str) -> None:
-    from sparsearch.errors import IndexNotFoundError
+def test_a_missing_alias_is_not_ready_until_it_exists(opensearch_url: str, tmp_path: Path) -> None:
+    """A fresh deployment: the service starts before anyone indexed, answers 503, then serves the alias."""
+    backend = OpenSearchBackend.connect(opensearch_url, f"later-{uuid.uuid4().hex[:10]}")
+    try:
+        settings = make_settings(f"tiny={backend.index}", backend="opensearch", engine_url=opensearch_url)
+        with app_client(settings) as http:
+            not_ready = assert_error(http.get("/ready"), 503, "not_ready", "tiny")
+            assert f"no index {backend.index!r}" in not_ready["details"][0]["message"]
+            error = assert_error(http.post("/v1/search", json={"query": "wing"}), 503, "engine_unavailable", "tiny")
+            assert "sparsearch index" in error["message"] and "retry" in error["message"]
 
-    with pytest.raises(IndexNotFoundError, match="no index 'no-such-alias'"):
-        with app_client(make_settings("no-such-alias", backend="opensearch", engine_url=opensearch_url)):
-            pass
+            index_corpus(TINY, backend, load_encoder("bm25"), failures_path=tmp_path / "failures.jsonl")
+            assert http.get("/ready").status_code == 200
+            assert http.post("/v1/search", json={"query": "wing"}).json()["hits"]
+    finally:
+        backend.drop()
+        backend.close()

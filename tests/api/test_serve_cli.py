@@ -26,10 +26,14 @@ def free_port() -> int:
 
 @contextmanager
 def serve(
-    *args: str, log: Path, environment: dict[str, str] | None = None, headers: dict[str, str] | None = None
+    *args: str,
+    log: Path,
+    environment: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+    ready_status: int = 200,
 ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Start ``sparsearch serve`` on a free port and wait until /ready answers; output goes to ``log``
-    (a file, not a pipe: helper processes may inherit it and outlive the server)."""
+    """Start ``sparsearch serve`` on a free port and wait until /ready answers ``ready_status``; output goes
+    to ``log`` (a file, not a pipe: helper processes may inherit it and outlive the server)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPARSEARCH_")} | (environment or {})
     with log.open("w") as output:
@@ -43,7 +47,7 @@ def serve(
             if process.poll() is not None:
                 pytest.fail(f"sparsearch serve exited with {process.returncode}:\n{log.read_text()}")
             try:
-                if httpx.get(f"{url}/ready", headers=headers, timeout=5).status_code == 200:
+                if httpx.get(f"{url}/ready", headers=headers, timeout=5).status_code == ready_status:
                     break
             except httpx.TransportError:
                 pass
@@ -90,11 +94,24 @@ def test_serve_several_workers_from_the_environment(tiny_bm25_index: Path, tmp_p
     assert float(line.split()[-1]) == 20  # both workers' counts, whichever answered /metrics
 
 
+def test_serve_starts_before_its_index_exists(tiny_bm25_index: Path, tmp_path: Path) -> None:
+    """An index that is not built yet: a warning, 503 from /ready and searches, then served once it appears."""
+    later = tmp_path / "later"
+    with serve("--index", f"tiny={later}", log=tmp_path / "serve.log", ready_status=503) as (url, _):
+        assert httpx.get(f"{url}/health").status_code == 200
+        search = httpx.post(f"{url}/v1/search", json={"query": "buckling of cylindrical shells"})
+        assert search.status_code == 503 and f"no index at {later}" in search.json()["error"]["message"]
+        tiny_bm25_index.rename(later)  # built meanwhile (IndexWriter renames a finished index into place)
+        assert httpx.get(f"{url}/ready").status_code == 200
+        assert httpx.post(f"{url}/v1/search", json={"query": "buckling of cylindrical shells"}).json()["hits"]
+    log = (tmp_path / "serve.log").read_text()
+    assert f"warning: no index at {later} yet" in log and "Traceback" not in log
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         ((), "no index to serve"),
-        (("--index", "/no/such/index"), "no index at /no/such/index"),
         (("--index", "x", "--backend", "opensearch"), "needs --url"),
         (("--index", "x", "--backend", "solr"), "backend"),
     ],

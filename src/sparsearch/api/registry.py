@@ -12,6 +12,10 @@ Embedded indexes also follow changes made by other processes (another worker, ``
 --overwrite``): before each request the handle compares the manifest file's identity with the one
 it opened and reopens the index (and its encoder, if it changed) when they differ. A missing index
 directory answers 503 until it is back.
+
+An index that does not exist yet when the service starts (an embedded directory nobody has built, an
+engine alias nobody has created: a fresh ``docker compose up``) is not an error: the service starts,
+``/ready`` and that index's requests answer 503, and the first request after it appears opens it.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from sparsearch.api.errors import ApiError, EngineUnavailableError
 from sparsearch.api.settings import IndexSpec, Settings
 from sparsearch.backends.base import SearchBackend
-from sparsearch.errors import SparsearchError
+from sparsearch.errors import IndexNotFoundError, SparsearchError
 from sparsearch.types import Encoder
 
 if TYPE_CHECKING:
@@ -126,6 +130,8 @@ class IndexHandle:
             raise
         except EngineDown as error:
             raise EngineUnavailableError(self.name, str(error)) from error
+        except IndexNotFoundError as error:  # not built yet, or deleted: answer 503 until it exists
+            raise EngineUnavailableError(self.name, str(error)) from error
         except (ConnectionError, TimeoutError) as error:
             raise EngineUnavailableError(self.name, f"{what} failed ({type(error).__name__}: {error})") from error
 
@@ -194,10 +200,22 @@ class EmbeddedHandle(IndexHandle):
         self._manifest_file = path / MANIFEST_FILE
         self._open = EmbeddedIndex.open
         self._load_encoder = load_encoder
-        index = EmbeddedIndex.open(path)
+        self._reload_lock = threading.Lock()
+        self._signature: tuple[int, int, int] | None = None  # None: not opened yet
+        try:
+            index = EmbeddedIndex.open(path)
+        except IndexNotFoundError as error:
+            log.warning("%s; serving 503 for index %s until it exists", error, name)
+            super().__init__(name, None, None)  # type: ignore[arg-type] - opened by the first _refresh that finds it
+            return
         super().__init__(name, index, load_encoder(index.encoder_dir))
         self._signature = self._manifest_signature()
-        self._reload_lock = threading.Lock()
+
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            self._refresh()  # opens the index if it appeared since; 503 while it is missing
+        return super().encoder
 
     def _manifest_signature(self) -> tuple[int, int, int]:
         stat = os.stat(self._manifest_file)
@@ -206,6 +224,12 @@ class EmbeddedHandle(IndexHandle):
     def _current_signature(self) -> tuple[int, int, int]:
         try:
             return self._manifest_signature()
+        except FileNotFoundError as error:
+            raise EngineUnavailableError(
+                self.name,
+                f"no index at {self.path} (missing {self._manifest_file.name}); build one with: sparsearch index "
+                f"--data PATH --index {self.path}",
+            ) from error
         except OSError as error:
             raise EngineUnavailableError(
                 self.name, f"its index directory {self.path} cannot be read ({error.strerror})"
@@ -220,12 +244,13 @@ class EmbeddedHandle(IndexHandle):
             try:
                 index = self._open(self.path)
                 fingerprint = index.fingerprint
-                encoder = self.encoder
-                if fingerprint != encoder.fingerprint:  # rebuilt with another model
+                encoder = self._encoder
+                if encoder is None or fingerprint != encoder.fingerprint:  # first opening, or another model
                     encoder = self._load_encoder(index.encoder_dir)
             except (OSError, ValueError, SparsearchError) as error:
                 raise EngineUnavailableError(self.name, f"reopening {self.path} failed ({error})") from error
-            log.info("index %s changed on disk; reopened generation %s", self.name, index.manifest["generation"])
+            what = "changed on disk; reopened" if self._signature is not None else "exists now; opened"
+            log.info("index %s %s generation %s", self.name, what, index.manifest["generation"])
             self._backend, self._encoder = index, encoder
             self._signature = self._current_signature()
 
@@ -271,9 +296,10 @@ class EmbeddedHandle(IndexHandle):
 class EngineHandle(IndexHandle):
     """An index (an alias) on OpenSearch or Elasticsearch.
 
-    The service starts even when the engine is down: the encoder is fetched from the engine (or
-    loaded from ``--model``) on the first request that finds it up, and every request meanwhile gets
-    503. The clients reconnect by themselves, so nothing needs a restart when the engine returns.
+    The service starts even when the engine is down or the alias does not exist yet: the encoder is
+    fetched from the engine (or loaded from ``--model``) on the first request that finds the index, and
+    every request meanwhile gets 503. The clients reconnect by themselves, so nothing needs a restart
+    when the engine returns.
     """
 
     exclusive_writes = False
@@ -367,8 +393,10 @@ class IndexRegistry:
     def open(cls, settings: Settings) -> IndexRegistry:
         """Open every index of ``settings`` and load its encoder (once, at start).
 
+        An index that does not exist yet is opened later (its requests answer 503 meanwhile).
+
         Raises:
-            IndexNotFoundError, IndexFormatError, ModelNotFoundError: an index or model cannot be used.
+            IndexFormatError, ModelNotFoundError: an existing index or its model cannot be used.
         """
         handles: list[IndexHandle] = []
         try:

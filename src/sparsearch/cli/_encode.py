@@ -68,9 +68,9 @@ def encode(
 
         shard_spec = parse_shard(shard)
         if threads is not None:
-            import torch
+            from sparsearch.errors import require
 
-            torch.set_num_threads(threads)
+            require("torch", "neural").set_num_threads(threads)
         encoder = load_encoder(model)
         options = getattr(encoder, "options", None)
         if options is None:

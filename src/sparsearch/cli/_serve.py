@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from sparsearch.cli._common import app, stderr, user_errors
-from sparsearch.errors import IndexNotFoundError, SparsearchError, UsageError
+from sparsearch.errors import SparsearchError, UsageError
 
 
 def _settings(**flags: object):  # noqa: ANN202 - returns sparsearch.api.Settings (imported lazily)
@@ -32,14 +32,16 @@ def _settings(**flags: object):  # noqa: ANN202 - returns sparsearch.api.Setting
 
 
 def _check_embedded_indexes(settings) -> None:  # noqa: ANN001
-    """Fail before starting the server when an embedded index directory is missing."""
+    """Warn about embedded index directories that do not exist yet: the service starts anyway and
+    answers 503 for them (``/ready`` included) until they are built, then serves them."""
     if settings.backend != "embedded":
         return
     for spec in settings.index_specs():
         if not (Path(spec.location) / "manifest.json").is_file():
-            raise IndexNotFoundError(
-                f"no index at {spec.location} (missing manifest.json); "
-                f"build one with: sparsearch index --data PATH --index {spec.location}"
+            stderr.print(
+                f"warning: no index at {spec.location} yet (missing manifest.json); index {spec.name} answers 503 "
+                f"until one is built with: sparsearch index --data PATH --index {spec.location}",
+                highlight=False,
             )
 
 

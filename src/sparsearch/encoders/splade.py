@@ -92,7 +92,7 @@ def build_sparse_encoder(
     Returns:
         The model, in eval mode, with ``similarity_fn_name="dot"``.
     """
-    require("sentence_transformers", "train")
+    require("sentence_transformers", "neural")
     import torch
     from sentence_transformers import SparseEncoder
     from sentence_transformers.sparse_encoder.modules import Router, SparseStaticEmbedding, SpladePooling, Transformer
@@ -250,7 +250,7 @@ class SpladeEncoder(NeuralSparseEncoder):
         """The sentence-transformers model (loaded on first access)."""
         if self._model is None:
             if self._weights_dir is not None:
-                require("sentence_transformers", "train")
+                require("sentence_transformers", "neural")
                 from sentence_transformers import SparseEncoder
 
                 model = SparseEncoder(

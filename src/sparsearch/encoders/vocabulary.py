@@ -55,8 +55,8 @@ class TokenizerVocabulary:
         ModelNotFoundError: the file is missing or is not a tokenizer.json.
 
     Example:
-        >>> from sparsearch.encoders.analyzers import minilm_model_dir
-        >>> vocab = TokenizerVocabulary.from_file(minilm_model_dir())
+        >>> from sparsearch.encoders.analyzers import bundled_tokenizer_dir
+        >>> vocab = TokenizerVocabulary.from_file(bundled_tokenizer_dir())
         >>> vocab.tokenize("Aerodynamics of a WING [SEP]")
         ['aerodynamic', '##s', 'of', 'a', 'wing']
     """
