@@ -259,7 +259,13 @@ class EmbeddedHandle(IndexHandle):
 
     def warm_up(self) -> None:
         """Compile (or load from numba's disk cache) the search kernel, then run one query the way a
-        request does: encode the start of a stored document, search, fetch the hits, explain the best."""
+        request does: encode the start of a stored document, search, fetch the hits, explain the best.
+
+        An index that does not exist yet is skipped: the search that first finds it pays the compile
+        (or the cache load)."""
+        if self._signature is None and not self._manifest_file.exists():
+            log.info("index %s does not exist yet: warmed up by its first search instead", self.name)
+            return
         with self.reading() as backend:
             index: EmbeddedIndex = backend  # type: ignore[assignment]
             index.warm_up()
