@@ -3,6 +3,8 @@ models, and the registry that loads any of them by name or folder."""
 
 from __future__ import annotations
 
+from sparsearch._lazy import lazy_exports
+
 _EXPORTS = {
     "BM25Encoder": "sparsearch.encoders.bm25",
     "bm25_words": "sparsearch.encoders.bm25",
@@ -16,18 +18,4 @@ _EXPORTS = {
     "TwoChannelEncoder": "sparsearch.encoders.two_channel",
     "SemanticChannelEncoder": "sparsearch.encoders.semantic",
 }
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> object:
-    # Lazy exports (PEP 562): importing the package loads none of its modules, so nothing heavy
-    # (numba, torch, engine clients) is imported before it is used.
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
