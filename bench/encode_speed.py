@@ -72,7 +72,7 @@ def build_variants(mlm_dir: Path, idf_source: SpladeEncoder) -> dict[str, tuple[
     int8._doc_model = torch.ao.quantization.quantize_dynamic(  # bench-only: deprecated torch.ao API
         copy.deepcopy(int8._document_model()), {torch.nn.Linear}, dtype=torch.qint8
     )
-    variants: dict[str, tuple[SpladeEncoder, Callable]] = {"st_plain": (plain, plain.encode_documents_reference)}
+    variants: dict[str, tuple[SpladeEncoder, Callable]] = {"st_plain": (plain, plain.encode_document_reference)}
     for name, e in [
         ("fast_fp32_truncate", encoder(truncate)),
         ("fast_bf16_truncate", encoder(truncate.replace(precision="bfloat16"))),
@@ -80,7 +80,7 @@ def build_variants(mlm_dir: Path, idf_source: SpladeEncoder) -> dict[str, tuple[
         ("fast_fp32", encoder(EncodingOptions())),
         ("fast_bf16", encoder(EncodingOptions(precision="bfloat16"))),
     ]:
-        variants[name] = (e, e.encode_documents)
+        variants[name] = (e, e.encode_document)
     return variants
 
 

@@ -112,7 +112,9 @@ def machine() -> dict[str, object]:
 
 def cache_dir() -> Path:
     """The project's cache (``$SPARSEARCH_CACHE``, default ``~/.cache/sparsearch``)."""
-    return Path(os.environ.get("SPARSEARCH_CACHE", Path.home() / ".cache" / "sparsearch"))
+    from sparsearch._cache import cache_root
+
+    return cache_root()
 
 
 # The collections the committed quality tables cover; data/ bundles more (cacm, npl) for --data.

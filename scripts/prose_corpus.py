@@ -796,7 +796,9 @@ def dictd_sections(index_path: Path) -> Iterator[Section]:
 
 def default_cache_dir() -> Path:
     """``$SPARSEARCH_CACHE/prose`` or ``~/.cache/sparsearch/prose``."""
-    return Path(os.environ.get("SPARSEARCH_CACHE") or Path.home() / ".cache" / "sparsearch").expanduser() / "prose"
+    from sparsearch._cache import cache_root
+
+    return cache_root() / "prose"
 
 
 def download_deb(name: str, debs_dir: Path) -> Path:

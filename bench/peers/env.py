@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import site
 import subprocess
 import sys
@@ -29,7 +28,10 @@ PEER_REQUIREMENTS: dict[str, list[str]] = {
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("SPARSEARCH_CACHE", Path.home() / ".cache" / "sparsearch"))
+    """The project's cache root (:func:`sparsearch._cache.cache_root`)."""
+    from sparsearch import _cache
+
+    return _cache.cache_root()
 
 
 def env_path() -> Path:

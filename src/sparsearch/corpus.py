@@ -9,7 +9,7 @@ and reported by the indexer; no query can match them).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from sparsearch.errors import CorpusFormatError
@@ -87,3 +87,49 @@ def count_lines(path: str | Path) -> int:
     """Number of non-blank lines of the corpus file behind ``path`` (for progress bars)."""
     with resolve_corpus_file(Path(path)).open("rb") as handle:
         return sum(1 for raw in handle if raw.strip())
+
+
+def is_corpus_path(data: object) -> bool:
+    """Whether ``data`` names a file or folder (a BEIR folder, a JSONL file, an encode output)."""
+    return isinstance(data, str | Path)
+
+
+def iter_documents(data: str | Path | Iterable[Document | Mapping[str, object] | str]) -> Iterator[Document]:
+    """Yield the documents of a corpus path (:func:`iter_corpus`) or of documents held in memory.
+
+    In memory, each item is a :class:`~sparsearch.types.Document`, a dict
+    ``{"_id" or "id": str|int, "title": str (optional), "text": str}`` or a plain string (its id is its
+    position: ``"0"``, ``"1"``...).
+
+    Raises:
+        CorpusFormatError: as :func:`iter_corpus`; in memory, an item of another type, a dict without
+            id or text, or a duplicate id (naming the item's position).
+    """
+    if is_corpus_path(data):
+        yield from iter_corpus(data)  # type: ignore[arg-type]
+        return
+    where = Path("<documents>")
+    seen: dict[str, int] = {}
+    for position, item in enumerate(data):  # type: ignore[union-attr]
+        if isinstance(item, Document):
+            document = item
+        elif isinstance(item, str):
+            document = Document(doc_id=str(position), text=item)
+        elif isinstance(item, Mapping):
+            doc_id = item.get("_id", item.get("id"))
+            if isinstance(doc_id, int) and not isinstance(doc_id, bool):
+                doc_id = str(doc_id)
+            if not isinstance(doc_id, str) or not doc_id.strip():
+                raise CorpusFormatError(where, f'item {position}: "_id" (or "id") is missing or not a non-empty string')
+            text, title = item.get("text"), item.get("title") or ""
+            if not isinstance(text, str) or not isinstance(title, str):
+                raise CorpusFormatError(where, f'item {position} ({doc_id!r}): "text" and "title" must be strings')
+            document = Document(doc_id=doc_id, title=title, text=text)
+        else:
+            raise CorpusFormatError(
+                where, f"item {position} is a {type(item).__name__}; pass Documents, dicts or strings"
+            )
+        first = seen.setdefault(document.doc_id, position)
+        if first != position:
+            raise CorpusFormatError(where, f"duplicate id {document.doc_id!r} (items {first} and {position})")
+        yield document

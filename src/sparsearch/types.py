@@ -15,9 +15,16 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from sparsearch.errors import EncoderMismatchError
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from sparsearch.encoders.idf import IdfTable
+    from sparsearch.encoders.neural import EncodingOptions
+    from sparsearch.encoders.sparse_batch import SparseBatch
+    from sparsearch.encoders.vocabulary import TokenizerVocabulary
 
 SparseVector = dict[str, float]
 """``token -> weight``; documents hold weights > 0 only."""
@@ -93,20 +100,123 @@ class Document:
         return f"{self.title} {self.text}".strip() if self.title else self.text
 
 
+@dataclass(frozen=True)
+class Hit:
+    """One ranked result.
+
+    Attributes:
+        doc_id: the document's external id (also readable as :attr:`id`).
+        score: sum over shared tokens of query weight x document weight, as the backend scored it.
+        title: the stored title; ``None`` when the search did not fetch documents (backends return
+            bare ``(doc_id, score)`` hits; :class:`sparsearch.Searcher` fills title and text).
+        text: the stored text, ``None`` as for ``title``.
+    """
+
+    doc_id: str
+    score: float
+    title: str | None = None
+    text: str | None = None
+
+    @property
+    def id(self) -> str:
+        """The external document id (``doc_id``), under the name the REST API uses."""
+        return self.doc_id
+
+
 @runtime_checkable
 class Encoder(Protocol):
-    """What the indexer, the engines and the API need from an encoder."""
+    """What the indexer, the engines and the API need from an encoder.
+
+    Method names follow sentence-transformers (``encode_query``, ``encode_document``). Every encoder
+    of :mod:`sparsearch.encoders` inherits :class:`BaseEncoder`, which supplies the defaults.
+    """
+
+    name: str
+    """Model name recorded in indexes."""
 
     @property
     def fingerprint(self) -> EncoderFingerprint: ...
 
-    def encode_documents(self, texts: Sequence[str]) -> list[SparseVector]:
-        """Encode documents; returns one ``token -> weight`` map (weights > 0) per text."""
+    @property
+    def is_fitted(self) -> bool:
+        """Whether the corpus statistics (BM25's df/avgdl, an IDF table) are there; ``True`` when none are needed."""
+        ...
+
+    def fit(self, texts: Iterable[str]) -> None:
+        """Compute corpus statistics over ``texts`` (the target corpus); a no-op when none are needed."""
+        ...
+
+    def encode_document(self, texts: Sequence[str]) -> list[SparseVector]:
+        """Encode a batch of documents; returns one ``token -> weight`` map (weights > 0) per text."""
         ...
 
     def encode_query(self, text: str) -> EncodedQuery:
         """Encode one query; an empty or all-stop-word query gives empty weights."""
         ...
+
+    def save(self, directory: Path) -> None:
+        """Write the encoder into ``directory`` (created), readable by ``sparsearch.encoders.registry.load_encoder``."""
+        ...
+
+
+class BaseEncoder:
+    """Defaults every encoder inherits: fitted, nothing to fit. Subclasses provide the rest of :class:`Encoder`."""
+
+    name: str = "encoder"
+
+    @property
+    def fingerprint(self) -> EncoderFingerprint:
+        raise NotImplementedError
+
+    @property
+    def is_fitted(self) -> bool:
+        return True
+
+    def fit(self, texts: Iterable[str]) -> None:
+        """No corpus statistics by default."""
+
+    def encode_document(self, texts: Sequence[str]) -> list[SparseVector]:
+        raise NotImplementedError
+
+    def encode_query(self, text: str) -> EncodedQuery:
+        raise NotImplementedError
+
+    def save(self, directory: Path) -> None:
+        raise NotImplementedError(f"{type(self).__name__} cannot be saved")
+
+
+class BatchEncoder(BaseEncoder):
+    """Base of the encoders with a fixed vocabulary that write CSR rows directly (the neural encoders).
+
+    Callers check ``isinstance(encoder, BatchEncoder)``. Not a default on :class:`BaseEncoder`: CSR
+    rows need term ids, and BM25 and the two-channel model have open (analyzer) vocabularies with no
+    term-id space to build them from. A class, not a runtime-checkable protocol: on Python 3.11
+    ``isinstance`` against a protocol evaluates every property, and the fingerprint of an encoder not
+    fitted yet raises.
+    """
+
+    vocabulary: TokenizerVocabulary
+    """The tokenizer vocabulary; ``vocabulary.vocabulary[term_id]`` is the token of a CSR column."""
+    options: EncodingOptions
+    """Document encoding options (passages, pruning, precision)."""
+    loaded_from: Path | None = None
+    """The saved model directory this encoder was loaded from (``None``: built in memory)."""
+
+    def encode_document(self, texts: Sequence[str]) -> list[SparseVector]:
+        """``token -> weight`` maps (weights > 0), one per text: :meth:`encode_document_batch` as dicts."""
+        return self.encode_document_batch(texts).to_dicts(self.vocabulary.vocabulary)
+
+    def encode_document_batch(self, texts: Sequence[str]) -> SparseBatch:
+        """Encode documents into CSR rows over :attr:`vocabulary`, one row per text."""
+        raise NotImplementedError
+
+    def document_digest(self) -> str:
+        """Identity of the document model's weights (two models may share tokenizer and IDF table)."""
+        raise NotImplementedError
+
+    def set_idf(self, idf: IdfTable) -> None:
+        """Take a precomputed query-side IDF table instead of :meth:`fit`."""
+        raise NotImplementedError
 
 
 def dot(query: Mapping[str, float], document: Mapping[str, float]) -> float:

@@ -27,7 +27,7 @@ def test_upsert_encodes_like_the_indexing_job(client, tiny_bm25_index: Path) -> 
     assert response.json() | {"took_ms": 0} == {"index": "tiny", "upserted": 1, "documents": 9, "took_ms": 0}
     index = EmbeddedIndex.open(tiny_bm25_index)
     encoder = load_encoder(index.encoder_dir)
-    expected = encoder.encode_documents([f"{NEW['title']} {NEW['text']}"])[0]
+    expected = encoder.encode_document([f"{NEW['title']} {NEW['text']}"])[0]
     assert index.document_vector("n1") == pytest.approx(expected)
     hit = client.post("/v1/search", json={"query": "hypersonic glider"}).json()["hits"][0]
     assert (hit["id"], hit["title"], hit["snippet"]) == ("n1", NEW["title"], NEW["text"])
@@ -177,7 +177,7 @@ def test_another_process_updating_the_index_is_followed(client, tiny_bm25_index:
     from sparsearch.types import Document
 
     document = Document(doc_id="o1", title="Ornithopters", text="Flapping wing ornithopter.")
-    other.upsert([document], encoder.encode_documents([document.full_text]))
+    other.upsert([document], encoder.encode_document([document.full_text]))
     assert search_ids(client, "ornithopter") == ["o1"]
     assert client.post("/v1/search", json={"query": "ornithopter"}).json()["hits"][0]["title"] == "Ornithopters"
 

@@ -36,7 +36,7 @@ def test_weights_match_the_bm25_formula_by_hand() -> None:
     docs = ["aa bb aa", "bb cc", "cc cc cc dd"]
     encoder.fit(docs)
     avgdl = (3 + 2 + 4) / 3
-    weights = encoder.encode_documents(docs)[0]
+    weights = encoder.encode_document(docs)[0]
     norm = k1 * (1 - b + b * 3 / avgdl)
     assert weights["aa"] == pytest.approx(2 * (k1 + 1) / (2 + norm))
     assert weights["bb"] == pytest.approx(1 * (k1 + 1) / (1 + norm))
@@ -62,7 +62,7 @@ def test_score_is_the_dot_product_and_equals_bm25() -> None:
     encoder = BM25Encoder(WordAnalyzer(), name="bm25")
     corpus = ["slipstream wing lift", "wing flutter", "heat conduction slab"]
     encoder.fit(corpus)
-    doc = encoder.encode_documents([corpus[0]])[0]
+    doc = encoder.encode_document([corpus[0]])[0]
     query = encoder.encode_query("wing slipstream")
     k1, b, avgdl = 1.5, 0.75, encoder.avgdl
     expected = sum(bm25_idf(df, 3) * (k1 + 1) / (1 + k1 * (1 - b + b * 3 / avgdl)) for df in (2, 1))

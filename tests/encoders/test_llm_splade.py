@@ -56,7 +56,7 @@ def test_padding_does_not_change_vectors(encoder: EchoSpladeEncoder) -> None:
 
 
 def test_documents_queries_and_special_tokens(encoder: EchoSpladeEncoder) -> None:
-    vectors = encoder.encode_documents([*CORPUS, "", "  "])
+    vectors = encoder.encode_document([*CORPUS, "", "  "])
     assert all(vectors[:3]) and vectors[3] == {} and vectors[4] == {}
     special = encoder.vocabulary.special_tokens
     assert special == {"<unk>", "<s>", "</s>", "<pad>"}
@@ -74,7 +74,7 @@ def test_long_documents_are_split_into_windows(encoder: EchoSpladeEncoder) -> No
     step = OPTIONS.max_length - OPTIONS.passage_overlap
     assert passages[1][1][: OPTIONS.passage_overlap] == ids[step : step + OPTIONS.passage_overlap]
     assert passages[-1][1][-1] == ids[-1]  # the end of the document is read
-    assert encoder.encode_documents([text])[0]
+    assert encoder.encode_document([text])[0]
 
 
 def test_lora_trains_only_adapters(tiny_llm_dir: Path, tmp_path: Path) -> None:
@@ -98,13 +98,13 @@ def test_lora_trains_only_adapters(tiny_llm_dir: Path, tmp_path: Path) -> None:
             if "lora_B" in name:
                 p.add_(0.5)
     model.eval()
-    before = encoder.encode_documents(CORPUS)
+    before = encoder.encode_document(CORPUS)
     encoder.save(tmp_path / "model")
     assert (tmp_path / "model" / "adapter" / "adapter_config.json").is_file()
     loaded = load_encoder(tmp_path / "model")
     assert isinstance(loaded, EchoSpladeEncoder) and loaded.fingerprint == encoder.fingerprint
-    after = loaded.encode_documents(CORPUS)
-    plain = EchoSpladeEncoder.from_causal_lm(tiny_llm_dir, options=OPTIONS).encode_documents(CORPUS)
+    after = loaded.encode_document(CORPUS)
+    plain = EchoSpladeEncoder.from_causal_lm(tiny_llm_dir, options=OPTIONS).encode_document(CORPUS)
     for a, b, c in zip(after, before, plain, strict=True):
         assert set(a) == set(b) and max(abs(a[t] - b[t]) for t in b) < 1e-5
         assert a != c
@@ -117,7 +117,7 @@ def test_save_load_round_trip_without_adapters(encoder: EchoSpladeEncoder, tmp_p
     loaded = load_encoder(tmp_path / "model")
     assert loaded.fingerprint == encoder.fingerprint
     assert loaded.encode_query("wing").weights == encoder.encode_query("wing").weights
-    for a, b in zip(loaded.encode_documents(CORPUS), encoder.encode_documents(CORPUS), strict=True):
+    for a, b in zip(loaded.encode_document(CORPUS), encoder.encode_document(CORPUS), strict=True):
         assert set(a) == set(b) and max(abs(a[t] - b[t]) for t in b) < 1e-5
 
 
@@ -127,13 +127,13 @@ def test_plain_causal_lm_directory_is_recognised(tiny_llm_dir: Path) -> None:
     assert encoder.options.precision == "bfloat16"  # LLM backbones load in bfloat16 by default
     encoder.options = OPTIONS.replace(precision="bfloat16")
     encoder.fit(CORPUS)
-    assert all(encoder.encode_documents(CORPUS))
+    assert all(encoder.encode_document(CORPUS))
 
 
 def test_window_too_small_for_echo(tiny_llm_dir: Path) -> None:
     encoder = EchoSpladeEncoder.from_causal_lm(tiny_llm_dir, options=EncodingOptions(max_length=200))
     with pytest.raises(UsageError, match="echo needs"):
-        encoder.encode_documents(["wing"])
+        encoder.encode_document(["wing"])
 
 
 def test_missing_backbone(tmp_path: Path) -> None:
@@ -150,7 +150,7 @@ def test_index_and_search_end_to_end(tiny_llm_dir: Path, tiny_data: Path, tmp_pa
     served = load_encoder(index.encoder_dir)
     query = served.encode_query("propeller slipstream")
     hits = index.search(query, 3)
-    vectors = encoder.encode_documents([d.full_text for d in iter_corpus(tiny_data)])
+    vectors = encoder.encode_document([d.full_text for d in iter_corpus(tiny_data)])
     scores = sorted(
         ((dot(query.weights, v), doc_id) for doc_id, v in zip(index.doc_ids, vectors, strict=True)), reverse=True
     )

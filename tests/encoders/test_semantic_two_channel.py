@@ -29,18 +29,18 @@ def semantic() -> SemanticChannelEncoder:
 
 
 def test_semantic_documents_expand_to_related_words(semantic: SemanticChannelEncoder) -> None:
-    doc = semantic.encode_documents(["Aeroelastic flutter and vibration of a heated airplane."])[0]
+    doc = semantic.encode_document(["Aeroelastic flutter and vibration of a heated airplane."])[0]
     assert 0 < len(doc) <= 8 and all(w > 0 for w in doc.values())
     assert set(doc) <= set(TOKENS)
     assert "banana" not in doc and "football" not in doc
     assert {"vibration", "aircraft", "airplane"} & set(doc)
-    assert semantic.encode_documents(["", "   "]) == [{}, {}]
+    assert semantic.encode_document(["", "   "]) == [{}, {}]
 
 
 def test_long_documents_are_split_and_max_pooled(semantic: SemanticChannelEncoder) -> None:
     long_text = "the propeller wing lift " * 100 + "banana music football politics " * 100
-    pooled = semantic.encode_documents([long_text])[0]
-    first_half = semantic.encode_documents(["the propeller wing lift " * 40])[0]
+    pooled = semantic.encode_document([long_text])[0]
+    first_half = semantic.encode_document(["the propeller wing lift " * 40])[0]
     for token, weight in first_half.items():  # max pooling never loses a window's evidence
         assert pooled.get(token, 0.0) >= weight - 1e-6
 
@@ -55,13 +55,13 @@ def test_two_channel_score_is_bm25_plus_weighted_learned(semantic: SemanticChann
     corpus = ["Wing lift in a propeller slipstream.", "Heat conduction in composite slabs.", "Buckling of shells."]
     encoder = TwoChannelEncoder(lexical_channel(), semantic, learned_weight=2.0)
     encoder.fit(corpus)
-    documents = encoder.encode_documents(corpus)
+    documents = encoder.encode_document(corpus)
     assert any(t.startswith("w:") for t in documents[0]) and any(not t.startswith("w:") for t in documents[0])
     query = encoder.encode_query("propeller wing")
     bm25 = bm25_words()
     bm25.fit(corpus)
-    expected_lexical = dot(bm25.encode_query("propeller wing").weights, bm25.encode_documents(corpus)[0])
-    expected_learned = dot(semantic.encode_query("propeller wing").weights, semantic.encode_documents(corpus)[:1][0])
+    expected_lexical = dot(bm25.encode_query("propeller wing").weights, bm25.encode_document(corpus)[0])
+    expected_learned = dot(semantic.encode_query("propeller wing").weights, semantic.encode_document(corpus)[:1][0])
     assert dot(query.weights, documents[0]) == pytest.approx(expected_lexical + 2.0 * expected_learned)
 
 

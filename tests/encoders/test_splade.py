@@ -48,22 +48,22 @@ def assert_vectors_close(actual: dict[str, float], expected: dict[str, float], t
 @pytest.mark.parametrize("kind", ["inference-free", "siamese"])
 def test_fast_path_matches_sentence_transformers(kind: str, inference_free: SpladeEncoder, siamese) -> None:
     encoder = inference_free if kind == "inference-free" else siamese
-    fast = encoder.encode_documents(CORPUS)
-    reference = encoder.encode_documents_reference(CORPUS)
+    fast = encoder.encode_document(CORPUS)
+    reference = encoder.encode_document_reference(CORPUS)
     for actual, expected in zip(fast, reference, strict=True):
         assert actual and all(w > 0 for w in actual.values())
         assert_vectors_close(actual, expected)
 
 
 def test_special_tokens_never_in_documents(inference_free: SpladeEncoder) -> None:
-    vectors = inference_free.encode_documents([*CORPUS, "[CLS] [MASK] wing [SEP]"])
+    vectors = inference_free.encode_document([*CORPUS, "[CLS] [MASK] wing [SEP]"])
     special = {"[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]"}
     assert all(not special & set(v) for v in vectors)
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\n\t \u3000"])
 def test_empty_documents_get_empty_vectors(inference_free: SpladeEncoder, text: str) -> None:
-    vectors = inference_free.encode_documents(["wing", text])
+    vectors = inference_free.encode_document(["wing", text])
     assert vectors[0] and vectors[1] == {}
 
 
@@ -77,13 +77,13 @@ def test_long_document_is_max_pooled_over_passages(inference_free: SpladeEncoder
     with torch.inference_mode():
         per_passage = torch.stack([inference_free._forward([ids])[0] for _, ids in passages])
     expected = per_passage.amax(dim=0)
-    vector = inference_free.encode_documents([text])[0]
+    vector = inference_free.encode_document([text])[0]
     vocabulary = inference_free.vocabulary.vocabulary
     special = inference_free.vocabulary.special_ids
     expected_map = {vocabulary[i]: float(w) for i, w in enumerate(expected.tolist()) if w > 0 and i not in special}
     assert_vectors_close(vector, expected_map)
     # the last words are seen (no silent truncation): the vector differs from the first passage alone
-    first = inference_free.encode_documents([inference_free.vocabulary._tokenizer.decode(passages[0][1])])[0]
+    first = inference_free.encode_document([inference_free.vocabulary._tokenizer.decode(passages[0][1])])[0]
     assert vector != first
 
 
@@ -91,29 +91,29 @@ def test_one_passage_truncates_like_sentence_transformers(tiny_mlm_dir: Path) ->
     encoder = SpladeEncoder.from_mlm(tiny_mlm_dir, options=OPTIONS.replace(max_passages=1))
     long_texts = [" ".join(CORPUS * 3), " ".join(reversed(CORPUS * 2))]
     for actual, expected in zip(
-        encoder.encode_documents(long_texts), encoder.encode_documents_reference(long_texts), strict=True
+        encoder.encode_document(long_texts), encoder.encode_document_reference(long_texts), strict=True
     ):
         assert_vectors_close(actual, expected)
 
 
 def test_hundred_thousand_characters(inference_free: SpladeEncoder) -> None:
     text = ("slipstream wing lift " * 5000)[:100_000]
-    vectors = inference_free.encode_documents([text, "heat"])
+    vectors = inference_free.encode_document([text, "heat"])
     assert len(text) == 100_000 and vectors[0] and vectors[1]
 
 
 def test_lone_surrogates_are_replaced_not_fatal(inference_free: SpladeEncoder) -> None:
     text = b"wing \xff slipstream".decode("utf-8", errors="surrogateescape")
-    clean = inference_free.encode_documents(["wing \ufffd slipstream"])[0]
-    assert_vectors_close(inference_free.encode_documents([text])[0], clean)
+    clean = inference_free.encode_document(["wing \ufffd slipstream"])[0]
+    assert_vectors_close(inference_free.encode_document([text])[0], clean)
     assert inference_free.encode_query(text).weights == inference_free.encode_query("wing \ufffd slipstream").weights
 
 
 @pytest.mark.parametrize(("max_active_dims", "min_weight"), [(5, 0.0), (None, 0.3), (3, 0.2)])
 def test_pruning(tiny_mlm_dir: Path, max_active_dims: int | None, min_weight: float) -> None:
     options = OPTIONS.replace(max_active_dims=max_active_dims, min_weight=min_weight)
-    full = SpladeEncoder.from_mlm(tiny_mlm_dir, options=OPTIONS).encode_documents(CORPUS)
-    pruned = SpladeEncoder.from_mlm(tiny_mlm_dir, options=options).encode_documents(CORPUS)
+    full = SpladeEncoder.from_mlm(tiny_mlm_dir, options=OPTIONS).encode_document(CORPUS)
+    pruned = SpladeEncoder.from_mlm(tiny_mlm_dir, options=options).encode_document(CORPUS)
     for f, p in zip(full, pruned, strict=True):
         kept = sorted(((w, t) for t, w in f.items() if w >= min_weight), reverse=True)[:max_active_dims]
         assert_vectors_close(p, {t: w for w, t in kept})
@@ -121,7 +121,7 @@ def test_pruning(tiny_mlm_dir: Path, max_active_dims: int | None, min_weight: fl
 
 def test_bfloat16_is_close_to_float32(tiny_mlm_dir: Path, inference_free: SpladeEncoder) -> None:
     bf16 = SpladeEncoder.from_mlm(tiny_mlm_dir, options=OPTIONS.replace(precision="bfloat16"))
-    for a, b in zip(bf16.encode_documents(CORPUS), inference_free.encode_documents(CORPUS), strict=True):
+    for a, b in zip(bf16.encode_document(CORPUS), inference_free.encode_document(CORPUS), strict=True):
         shared = set(a) & set(b)
         assert len(shared) >= 0.9 * len(b)
         assert max(abs(a[t] - b[t]) for t in shared) < 0.05
@@ -149,7 +149,7 @@ def test_query_fast_path_matches_the_static_embedding(inference_free: SpladeEnco
 def test_siamese_query_uses_the_model(siamese: SpladeEncoder) -> None:
     query = siamese.encode_query("wing slipstream")
     assert len(query.weights) > 2  # expansion terms, not just the two tokens
-    assert_vectors_close(query.weights, siamese.encode_documents_reference(["wing slipstream"])[0])
+    assert_vectors_close(query.weights, siamese.encode_document_reference(["wing slipstream"])[0])
 
 
 def test_unfitted_inference_free_model_says_how_to_fit(tiny_mlm_dir: Path) -> None:
@@ -168,7 +168,7 @@ def test_save_load_round_trip(kind: str, inference_free, siamese, tmp_path: Path
     assert isinstance(loaded, SpladeEncoder) and loaded.kind == kind
     assert loaded.fingerprint == encoder.fingerprint
     assert loaded.encode_query("wing in a slipstream").weights == encoder.encode_query("wing in a slipstream").weights
-    for a, b in zip(loaded.encode_documents(CORPUS), encoder.encode_documents(CORPUS), strict=True):
+    for a, b in zip(loaded.encode_document(CORPUS), encoder.encode_document(CORPUS), strict=True):
         assert_vectors_close(a, b)
     # saving a loaded model again (the indexer does this) links the files without loading torch
     reloaded = load_encoder(tmp_path / "model")
@@ -191,7 +191,7 @@ def test_large_weights_are_referenced_and_checked(inference_free, tmp_path: Path
     source.save(tmp_path / "ref")
     config = json.loads((tmp_path / "ref" / "config.json").read_text())
     assert config["weights"]["copied"] is False and not (tmp_path / "ref" / "sparse_encoder").exists()
-    assert SpladeEncoder.load(tmp_path / "ref").encode_documents(CORPUS[:1]) == source.encode_documents(CORPUS[:1])
+    assert SpladeEncoder.load(tmp_path / "ref").encode_document(CORPUS[:1]) == source.encode_document(CORPUS[:1])
     weights = next((tmp_path / "source" / "sparse_encoder").rglob("model.safetensors"))
     weights.write_bytes(weights.read_bytes() + b"\0")
     with pytest.raises(IndexFormatError, match="changed since it was saved"):
@@ -227,7 +227,7 @@ def test_plain_mlm_checkpoint_loads_as_inference_free(tiny_mlm_dir: Path) -> Non
 def test_window_longer_than_the_model(tiny_mlm_dir: Path) -> None:
     encoder = SpladeEncoder.from_mlm(tiny_mlm_dir, options=EncodingOptions(max_length=128, passage_overlap=8))
     with pytest.raises(UsageError, match="exceeds model"):
-        encoder.encode_documents(["wing"])
+        encoder.encode_document(["wing"])
 
 
 @pytest.mark.parametrize(
@@ -272,7 +272,7 @@ def test_index_and_search_end_to_end(kind: str, tiny_mlm_dir: Path, tiny_data: P
     assert served.fingerprint == index.fingerprint
     query = served.encode_query("lift of a wing in a propeller slipstream")
     hits = index.search(query, 8)
-    vectors = dict(zip(index.doc_ids, encoder.encode_documents(_tiny_texts(tiny_data)), strict=True))
+    vectors = dict(zip(index.doc_ids, encoder.encode_document(_tiny_texts(tiny_data)), strict=True))
     expected = sorted(((-dot(query.weights, v), doc_id) for doc_id, v in vectors.items() if v), key=lambda x: x)
     assert [h.doc_id for h in hits] == [doc_id for _, doc_id in expected]
     assert [h.score for h in hits] == pytest.approx([-s for s, _ in expected], rel=1e-4)

@@ -69,7 +69,7 @@ def test_head_is_tied_identity_initialised_and_sparse(minilm_dir: Path) -> None:
     info = json.loads((minilm_dir / "sparsearch_base.json").read_text())
     assert info["bias"] < 0 and torch.all(head.bias == info["bias"])
     encoder = SpladeEncoder.from_mlm(minilm_dir)
-    active = [len(v) for v in encoder.encode_documents(list(CALIBRATION_TEXTS))]
+    active = [len(v) for v in encoder.encode_document(list(CALIBRATION_TEXTS))]
     assert 0.015 < sum(active) / len(active) / 30522 < 0.025  # ~2 % of the vocabulary at init
 
 
@@ -99,6 +99,6 @@ def test_encode_index_search_with_real_weights(minilm_dir: Path, cranfield_subse
     reloaded = load_encoder(index.encoder_dir)
     query = served.encode_query(next(iter(topics.queries.values())))
     hits = index.search(query, 5)
-    vectors = reloaded.encode_documents([texts[h.doc_id] for h in hits])
+    vectors = reloaded.encode_document([texts[h.doc_id] for h in hits])
     assert [h.score for h in hits] == pytest.approx([dot(query.weights, v) for v in vectors], rel=1e-4)
     assert reloaded._model is not None and reloaded.fingerprint == encoder.fingerprint

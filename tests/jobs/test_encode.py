@@ -240,7 +240,7 @@ def test_encode_index_search_commands(mlm_dir: Path, tiny_data: Path, tmp_path: 
     assert "tiny-bert" in result.stdout
     built = load_encoder(index / "encoder")
     assert built.options.max_active_dims == 20
-    vectors = [v for v in built.encode_documents([d.full_text for d in iter_corpus(tiny_data)]) if v]
+    vectors = [v for v in built.encode_document([d.full_text for d in iter_corpus(tiny_data)]) if v]
     assert all(len(v) == 20 for v in vectors)
     result = invoke("search", "--index", str(index), "--json", "--top-k", "3", "propeller slipstream")
     assert result.exit_code == 0, result.output

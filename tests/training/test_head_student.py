@@ -31,7 +31,7 @@ def _random_head(seed: int = 0) -> VocabularyHead:
 def test_identity_head_is_the_training_free_channel() -> None:
     plain = SemanticChannelEncoder(threshold=0.2, top_k=8, candidate_tokens=TOKENS)
     headed = SemanticChannelEncoder(top_k=8, candidate_tokens=TOKENS, head=VocabularyHead.identity(len(TOKENS), 0.2))
-    for a, b in zip(plain.encode_documents(CORPUS), headed.encode_documents(CORPUS), strict=True):
+    for a, b in zip(plain.encode_document(CORPUS), headed.encode_document(CORPUS), strict=True):
         assert a.keys() == b.keys()
         assert all(a[t] == pytest.approx(b[t], abs=1e-6) for t in a)
 
@@ -42,7 +42,7 @@ def test_head_round_trips_and_changes_the_fingerprint(tmp_path: Path) -> None:
     encoder.fit(CORPUS)
     encoder.save(tmp_path / "model")
     loaded = load_encoder(tmp_path / "model")
-    assert loaded.encode_documents(CORPUS) == encoder.encode_documents(CORPUS)
+    assert loaded.encode_document(CORPUS) == encoder.encode_document(CORPUS)
     assert loaded.fingerprint == encoder.fingerprint
     plain = SemanticChannelEncoder(top_k=8, candidate_tokens=TOKENS)
     plain.fit(CORPUS)
@@ -73,7 +73,7 @@ def test_training_forward_equals_the_indexing_encoder() -> None:
     embeddings = torch.tensor(embed([w for ws in windows for w in ws]))
     student = HeadStudent(head, encoder.token_matrix(), top_k=6)
     weights = student.document_weights(embeddings, owners, len(texts)).detach().numpy()
-    for row, vector in enumerate(encoder.encode_documents(texts)):
+    for row, vector in enumerate(encoder.encode_document(texts)):
         expected = np.zeros(len(TOKENS), dtype=np.float32)
         for token, weight in vector.items():
             expected[TOKENS.index(token)] = weight
@@ -255,7 +255,7 @@ def test_sparse_recompute_has_the_dense_gradient() -> None:
     assert sparse.bias.grad.abs().sum() > 0
 
 
-def test_saved_head_is_read_only_to_encode_documents(tmp_path: Path) -> None:
+def test_saved_head_is_read_only_to_encode_document(tmp_path: Path) -> None:
     """A query server loads the model without reading the head (no safetensors needed for queries);
     documents read it, and a head that no longer matches its recorded digest is refused."""
     encoder = SemanticChannelEncoder(top_k=8, candidate_tokens=TOKENS, head=_random_head(), name="semantic-head")
@@ -264,8 +264,8 @@ def test_saved_head_is_read_only_to_encode_documents(tmp_path: Path) -> None:
     loaded = load_encoder(tmp_path / "model")
     assert loaded.encode_query("propeller wing").weights and loaded._head is None
     assert loaded.fingerprint == encoder.fingerprint
-    assert loaded.encode_documents(CORPUS) == encoder.encode_documents(CORPUS)
+    assert loaded.encode_document(CORPUS) == encoder.encode_document(CORPUS)
 
     _random_head(seed=9).save(tmp_path / "model" / "head.safetensors")  # swapped behind the config's back
     with pytest.raises(IndexFormatError, match="do not match the digest"):
-        load_encoder(tmp_path / "model").encode_documents(CORPUS)
+        load_encoder(tmp_path / "model").encode_document(CORPUS)

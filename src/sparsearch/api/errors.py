@@ -83,8 +83,13 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
 
 
-class EngineUnavailableError(ApiError):
-    """The engine behind an index cannot be reached (503; clients should retry after a few seconds)."""
+class IndexUnavailableError(ApiError):
+    """An index cannot be served right now: its engine is unreachable, or its directory or alias does not
+    exist (yet). 503; clients should retry after a few seconds.
+
+    Not :class:`sparsearch.errors.EngineUnavailableError` (the library's "engine unreachable"), which
+    the registry turns into this one.
+    """
 
     def __init__(self, index: str, reason: str) -> None:
         self.index = index
@@ -170,10 +175,9 @@ def _http_exception_response(request: Request, error: StarletteHTTPException) ->
 
 
 def _sparsearch_error_status(error: SparsearchError) -> tuple[int, str]:
-    from sparsearch.errors import EngineError
-    from sparsearch.errors import EngineUnavailableError as EngineDown
+    from sparsearch.errors import EngineError, EngineUnavailableError
 
-    if isinstance(error, EngineDown):
+    if isinstance(error, EngineUnavailableError):
         return 503, "engine_unavailable"
     if isinstance(error, EngineError):
         return 502, "engine_error"
@@ -191,7 +195,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_api_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, ApiError)
-        if isinstance(error, EngineUnavailableError):
+        if isinstance(error, IndexUnavailableError):
             request.app.state.metrics.unavailable.labels(error.index).inc()
         return error_response(
             request_id_of(request),

@@ -9,9 +9,9 @@ The registry is built once in the app's ``lifespan`` and shared by every request
   search must never straddle an update.
 
 Embedded indexes also follow changes made by other processes (another worker, ``sparsearch index
---overwrite``): before each request the handle compares the manifest file's identity with the one
-it opened and reopens the index (and its encoder, if it changed) when they differ. A missing index
-directory answers 503 until it is back.
+--overwrite``): before each request the handle asks the index whether it changed on disk
+(:meth:`~sparsearch.backends.embedded.index.EmbeddedIndex.has_changed`) and reopens it (and its
+encoder, if that changed too) when it did. A missing index directory answers 503 until it is back.
 
 An index that does not exist yet when the service starts (an embedded directory nobody has built, an
 engine alias nobody has created: a fresh ``docker compose up``) is not an error: the service starts,
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -30,10 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sparsearch.api.errors import ApiError, EngineUnavailableError
+from sparsearch.api.errors import ApiError, IndexUnavailableError
 from sparsearch.api.settings import IndexSpec, Settings
 from sparsearch.backends.base import SearchBackend
-from sparsearch.errors import IndexNotFoundError, SparsearchError
+from sparsearch.errors import EncoderMismatchError, EngineUnavailableError, IndexNotFoundError, SparsearchError
+from sparsearch.search import Searcher
 from sparsearch.types import Encoder
 
 if TYPE_CHECKING:
@@ -120,20 +120,25 @@ class IndexHandle:
     def _refresh(self) -> None:
         """Hook: make sure the backend is current before a request (embedded: follow other writers)."""
 
-    def call_engine(self, what: str, function: Any, *args: Any) -> Any:
-        """``function(*args)``, with an unreachable engine turned into a 503 :class:`EngineUnavailableError`."""
-        from sparsearch.errors import EngineUnavailableError as EngineDown
+    @contextlib.contextmanager
+    def engine_errors(self, what: str) -> Iterator[None]:
+        """Within the block, an unreachable engine or a missing index becomes a 503 :class:`IndexUnavailableError`.
 
+        Use: ``with handle.engine_errors("search"): hits = backend.search_batch(queries, top_k)``.
+
+        Args:
+            what: the operation, named in the message of a connection error or timeout.
+        """
         try:
-            return function(*args)
+            yield
         except ApiError:
             raise
-        except EngineDown as error:
-            raise EngineUnavailableError(self.name, str(error)) from error
+        except EngineUnavailableError as error:
+            raise IndexUnavailableError(self.name, str(error)) from error
         except IndexNotFoundError as error:  # not built yet, or deleted: answer 503 until it exists
-            raise EngineUnavailableError(self.name, str(error)) from error
+            raise IndexUnavailableError(self.name, str(error)) from error
         except (ConnectionError, TimeoutError) as error:
-            raise EngineUnavailableError(self.name, f"{what} failed ({type(error).__name__}: {error})") from error
+            raise IndexUnavailableError(self.name, f"{what} failed ({type(error).__name__}: {error})") from error
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[SearchBackend]:
@@ -151,10 +156,6 @@ class IndexHandle:
         self._refresh()
         with self._lock.writing():
             yield self._backend
-            self._after_write()
-
-    def _after_write(self) -> None:
-        """Hook: note the backend's new state after an update."""
 
     def warm_up(self) -> None:
         """Pay one-time costs before ``/ready`` says ready (engines: the encoder's first query, when
@@ -163,15 +164,17 @@ class IndexHandle:
             self._encoder.encode_query(WARM_UP_TEXT)
 
     def health(self) -> dict[str, object]:
-        """The backend's health (raises :class:`EngineUnavailableError` when unreachable)."""
-        with self.reading() as backend:
-            return dict(self.call_engine("health check", backend.health))
+        """The backend's health (raises :class:`IndexUnavailableError` when unreachable)."""
+        with self.reading() as backend, self.engine_errors("health check"):
+            return dict(backend.health())
 
     def info(self) -> IndexInfo:
         with self.reading() as backend:
-            count = self.call_engine("count", backend.count)
+            with self.engine_errors("count"):
+                count = backend.count()
             stats = getattr(backend, "stats", None)
-            build = dict(self.call_engine("stats", stats)) if stats is not None else {}
+            with self.engine_errors("stats"):
+                build = dict(stats()) if stats is not None else {}
         return IndexInfo(
             name=self.name,
             backend=self.kind,
@@ -188,28 +191,20 @@ class IndexHandle:
 
 
 class EmbeddedHandle(IndexHandle):
-    """An embedded index directory, reopened when its manifest changes on disk."""
+    """An embedded index directory, reopened when it changes on disk."""
 
     kind = "embedded"
 
     def __init__(self, name: str, path: Path) -> None:
-        from sparsearch.backends.embedded.index import MANIFEST_FILE, EmbeddedIndex
-        from sparsearch.encoders.registry import load_encoder
-
         self.path = path
-        self._manifest_file = path / MANIFEST_FILE
-        self._open = EmbeddedIndex.open
-        self._load_encoder = load_encoder
         self._reload_lock = threading.Lock()
-        self._signature: tuple[int, int, int] | None = None  # None: not opened yet
         try:
-            index = EmbeddedIndex.open(path)
+            searcher = Searcher.open(path)
         except IndexNotFoundError as error:
             log.warning("%s; serving 503 for index %s until it exists", error, name)
             super().__init__(name, None, None)  # type: ignore[arg-type] - opened by the first _refresh that finds it
             return
-        super().__init__(name, index, load_encoder(index.encoder_dir))
-        self._signature = self._manifest_signature()
+        super().__init__(name, searcher.backend, searcher.encoder)
 
     @property
     def encoder(self) -> Encoder:
@@ -217,45 +212,39 @@ class EmbeddedHandle(IndexHandle):
             self._refresh()  # opens the index if it appeared since; 503 while it is missing
         return super().encoder
 
-    def _manifest_signature(self) -> tuple[int, int, int]:
-        stat = os.stat(self._manifest_file)
-        return stat.st_ino, stat.st_mtime_ns, stat.st_size
-
-    def _current_signature(self) -> tuple[int, int, int]:
+    def _needs_opening(self) -> bool:
+        """Whether the index is not open yet or changed on disk (raises 503 when it is gone or unreadable)."""
+        index: EmbeddedIndex | None = self._backend  # type: ignore[assignment]
         try:
-            return self._manifest_signature()
-        except FileNotFoundError as error:
-            raise EngineUnavailableError(
-                self.name,
-                f"no index at {self.path} (missing {self._manifest_file.name}); build one with: sparsearch index "
-                f"--data PATH --index {self.path}",
-            ) from error
+            return index is None or index.has_changed()
+        except IndexNotFoundError as error:
+            raise IndexUnavailableError(self.name, str(error)) from error
         except OSError as error:
-            raise EngineUnavailableError(
+            raise IndexUnavailableError(
                 self.name, f"its index directory {self.path} cannot be read ({error.strerror})"
             ) from error
 
     def _refresh(self) -> None:
-        if self._current_signature() == self._signature:
+        if not self._needs_opening():
             return
+        from sparsearch.backends.embedded.index import EmbeddedIndex
+
         with self._reload_lock, self._lock.writing():
-            if self._current_signature() == self._signature:
+            if not self._needs_opening():
                 return  # another thread reloaded meanwhile
+            current: EmbeddedIndex | None = self._backend  # type: ignore[assignment]
             try:
-                index = self._open(self.path)
-                fingerprint = index.fingerprint
+                index = EmbeddedIndex.open(self.path) if current is None else current.reopen()
                 encoder = self._encoder
-                if encoder is None or fingerprint != encoder.fingerprint:  # first opening, or another model
-                    encoder = self._load_encoder(index.encoder_dir)
+                if encoder is None or index.fingerprint != encoder.fingerprint:  # first opening, or another model
+                    encoder = Searcher(index).encoder
+            except IndexNotFoundError as error:  # not there (yet): 503 until it is
+                raise IndexUnavailableError(self.name, str(error)) from error
             except (OSError, ValueError, SparsearchError) as error:
-                raise EngineUnavailableError(self.name, f"reopening {self.path} failed ({error})") from error
-            what = "changed on disk; reopened" if self._signature is not None else "exists now; opened"
+                raise IndexUnavailableError(self.name, f"reopening {self.path} failed ({error})") from error
+            what = "changed on disk; reopened" if current is not None else "exists now; opened"
             log.info("index %s %s generation %s", self.name, what, index.manifest["generation"])
             self._backend, self._encoder = index, encoder
-            self._signature = self._current_signature()
-
-    def _after_write(self) -> None:
-        self._signature = self._current_signature()
 
     def warm_up(self) -> None:
         """Compile (or load from numba's disk cache) the search kernel, then run one query the way a
@@ -263,9 +252,12 @@ class EmbeddedHandle(IndexHandle):
 
         An index that does not exist yet is skipped: the search that first finds it pays the compile
         (or the cache load)."""
-        if self._signature is None and not self._manifest_file.exists():
-            log.info("index %s does not exist yet: warmed up by its first search instead", self.name)
-            return
+        if self._backend is None:
+            try:
+                self._refresh()
+            except IndexUnavailableError as error:
+                log.info("%s: warmed up by its first search instead", error.message)
+                return
         with self.reading() as backend:
             index: EmbeddedIndex = backend  # type: ignore[assignment]
             index.warm_up()
@@ -319,37 +311,38 @@ class EngineHandle(IndexHandle):
         super().__init__(name, open_backend(kind, index=alias, url=url), None)
         try:
             self._load_encoder()
-        except EngineUnavailableError as error:
+        except IndexUnavailableError as error:
             log.warning("%s; serving 503 for it until the engine answers", error.message)
 
     def _load_encoder(self) -> Encoder:
-        from sparsearch.backends.factory import load_backend_encoder
-
         with self._encoder_lock:
             if self._encoder is None:
-                self._encoder = self.call_engine("load the encoder", load_backend_encoder, self._backend, self._model)
+                searcher = Searcher(self._backend, model=self._model)  # loads the encoder on first use
+                with self.engine_errors("load the encoder"):
+                    self._encoder = searcher.encoder
             return self._encoder
 
     @property
     def encoder(self) -> Encoder:
         return self._encoder if self._encoder is not None else self._load_encoder()
 
-    def call_engine(self, what: str, function: Any, *args: Any) -> Any:
-        from sparsearch.errors import EncoderMismatchError
-
+    @contextlib.contextmanager
+    def engine_errors(self, what: str) -> Iterator[None]:
         try:
-            return super().call_engine(what, function, *args)
+            with super().engine_errors(what):
+                yield
         except EncoderMismatchError:
             # the alias moved to an index built by another encoder: load that one for the next request
-            with self._encoder_lock:
-                self._encoder = None
+            self._encoder = None  # no lock: _load_encoder may hold it while this block runs inside it
             raise
 
     def info(self) -> IndexInfo:
         info = super().info()
         with self.reading() as backend:
-            meta = self.call_engine("read the index metadata", backend.meta)  # type: ignore[attr-defined]
-            stats = self.call_engine("read the index statistics", backend.index_stats)  # type: ignore[attr-defined]
+            with self.engine_errors("read the index metadata"):
+                meta = backend.meta()  # type: ignore[attr-defined]
+            with self.engine_errors("read the index statistics"):
+                stats = backend.index_stats()  # type: ignore[attr-defined]
         keys = ("format_version", "sparsearch_version", "field_type", "state", "updated_at")
         build = {key: meta[key] for key in keys if key in meta} | dict(stats)
         build["url"] = getattr(self._backend, "url", None)

@@ -16,8 +16,7 @@ from sparsearch.api.errors import ApiError
 from sparsearch.api.metrics import Metrics
 from sparsearch.api.registry import IndexHandle
 from sparsearch.api.schemas import Explanation, Highlight, MatchedToken, SearchHit
-from sparsearch.backends.base import Hit
-from sparsearch.types import Document, EncodedQuery, Encoder
+from sparsearch.types import Document, EncodedQuery, Encoder, Hit
 
 _WORD = re.compile(r"\w+")
 _WORD_CACHE_SIZE = 65_536
@@ -179,13 +178,13 @@ def search(
             with handle.reading() as backend:
                 engine_started = time.perf_counter()
                 non_empty = [q for q in encoded if not q.is_empty]
-                found = iter(handle.call_engine("search", backend.search_batch, non_empty, top_k) if non_empty else [])
+                with handle.engine_errors("search"):
+                    found = iter(backend.search_batch(non_empty, top_k) if non_empty else [])
                 hit_lists = [[] if q.is_empty else next(found) for q in encoded]
                 engine_done = time.perf_counter()
                 all_ids = [hit.doc_id for hits in hit_lists for hit in hits]
-                documents = iter(
-                    handle.call_engine("document fetch", backend.get_documents, all_ids) if all_ids else []
-                )
+                with handle.engine_errors("document fetch"):
+                    documents = iter(backend.get_documents(all_ids) if all_ids else [])
                 results = [
                     [_build_hit(backend, q, hit, next(documents), explain, snippet_chars, words) for hit in hits]
                     for q, hits in zip(encoded, hit_lists, strict=True)
@@ -208,14 +207,16 @@ def upsert(handle: IndexHandle, documents: Sequence[Document]) -> int:
         The number of documents in the index afterwards.
     """
     encoder = handle.encoder
-    vectors = encoder.encode_documents([document.full_text for document in documents])
+    vectors = encoder.encode_document([document.full_text for document in documents])
     with handle.writing() as backend:
         if handle.encoder is not encoder:  # the index was rebuilt with another model meanwhile
             raise ApiError(
                 409, "index_changed", f"index {handle.name!r} changed while encoding; send the request again"
             )
-        handle.call_engine("upsert", backend.upsert, documents, vectors)
-        return int(handle.call_engine("count", backend.count))
+        with handle.engine_errors("upsert"):
+            backend.upsert(documents, vectors)
+        with handle.engine_errors("count"):
+            return int(backend.count())
 
 
 def delete(handle: IndexHandle, doc_id: str) -> int:
@@ -228,7 +229,9 @@ def delete(handle: IndexHandle, doc_id: str) -> int:
         ApiError: 404 when the index has no document ``doc_id``.
     """
     with handle.writing() as backend:
-        removed = handle.call_engine("delete", backend.delete, [doc_id])
+        with handle.engine_errors("delete"):
+            removed = backend.delete([doc_id])
         if not removed:
             raise ApiError(404, "unknown_document", f"index {handle.name!r} has no document with id {doc_id!r}")
-        return int(handle.call_engine("count", backend.count))
+        with handle.engine_errors("count"):
+            return int(backend.count())

@@ -8,18 +8,11 @@ sorted by score descending, then ``doc_id`` ascending.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from sparsearch.types import Document, EncodedQuery, EncoderFingerprint, SparseVector
+from sparsearch.types import Document, EncodedQuery, EncoderFingerprint, Hit, SparseVector
 
-
-@dataclass(frozen=True)
-class Hit:
-    """One ranked result: the external ``doc_id`` and its score (query weight x document weight summed)."""
-
-    doc_id: str
-    score: float
+__all__ = ["Hit", "SearchBackend"]
 
 
 @runtime_checkable

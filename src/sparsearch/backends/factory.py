@@ -71,7 +71,7 @@ def load_backend_encoder(backend: SearchBackend, model: str | Path | None = None
     where = f"{backend.name} index"
     if model is not None:
         encoder = load_encoder(model)
-        if not getattr(encoder, "is_fitted", True):
+        if not encoder.is_fitted:
             raise UsageError(
                 f"--model {model} has no corpus statistics (a built-in BM25 is fitted when indexing): pass the saved "
                 "model directory, or leave --model out to use the encoder stored with the index"

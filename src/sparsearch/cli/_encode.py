@@ -65,6 +65,7 @@ def encode(
         from sparsearch.encoders.registry import load_encoder
         from sparsearch.errors import UsageError
         from sparsearch.jobs.encode import parse_shard, run_encode_job
+        from sparsearch.types import BatchEncoder
 
         shard_spec = parse_shard(shard)
         if threads is not None:
@@ -72,13 +73,12 @@ def encode(
 
             require("torch", "neural").set_num_threads(threads)
         encoder = load_encoder(model)
-        options = getattr(encoder, "options", None)
-        if options is None:
+        if not isinstance(encoder, BatchEncoder):
             raise UsageError(
                 f"--model {model}: sparsearch encode needs a neural model; BM25 models are indexed directly "
                 "with sparsearch index"
             )
-        encoder.options = options.replace(  # type: ignore[attr-defined]
+        encoder.options = encoder.options.replace(
             max_length=max_length,
             passage_overlap=passage_overlap,
             max_active_dims=max_active_dims,

@@ -52,12 +52,13 @@ def evaluate(
 ) -> None:
     """Evaluate a model and engine on a BEIR collection (nDCG@10, recall@100/1000, MRR@10, MAP, latency)."""
     with user_errors():
-        from sparsearch.backends.embedded.index import EmbeddedIndex, directory_bytes
+        from sparsearch.backends.embedded.index import directory_bytes
         from sparsearch.encoders.registry import load_encoder
         from sparsearch.eval.beir_data import load_beir_topics
         from sparsearch.eval.runner import evaluate as run_evaluation
         from sparsearch.eval.trec import write_trec_run
         from sparsearch.jobs.build_embedded import fit_if_needed
+        from sparsearch.search import Searcher
 
         check_url_option(backend, url)
         topics = load_beir_topics(data, split)
@@ -71,8 +72,8 @@ def evaluate(
                 tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sparsearch-eval-")))
                 opened, _, encoder = build_index_with_progress(data, tmp / "index", model, batch_size, overwrite=False)
             else:
-                opened = EmbeddedIndex.open(index)
-                encoder = load_encoder(opened.encoder_dir)
+                searcher = stack.enter_context(Searcher.open(index))
+                opened, encoder = searcher.backend, searcher.encoder
                 if model is not None:  # an explicit model must be the one the index was built with
                     requested = load_encoder(model)
                     fit_if_needed(requested, data)
@@ -170,13 +171,14 @@ def _open_engine(  # noqa: ANN202 - (backend, encoder, stats)
 ):
     """Open the engine alias (building it from ``data`` first when it does not exist); returns
     ``(backend, encoder, index_stats)``."""
-    from sparsearch.backends.factory import load_backend_encoder, open_backend
+    from sparsearch.backends.factory import open_backend
     from sparsearch.encoders.registry import load_encoder
     from sparsearch.jobs.build_embedded import fit_if_needed
+    from sparsearch.search import Searcher
 
     opened = open_backend(backend_kind, index=alias, url=url)
     if opened.live_indexes():  # type: ignore[attr-defined]
-        encoder = load_backend_encoder(opened)
+        encoder = Searcher(opened).encoder  # the encoder stored with the index
         if model is not None:  # an explicit model must be the one the index was built with
             requested = load_encoder(model)
             fit_if_needed(requested, data)

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from sparsearch.cli._common import BackendOption, UrlOption, app, check_url_option, stderr, stdout, user_errors
 from sparsearch.errors import UsageError
+from sparsearch.types import Hit
 
 
 # -- search --------------------------------------------------------------------------------------------
@@ -33,26 +34,23 @@ def search(
 ) -> None:
     """Search an index with a text query."""
     with user_errors():
-        from sparsearch.backends.factory import load_backend_encoder, open_backend
+        from sparsearch.search import Searcher
 
         check_url_option(backend, url)
         if not query.strip():
             raise UsageError("the query is empty: pass some words to search for")
-        opened = open_backend(backend, index=index, url=url)
-        encoder = load_backend_encoder(opened, model)
-        started = time.perf_counter()
-        encoded = encoder.encode_query(query)
-        hits = opened.search(encoded, top_k) if not encoded.is_empty else []
-        documents = opened.get_documents([h.doc_id for h in hits])
-        if as_json:
+        with Searcher.open(index, backend=backend, url=url, model=model) as searcher:
+            started = time.perf_counter()
+            encoded = searcher.encode_query(query)
+            hits = searcher.search(encoded, top_k)
             took_ms = (time.perf_counter() - started) * 1000.0
-            stdout.print_json(
-                json.dumps(_json_response(query, index, opened.fingerprint.name, hits, documents, took_ms))
-            )
+            model_name = searcher.backend.fingerprint.name
+        if as_json:
+            stdout.print_json(json.dumps(_json_response(query, index, model_name, hits, took_ms)))
             return
         rows = [
-            {"rank": rank, "doc_id": hit.doc_id, "score": hit.score, "title": (doc.title if doc else "")}
-            for rank, (hit, doc) in enumerate(zip(hits, documents, strict=True), start=1)
+            {"rank": rank, "doc_id": hit.doc_id, "score": hit.score, "title": hit.title or ""}
+            for rank, hit in enumerate(hits, start=1)
         ]
         if encoded.is_empty:
             stderr.print("[yellow]no query terms left after analysis (only stop words or unknown tokens)[/]")
@@ -64,7 +62,7 @@ def search(
         stdout.print(table)
 
 
-def _json_response(query: str, index: str, model: str, hits: list, documents: list, took_ms: float) -> dict:
+def _json_response(query: str, index: str, model: str, hits: list[Hit], took_ms: float) -> dict:
     """The body ``POST /v1/search`` answers (hits as ``SearchHit``: ``id``, ``score``, ``title``, ``snippet``,
     snippets as long as the service's default), plus the ``query``.
 
@@ -84,10 +82,10 @@ def _json_response(query: str, index: str, model: str, hits: list, documents: li
             SearchHit(
                 id=hit.doc_id,
                 score=hit.score,
-                title=document.title if document is not None else None,
-                snippet=make_snippet(document.text, snippet_chars) if document is not None else None,
+                title=hit.title,
+                snippet=make_snippet(hit.text, snippet_chars) if hit.text is not None else None,
             )
-            for hit, document in zip(hits, documents, strict=True)
+            for hit in hits
         ],
         took_ms=took_ms,
         model=model,

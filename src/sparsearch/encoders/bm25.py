@@ -9,8 +9,8 @@ in the query (``query_tf=True``, the default: Okapi BM25 and Lucene/bm25s score 
 term once per occurrence), or IDF(t) once per distinct token (``query_tf=False``, the binary
 presence rule of the learned inference-free models). The dot product of the two is exactly BM25
 (Lucene variant), so BM25 runs through the same engines, files and kernels as the learned models and
-speed comparisons are fair. Query term frequency matters on long queries: on cisi (queries of
-~50 words) binary presence costs 0.07 nDCG@10 (bench/results/bm25_parity.json).
+speed comparisons are fair. Why ``query_tf=True`` is the default: History section of
+``encoders/default_model/README.md``.
 
 Corpus statistics (N, df, avgdl) are fitted once, on the corpus being indexed, and then frozen:
 documents added later are weighted with the fitted statistics; rebuild the index to refit them.
@@ -26,13 +26,13 @@ from pathlib import Path
 from sparsearch.encoders.analyzers import Analyzer, WordAnalyzer, WordPieceAnalyzer, build_analyzer
 from sparsearch.encoders.idf import IdfTable
 from sparsearch.errors import IndexFormatError, UsageError
-from sparsearch.types import EncodedQuery, EncoderFingerprint, SparseVector, stable_hash
+from sparsearch.types import BaseEncoder, EncodedQuery, EncoderFingerprint, SparseVector, stable_hash
 
 CONFIG_FILE = "config.json"
 IDF_FILE = "idf.json"
 
 
-class BM25Encoder:
+class BM25Encoder(BaseEncoder):
     """BM25 document and query weights over a configurable analyzer.
 
     Args:
@@ -45,7 +45,7 @@ class BM25Encoder:
     Example:
         >>> encoder = BM25Encoder(WordAnalyzer(), name="bm25")
         >>> encoder.fit(["the wing in a slipstream", "heat transfer in a slab"])
-        >>> sorted(encoder.encode_documents(["wings and slipstreams"])[0])
+        >>> sorted(encoder.encode_document(["wings and slipstreams"])[0])
         ['slipstream', 'wing']
         >>> sorted(encoder.encode_query("slipstream of the wing").weights)
         ['slipstream', 'wing']
@@ -118,7 +118,7 @@ class BM25Encoder:
             )
         return self._fingerprint
 
-    def encode_documents(self, texts: Sequence[str]) -> list[SparseVector]:
+    def encode_document(self, texts: Sequence[str]) -> list[SparseVector]:
         """BM25 weights per document; an empty document gives an empty map."""
         self._require_fitted()
         k1, b, avgdl = self.k1, self.b, self.avgdl or 1.0

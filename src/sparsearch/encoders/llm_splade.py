@@ -43,11 +43,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sparsearch._files import directory_bytes
 from sparsearch.encoders.idf import IdfTable
 from sparsearch.encoders.neural import (
     EncodingOptions,
     NeuralSparseEncoder,
-    directory_size,
     link_or_copy_tree,
     load_common,
     resolve_device,
@@ -325,7 +325,7 @@ class EchoSpladeEncoder(NeuralSparseEncoder):
         """Write config, tokenizer, IDF table, LoRA adapters, and the backbone (copied when <= 1 GiB)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        backbone = weights_entry(self.backbone_dir, directory, BACKBONE_DIR, directory_size(self.backbone_dir))
+        backbone = weights_entry(self.backbone_dir, directory, BACKBONE_DIR, directory_bytes(self.backbone_dir))
         if backbone["copied"] and self.backbone_dir.resolve() != (directory / BACKBONE_DIR).resolve():
             link_or_copy_tree(self.backbone_dir, directory / BACKBONE_DIR)
         adapter: str | None = None

@@ -16,9 +16,8 @@ without an MLM head. :func:`build_minilm_mlm` adds the standard BERT head
 
 The bias is calibrated on :data:`CALIBRATION_TEXTS`, four fixed passages of ~180 tokens written for
 this purpose (general science, engineering, medicine, law ...), so the built-in model is the same on
-every machine; pass ``calibration_texts`` to calibrate on a target corpus instead. On
-cranfield this untrained model gives ~470 terms per document (bench/results/encode_speed.json); the
-training issue produces trained weights from it.
+every machine; pass ``calibration_texts`` to calibrate on a target corpus instead. Measurements
+of this model are in the History section of ``encoders/default_model/README.md``.
 
 ``--model minilm-splade-untrained`` builds it once into ``$SPARSEARCH_CACHE/models`` (default
 ``~/.cache/sparsearch/models``; a few seconds) and returns an inference-free
@@ -34,6 +33,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from sparsearch._cache import cache_root
 from sparsearch.errors import require
 from sparsearch.types import stable_hash
 
@@ -83,8 +83,8 @@ CALIBRATION_TEXTS: tuple[str, ...] = tuple(f"{a} {b}" for a, b in zip(_PARAGRAPH
 """Four passages of ~180 tokens (two paragraphs each), the typical passage length of a corpus."""
 
 
-def _cache_root() -> Path:
-    return Path(os.environ.get("SPARSEARCH_CACHE", "~/.cache/sparsearch")).expanduser() / "models"
+def _models_dir() -> Path:
+    return cache_root() / "models"
 
 
 def calibrate_bias(max_logits: Sequence[Sequence[float]] | object, active_fraction: float) -> float:
@@ -198,7 +198,7 @@ def minilm_mlm_dir(active_fraction: float = 0.02) -> Path:
             "calibration": list(CALIBRATION_TEXTS),
         }
     )
-    target = _cache_root() / f"minilm-splade-untrained-{key}"
+    target = _models_dir() / f"minilm-splade-untrained-{key}"
     if (target / "sparsearch_base.json").is_file():
         return target
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")

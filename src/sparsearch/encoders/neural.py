@@ -52,7 +52,7 @@ from sparsearch.encoders.idf import IdfTable
 from sparsearch.encoders.sparse_batch import SparseBatch, dense_to_batch, pool_passages
 from sparsearch.encoders.vocabulary import TOKENIZER_FILE, TokenizerVocabulary, clean_text
 from sparsearch.errors import IndexFormatError, ModelNotFoundError, UsageError, require
-from sparsearch.types import EncodedQuery, EncoderFingerprint, SparseVector, stable_hash
+from sparsearch.types import BatchEncoder, EncodedQuery, EncoderFingerprint, stable_hash
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
@@ -165,10 +165,6 @@ def micro_batches(lengths: Sequence[int], batch_tokens: int) -> Iterator[list[in
         yield batch
 
 
-def directory_size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
 def file_sizes(path: Path) -> dict[str, int]:
     """``relative path -> size`` of every file under ``path`` (for references to large weights)."""
     return {str(f.relative_to(path)): f.stat().st_size for f in sorted(path.rglob("*")) if f.is_file()}
@@ -220,7 +216,7 @@ def resolve_weights(directory: Path, entry: dict[str, Any]) -> Path:
     return path
 
 
-class NeuralSparseEncoder:
+class NeuralSparseEncoder(BatchEncoder):
     """Base of the neural encoders: IDF queries, passages, micro-batches, pruning, persistence.
 
     Args:
@@ -315,10 +311,6 @@ class NeuralSparseEncoder:
         idf = self._require_idf()
         return EncodedQuery(weights=idf.weights(self.vocabulary.tokenize(text)), encoder=self.fingerprint, text=text)
 
-    def encode_documents(self, texts: Sequence[str]) -> list[SparseVector]:
-        """``token -> weight`` maps (weights > 0, special tokens removed), one per text."""
-        return self.encode_document_batch(texts).to_dicts(self.vocabulary.vocabulary)
-
     def encode_document_batch(self, texts: Sequence[str]) -> SparseBatch:
         """Encode documents into CSR rows over :attr:`vocabulary` (see the module docstring).
 
@@ -334,8 +326,13 @@ class NeuralSparseEncoder:
         texts = [clean_text(t) if t.strip() else "" for t in texts]  # whitespace-only: no passage at all
         passages = self._split_passages(texts)
         if options.max_passages is not None:
-            kept: Counter[int] = Counter()
-            passages = [p for p in passages if kept.update((p[0],)) or kept[p[0]] <= options.max_passages]
+            per_text: Counter[int] = Counter()
+            capped: list[tuple[int, list[int]]] = []
+            for row, ids in passages:  # the first max_passages passages of each text
+                per_text[row] += 1
+                if per_text[row] <= options.max_passages:
+                    capped.append((row, ids))
+            passages = capped
         if not passages:
             return SparseBatch.empty(len(texts))
         with torch.inference_mode():

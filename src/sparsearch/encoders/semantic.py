@@ -6,8 +6,8 @@ similar tokens, so a document about "hypersonic flow" also carries "supersonic",
 The query side is inference-free: the query's distinct WordPiece tokens weighted by IDF. Documents
 longer than one model window are split into overlapping windows and their weights max-pooled.
 
-This is the strong, cheap baseline of docs/method.md#the-semantic-vocabulary-head (cranfield 0.3800,
-cisi 0.4261 nDCG@10 when added to word BM25 with weight 2, bench/README.md); a trained channel has to beat it.
+This is the training-free baseline of docs/method.md#the-semantic-vocabulary-head; its scores are in
+the History section of the default model's card (``encoders/default_model/README.md``).
 
 A trained :class:`VocabularyHead` generalises the rule: ``w_t(d) = max(0, s_t · cos(A e_d, e_t) − b_t)``
 with a learned 384x384 map ``A`` and per-token scales ``s_t`` and thresholds ``b_t``. The training-free
@@ -27,11 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
+from sparsearch._cache import cache_root
 from sparsearch.encoders.analyzers import WordPieceAnalyzer
 from sparsearch.encoders.dense import DENSE_MODEL_NAME, embed, embed_windows
 from sparsearch.encoders.idf import IdfTable
 from sparsearch.errors import IndexFormatError, require
-from sparsearch.types import EncodedQuery, EncoderFingerprint, SparseVector, stable_hash
+from sparsearch.types import BaseEncoder, EncodedQuery, EncoderFingerprint, SparseVector, stable_hash
 
 CONFIG_FILE = "config.json"
 IDF_FILE = "idf.json"
@@ -110,7 +111,7 @@ def whole_word_tokens(vocabulary: Sequence[str]) -> list[str]:
 
 
 def _cache_dir() -> Path:
-    return Path(os.environ.get("SPARSEARCH_CACHE", Path.home() / ".cache" / "sparsearch")) / "token-embeddings"
+    return cache_root() / "token-embeddings"
 
 
 def token_embeddings(tokens: Sequence[str]) -> np.ndarray:
@@ -127,7 +128,7 @@ def token_embeddings(tokens: Sequence[str]) -> np.ndarray:
     return matrix
 
 
-class SemanticChannelEncoder:
+class SemanticChannelEncoder(BaseEncoder):
     """Document weights from dense similarity to vocabulary words; query weights from IDF.
 
     Args:
@@ -227,7 +228,7 @@ class SemanticChannelEncoder:
             self._matrix = token_embeddings(self._tokens)
         return self._matrix
 
-    def encode_documents(self, texts: Sequence[str]) -> list[SparseVector]:
+    def encode_document(self, texts: Sequence[str]) -> list[SparseVector]:
         """Top-``top_k`` tokens by cosine above ``threshold``; empty texts give empty maps."""
         embeddings, owners = embed_windows(texts)
         vectors: list[SparseVector] = [{} for _ in texts]

@@ -14,7 +14,7 @@ special tokens are forced to 0. They differ on the query side:
 
 Documents go through a faster path than ``SparseEncoder.encode_document`` (passages instead of
 truncation, token-budget micro-batches, activation after the maximum, optional bfloat16; see
-:mod:`sparsearch.encoders.neural`); :meth:`SpladeEncoder.encode_documents_reference` runs
+:mod:`sparsearch.encoders.neural`); :meth:`SpladeEncoder.encode_document_reference` runs
 sentence-transformers' own path, which tests and ``bench/encode_speed.py`` compare against.
 
 Any local BERT-family MLM checkpoint directory (``config.json`` with a ``*ForMaskedLM``
@@ -37,12 +37,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from sparsearch._files import directory_bytes
 from sparsearch.encoders.idf import IdfTable
 from sparsearch.encoders.neural import (
     COPY_LIMIT_BYTES,
     EncodingOptions,
     NeuralSparseEncoder,
-    directory_size,
     link_or_copy_tree,
     load_common,
     resolve_device,
@@ -155,7 +155,7 @@ class SpladeEncoder(NeuralSparseEncoder):
     Example:
         >>> encoder = SpladeEncoder.from_mlm(tiny_mlm_dir, kind="inference-free")  # doctest: +SKIP
         >>> encoder.fit(["a wing in a slipstream", "heat transfer in a slab"])  # doctest: +SKIP
-        >>> encoder.encode_documents(["wing"])[0]  # {'wing': 1.7, 'wings': 0.4, ...}  # doctest: +SKIP
+        >>> encoder.encode_document(["wing"])[0]  # {'wing': 1.7, 'wings': 0.4, ...}  # doctest: +SKIP
     """
 
     model_type = "splade"
@@ -372,7 +372,7 @@ class SpladeEncoder(NeuralSparseEncoder):
         logits = model(input_ids=input_ids.to(device), attention_mask=attention_mask).logits
         return splade_max_pool(logits, attention_mask)
 
-    def encode_documents_reference(self, texts: Sequence[str], batch_size: int = 32) -> list[SparseVector]:
+    def encode_document_reference(self, texts: Sequence[str], batch_size: int = 32) -> list[SparseVector]:
         """sentence-transformers' own path: ``SparseEncoder.encode_document`` + ``decode``.
 
         Truncates every document at ``max_length`` (no passages); special tokens are removed and the
@@ -430,7 +430,7 @@ class SpladeEncoder(NeuralSparseEncoder):
         directory.mkdir(parents=True, exist_ok=True)
         target = directory / WEIGHTS_DIR
         if self._model is None and self._weights_dir is not None:  # files on disk are current
-            entry = weights_entry(self._weights_dir, directory, WEIGHTS_DIR, directory_size(self._weights_dir))
+            entry = weights_entry(self._weights_dir, directory, WEIGHTS_DIR, directory_bytes(self._weights_dir))
             if entry["copied"] and self._weights_dir.resolve() != target.resolve():
                 link_or_copy_tree(self._weights_dir, target)
         else:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sparsearch.encoders.analyzers import WordAnalyzer
 from sparsearch.encoders.bm25 import BM25Encoder
-from sparsearch.types import EncodedQuery, Encoder, EncoderFingerprint, SparseVector, stable_hash
+from sparsearch.types import BaseEncoder, EncodedQuery, Encoder, EncoderFingerprint, SparseVector, stable_hash
 
 LEXICAL_PREFIX = "w:"
 CONFIG_FILE = "config.json"
@@ -30,7 +30,7 @@ def lexical_channel() -> BM25Encoder:
     return BM25Encoder(WordAnalyzer(prefix=LEXICAL_PREFIX), name="bm25-words")
 
 
-class TwoChannelEncoder:
+class TwoChannelEncoder(BaseEncoder):
     """Lexical BM25 channel + a learned inference-free channel, merged into one sparse vector.
 
     Args:
@@ -50,14 +50,14 @@ class TwoChannelEncoder:
 
     @property
     def is_fitted(self) -> bool:
-        return self.lexical.is_fitted and getattr(self.learned, "is_fitted", True)
+        return self.lexical.is_fitted and self.learned.is_fitted
 
     def fit(self, texts: Iterable[str]) -> None:
         """Fit both channels' corpus statistics (the corpus is read into memory once)."""
         texts = list(texts)
         self.lexical.fit(texts)
-        if not getattr(self.learned, "is_fitted", True):
-            self.learned.fit(texts)  # type: ignore[attr-defined]
+        if not self.learned.is_fitted:
+            self.learned.fit(texts)
         self._fingerprint = None
 
     @property
@@ -71,9 +71,9 @@ class TwoChannelEncoder:
             )
         return self._fingerprint
 
-    def encode_documents(self, texts: Sequence[str]) -> list[SparseVector]:
-        lexical = self.lexical.encode_documents(texts)
-        learned = self.learned.encode_documents(texts)
+    def encode_document(self, texts: Sequence[str]) -> list[SparseVector]:
+        lexical = self.lexical.encode_document(texts)
+        learned = self.learned.encode_document(texts)
         return [{**lex, **lrn} for lex, lrn in zip(lexical, learned, strict=True)]
 
     def encode_query(self, text: str) -> EncodedQuery:
@@ -86,7 +86,7 @@ class TwoChannelEncoder:
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.lexical.save(directory / "lexical")
-        self.learned.save(directory / "learned")  # type: ignore[attr-defined]
+        self.learned.save(directory / "learned")
         config = {"type": "two-channel", "name": self.name, "learned_weight": self.learned_weight}
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2), encoding="utf-8")
 

@@ -4,13 +4,18 @@ batches and write an embedded index."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sparsearch.backends.embedded.index import EmbeddedIndex, IndexWriter, check_index_target, directory_bytes
-from sparsearch.corpus import iter_corpus
+from sparsearch._files import directory_bytes
+from sparsearch.backends.embedded.index import EmbeddedIndex, IndexWriter, check_index_target
+from sparsearch.corpus import is_corpus_path, iter_documents
 from sparsearch.jobs.encode import EncodedOutput, is_encoded_output, iter_sparse_batches
-from sparsearch.types import Encoder, ProgressCallback, iter_batches
+from sparsearch.types import BatchEncoder, Document, Encoder, ProgressCallback, iter_batches
+
+Corpus = str | Path | Iterable[Document | Mapping[str, object] | str]
+"""A BEIR folder, a JSONL file, an encode output, or documents in memory (:func:`~sparsearch.corpus.iter_documents`)."""
 
 """Called with the number of documents just finished."""
 
@@ -28,15 +33,14 @@ class IndexSummary:
     empty_documents: list[str] = field(default_factory=list)
 
 
-def fit_if_needed(encoder: Encoder, corpus: str | Path) -> None:
+def fit_if_needed(encoder: Encoder, corpus: Corpus) -> None:
     """Fit corpus statistics (BM25's df/avgdl, an IDF table) when the encoder has none yet."""
-    if getattr(encoder, "is_fitted", True):
-        return
-    encoder.fit(d.full_text for d in iter_corpus(corpus))  # type: ignore[attr-defined]
+    if not encoder.is_fitted:
+        encoder.fit(d.full_text for d in iter_documents(corpus))
 
 
 def build_embedded_index(
-    corpus: str | Path,
+    corpus: Corpus,
     index_path: str | Path,
     encoder: Encoder,
     *,
@@ -47,7 +51,8 @@ def build_embedded_index(
     """Encode every document of ``corpus`` and write an embedded index at ``index_path``.
 
     The encoder is saved inside the index, so searching needs only the index directory. Documents
-    with no text are indexed (with no terms) and listed in the summary.
+    with no text are indexed (with no terms) and listed in the summary. ``corpus`` may also be an
+    iterable of Documents, dicts or strings (read once into memory: the encoder may need a fitting pass).
 
     Raises:
         CorpusFormatError: the corpus is missing or malformed (file and line in the message).
@@ -55,7 +60,10 @@ def build_embedded_index(
     """
     started = time.perf_counter()
     check_index_target(index_path, overwrite=overwrite)  # fail before the (long) fitting pass
-    encoded = is_encoded_output(corpus)  # vectors written by `sparsearch encode`: read, never re-encoded
+    if not is_corpus_path(corpus):
+        corpus = list(iter_documents(corpus))  # validated up front; read twice when the encoder is fitted
+    # vectors written by `sparsearch encode`: read, never re-encoded
+    encoded = is_corpus_path(corpus) and is_encoded_output(corpus)
     if encoded:
         EncodedOutput(corpus).check_encoder(encoder)
     else:
@@ -63,16 +71,16 @@ def build_embedded_index(
     writer = IndexWriter(index_path, encoder.fingerprint, overwrite=overwrite)
     empty: list[str] = []
     with writer:
-        encoder.save(writer.encoder_dir)  # type: ignore[attr-defined]
-        if encoded or hasattr(encoder, "encode_document_batch"):  # CSR rows: no per-token Python objects
+        encoder.save(writer.encoder_dir)
+        if encoded or isinstance(encoder, BatchEncoder):  # CSR rows: no per-token Python objects
             for batch, rows, vocabulary in iter_sparse_batches(corpus, encoder, batch_size):
                 empty.extend(d.doc_id for d, n in zip(batch, rows.lengths(), strict=True) if n == 0)
                 writer.add_csr(batch, rows.indptr, rows.term_ids, rows.weights, vocabulary)
                 if on_progress is not None:
                     on_progress(len(batch))
         else:
-            for batch in iter_batches(iter_corpus(corpus), batch_size):
-                vectors = encoder.encode_documents([d.full_text for d in batch])
+            for batch in iter_batches(iter_documents(corpus), batch_size):
+                vectors = encoder.encode_document([d.full_text for d in batch])
                 empty.extend(d.doc_id for d, v in zip(batch, vectors, strict=True) if not v)
                 writer.add(batch, vectors)
                 if on_progress is not None:

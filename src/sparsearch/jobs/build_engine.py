@@ -176,7 +176,7 @@ def index_corpus(
         backend.create_version(version, fingerprint, shards=shards, replicas=replicas, field_type=field_type, job=job)
     retried_from_file = len(read_failures_file(failures_file))
     with tempfile.TemporaryDirectory(prefix="sparsearch-encoder-") as tmp:
-        encoder.save(Path(tmp))  # type: ignore[attr-defined]
+        encoder.save(Path(tmp))
         backend.store_encoder(Path(tmp), fingerprint)
 
     # 2. stream the corpus
@@ -198,7 +198,7 @@ def index_corpus(
                     todo.append(document)
             if on_progress is not None and len(todo) < len(batch):
                 on_progress(len(batch) - len(todo))
-            vectors = encoder.encode_documents([d.full_text for d in todo])
+            vectors = encoder.encode_document([d.full_text for d in todo])
             for document, vector in zip(todo, vectors, strict=True):
                 if not vector:
                     empty.append(document.doc_id)

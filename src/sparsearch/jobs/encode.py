@@ -40,7 +40,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,10 +49,11 @@ from typing import Any
 import numpy as np
 
 from sparsearch import __version__
-from sparsearch.corpus import iter_corpus, resolve_corpus_file
+from sparsearch._files import write_json_atomic
+from sparsearch.corpus import is_corpus_path, iter_corpus, iter_documents, resolve_corpus_file
 from sparsearch.encoders.sparse_batch import SparseBatch
 from sparsearch.errors import CorpusFormatError, EncoderMismatchError, IndexFormatError, UsageError
-from sparsearch.types import Document, Encoder, EncoderFingerprint, ProgressCallback
+from sparsearch.types import BatchEncoder, Document, Encoder, EncoderFingerprint, ProgressCallback
 
 log = logging.getLogger(__name__)
 
@@ -84,15 +85,6 @@ def parse_shard(spec: str | None) -> tuple[int, int]:
 
 def shard_dir_name(index: int, count: int) -> str:
     return f"shard-{index:05d}-of-{count:05d}"
-
-
-def _write_json_atomic(path: Path, payload: object) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2, ensure_ascii=False)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def _read_json(path: Path) -> Any:
@@ -189,17 +181,17 @@ def _write_chunk(shard_dir: Path, name: str, documents: list[Document], rows: Sp
         raise
 
 
-def _check_neural(encoder: Encoder) -> None:
-    if not (hasattr(encoder, "encode_document_batch") and hasattr(encoder, "vocabulary")):
+def _check_neural(encoder: Encoder) -> BatchEncoder:
+    if not isinstance(encoder, BatchEncoder):
         raise UsageError(
-            f"sparsearch encode needs a neural model with a fixed vocabulary "
-            f"(got {getattr(encoder, 'name', type(encoder).__name__)!r}); "
+            f"sparsearch encode needs a neural model with a fixed vocabulary (got {encoder.name!r}); "
             "BM25 models are indexed directly with sparsearch index"
         )
+    return encoder
 
 
 def _job_params(
-    encoder: Any, corpus: dict[str, object], num_shards: int, chunk_size: int, model_spec: str
+    encoder: BatchEncoder, corpus: dict[str, object], num_shards: int, chunk_size: int, model_spec: str
 ) -> dict[str, object]:
     vocabulary = encoder.vocabulary
     return {
@@ -222,7 +214,7 @@ def _job_params(
 _COMPARED = ("format", "format_version", "corpus", "encoding", "num_shards", "chunk_size", "vocabulary")
 
 
-def _prepare_output(output: Path, params: dict[str, object], encoder: Any) -> None:
+def _prepare_output(output: Path, params: dict[str, object], encoder: BatchEncoder) -> None:
     """Create the manifest, vocabulary and encoder of ``output``, or check an existing one agrees."""
     manifest_file = output / MANIFEST_FILE
     if manifest_file.is_file():
@@ -265,7 +257,7 @@ def _prepare_output(output: Path, params: dict[str, object], encoder: Any) -> No
         _prepare_output(output, params, encoder)
 
 
-def _reuse_idf(output: Path, corpus: dict[str, object], encoder: Any) -> bool:
+def _reuse_idf(output: Path, corpus: dict[str, object], encoder: BatchEncoder) -> bool:
     """On a rerun, take the IDF table the first run fitted on the same corpus (a full tokenizer pass
     over a large corpus takes minutes); the fingerprint check that follows still applies."""
     from sparsearch.encoders.idf import IdfTable
@@ -312,7 +304,7 @@ def run_encode_job(
         EncoderMismatchError: the output was written by another model.
     """
     started = time.perf_counter()
-    _check_neural(encoder)
+    neural = _check_neural(encoder)
     if batch_size < 1 or chunk_size < 1:
         raise UsageError("--batch-size and --chunk-size must be >= 1")
     shard_index, num_shards = shard
@@ -320,10 +312,10 @@ def run_encode_job(
     if overwrite and output.exists():
         shutil.rmtree(output)
     corpus = corpus_identity(data)
-    if not getattr(encoder, "is_fitted", True) and not _reuse_idf(output, corpus, encoder):
-        encoder.fit(d.full_text for d in iter_corpus(data))  # type: ignore[attr-defined]
-    params = _job_params(encoder, corpus, num_shards, chunk_size, model_spec)
-    _prepare_output(output, params, encoder)
+    if not neural.is_fitted and not _reuse_idf(output, corpus, neural):
+        neural.fit(d.full_text for d in iter_corpus(data))
+    params = _job_params(neural, corpus, num_shards, chunk_size, model_spec)
+    _prepare_output(output, params, neural)
 
     shard_dir = output / shard_dir_name(shard_index, num_shards)
     shard_dir.mkdir(exist_ok=True)
@@ -350,7 +342,7 @@ def run_encode_job(
             if not chunk:
                 break
             parts = [
-                encoder.encode_document_batch([d.full_text for d in chunk[i : i + batch_size]])  # type: ignore[attr-defined]
+                neural.encode_document_batch([d.full_text for d in chunk[i : i + batch_size]])
                 for i in range(0, len(chunk), batch_size)
             ]
             rows = SparseBatch.concatenate(parts)
@@ -358,12 +350,12 @@ def run_encode_job(
             name = f"chunk-{len(progress.chunks):06d}"
             _write_chunk(shard_dir, name, chunk, rows)
             progress.chunks.append({"name": name, "docs": len(chunk), "nnz": rows.nnz})
-            _write_json_atomic(shard_dir / PROGRESS_FILE, progress.to_dict(shard))
+            write_json_atomic(shard_dir / PROGRESS_FILE, progress.to_dict(shard))
             encoded_now += len(chunk)
             if on_progress is not None:
                 on_progress(len(chunk))
         progress.complete = True
-        _write_json_atomic(shard_dir / PROGRESS_FILE, progress.to_dict(shard))
+        write_json_atomic(shard_dir / PROGRESS_FILE, progress.to_dict(shard))
 
     return EncodeSummary(
         output=str(output),
@@ -483,16 +475,16 @@ class EncodedOutput:
     def check_encoder(self, encoder: Encoder) -> None:
         """Raise :class:`EncoderMismatchError` unless ``encoder`` is the model that encoded the vectors."""
         idf_file = self.encoder_dir / "idf.json"
-        if not getattr(encoder, "is_fitted", True) and hasattr(encoder, "set_idf") and idf_file.is_file():
+        neural = encoder if isinstance(encoder, BatchEncoder) else None
+        if neural is not None and not neural.is_fitted and idf_file.is_file():
             # the same --model as the encode run, not fitted yet: it takes the IDF table of the corpus
             from sparsearch.encoders.idf import IdfTable
 
             with contextlib.suppress(IndexFormatError):
-                encoder.set_idf(IdfTable.load(idf_file))
-        same = getattr(encoder, "is_fitted", True) and encoder.fingerprint == self.fingerprint
-        own = getattr(encoder, "loaded_from", None) == self.encoder_dir.resolve()  # the saved encoder itself
-        if same and not own and hasattr(encoder, "document_digest"):
-            same = encoder.document_digest() == self.manifest["model"].get("document_digest")
+                neural.set_idf(IdfTable.load(idf_file))
+        same = encoder.is_fitted and encoder.fingerprint == self.fingerprint
+        if same and neural is not None and neural.loaded_from != self.encoder_dir.resolve():  # not the saved encoder
+            same = neural.document_digest() == self.manifest["model"].get("document_digest")
         if not same:
             raise EncoderMismatchError(
                 f"{self.path} was encoded by model {self.manifest['model']['spec']!r}, not by this --model; index "
@@ -540,7 +532,7 @@ def resolve_index_input(data: str | Path, model: str | None) -> tuple[Encoder, i
 
 
 def iter_sparse_batches(
-    corpus: str | Path, encoder: Encoder, batch_size: int
+    corpus: str | Path | Iterable[Document], encoder: Encoder, batch_size: int
 ) -> Iterator[tuple[list[Document], SparseBatch, list[str]]]:
     """``(documents, CSR rows, vocabulary)`` batches for the indexer, in corpus order.
 
@@ -549,11 +541,12 @@ def iter_sparse_batches(
     """
     from sparsearch.types import iter_batches
 
-    if is_encoded_output(corpus):
+    if is_corpus_path(corpus) and is_encoded_output(corpus):
         encoded = EncodedOutput(corpus)
         for documents, rows in encoded.iter_batches(batch_size):
             yield documents, rows, encoded.vocabulary
         return
-    vocabulary = encoder.vocabulary.vocabulary  # type: ignore[attr-defined]
-    for documents in iter_batches(iter_corpus(corpus), batch_size):
-        yield documents, encoder.encode_document_batch([d.full_text for d in documents]), vocabulary  # type: ignore[attr-defined]
+    neural = _check_neural(encoder)
+    vocabulary = neural.vocabulary.vocabulary
+    for documents in iter_batches(iter_documents(corpus), batch_size):
+        yield documents, neural.encode_document_batch([d.full_text for d in documents]), vocabulary

@@ -19,7 +19,7 @@ default, or the training-free channel) so training can only move away from a str
 the teachers ask for it. Every ``eval_every`` steps, and before the first, the head is measured on the
 held-out pseudo-queries (KL to the teachers at each mixing weight); the best checkpoint is kept, the
 start included, so a run whose steps do not generalise returns its starting model rather than a
-worse one (with Adam at 2e-3 the held-out KL rose from the first evaluation on; at 2e-4 it fell).
+worse one (learning-rate history: ``encoders/default_model/README.md``, History).
 The mixing weight of the learned channel is chosen on the same held-out pseudo-queries (never on
 test queries) and an unfitted two-channel model is saved.
 
@@ -211,12 +211,13 @@ def initial_head(init_model: Path | None, n_tokens: int, threshold: float, mixin
     head, weight = VocabularyHead.identity(n_tokens, threshold), mixing_weight
     if init_model is not None:
         from sparsearch.encoders.registry import load_encoder
+        from sparsearch.encoders.two_channel import TwoChannelEncoder
 
         model = load_encoder(init_model)
-        channel = getattr(model, "learned", model)
+        channel: object = model.learned if isinstance(model, TwoChannelEncoder) else model
+        weight = float(model.learned_weight) if isinstance(model, TwoChannelEncoder) else 1.0
         if not isinstance(channel, SemanticChannelEncoder):
             raise UsageError(f"{init_model}: init_model must be a semantic or two-channel (semantic) model")
-        weight = float(getattr(model, "learned_weight", 1.0))
         if channel.head is not None:
             head = channel.head
         if head.scale.shape != (n_tokens,):

@@ -48,7 +48,7 @@ def lexical_scores(texts: Sequence[str], query_texts: Sequence[str]) -> np.ndarr
 
     lexical = lexical_channel()
     lexical.fit(texts)
-    documents, vocabulary = sparse_matrix(lexical.encode_documents(texts))
+    documents, vocabulary = sparse_matrix(lexical.encode_document(texts))
     queries, _ = sparse_matrix([lexical.encode_query(t).weights for t in query_texts], vocabulary)
     return (queries @ documents.T).toarray()
 

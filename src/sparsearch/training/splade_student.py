@@ -258,7 +258,7 @@ def _finish(
     )
     texts = [d.full_text for d in documents]
     learned.fit(texts)
-    learned_vectors = learned.encode_documents(texts)
+    learned_vectors = learned.encode_document(texts)
     avg_terms = float(np.mean([len(v) for v in learned_vectors]))
 
     # held-out pseudo-queries, judged as heldout_qrels says

@@ -114,7 +114,7 @@ def mine_and_score(
     doc_row = {d.doc_id: i for i, d in enumerate(documents)}
     bm25 = bm25_words()
     bm25.fit(d.full_text for d in documents)
-    doc_matrix, vocabulary = sparse_matrix(bm25.encode_documents([d.full_text for d in documents]))
+    doc_matrix, vocabulary = sparse_matrix(bm25.encode_document([d.full_text for d in documents]))
     encoded_queries = [bm25.encode_query(q.text).weights for q in queries]
     query_matrix, _ = sparse_matrix(encoded_queries, vocabulary)
     bm25_scores = (query_matrix @ doc_matrix.T).toarray()  # (queries, documents)
@@ -133,7 +133,7 @@ def mine_and_score(
         if source not in bm25_top[:consistency_depth] and source not in dense_top[:consistency_depth]:
             continue
         others = [int(d) for d in dict.fromkeys([*bm25_top.tolist(), *dense_top.tolist()]) if d != source]
-        positive_bm25 = dot(encoded, bm25.encode_documents([query.positive_text])[0])
+        positive_bm25 = dot(encoded, bm25.encode_document([query.positive_text])[0])
         positive_dense = float(query_embeddings[i] @ positive_embeddings[i])
         examples.append(
             TeacherExample(

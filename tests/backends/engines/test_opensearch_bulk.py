@@ -112,8 +112,8 @@ class _BrokenOnce:
     def __getattr__(self, name: str):
         return getattr(self.inner, name)
 
-    def encode_documents(self, texts: Sequence[str]) -> list[SparseVector]:
-        vectors = self.inner.encode_documents(texts)
+    def encode_document(self, texts: Sequence[str]) -> list[SparseVector]:
+        vectors = self.inner.encode_document(texts)
         return [{**v, "zero": 0.0} if t == self.doc_text else v for t, v in zip(texts, vectors, strict=True)]
 
 

@@ -57,7 +57,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from sparsearch import __version__
-from sparsearch.backends.base import Hit
+from sparsearch._files import directory_bytes, write_json_atomic
 from sparsearch.backends.embedded.docstore import DocStore, DocStoreWriter
 from sparsearch.backends.embedded.kernels import search_queries
 from sparsearch.backends.embedded.postings import (
@@ -68,7 +68,7 @@ from sparsearch.backends.embedded.postings import (
     unknown_max_weights,
 )
 from sparsearch.errors import IndexExistsError, IndexFormatError, IndexNotFoundError, UsageError
-from sparsearch.types import Document, EncodedQuery, EncoderFingerprint, SparseVector
+from sparsearch.types import Document, EncodedQuery, EncoderFingerprint, Hit, SparseVector
 
 FORMAT_VERSION = 2
 """Written by this version: narrow ``indptr``, no stored ``max_weight`` (format 1 had both, int64)."""
@@ -82,17 +82,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def directory_bytes(path: Path) -> int:
-    """Total size in bytes of the files under ``path``."""
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
-def _write_json_atomic(path: Path, payload: object) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _write_generation(directory: Path, postings: Postings, doc_ids: Sequence[str]) -> None:
     """Write the arrays of one generation (the doc store is written by the caller)."""
     (directory / "vocab.json").write_text(json.dumps(postings.vocab, ensure_ascii=False), encoding="utf-8")
@@ -103,6 +92,16 @@ def _write_generation(directory: Path, postings: Postings, doc_ids: Sequence[str
     rank = np.empty(len(doc_ids), dtype=np.int32)
     rank[np.argsort(np.asarray(doc_ids, dtype=object), kind="stable")] = np.arange(len(doc_ids), dtype=np.int32)
     np.save(directory / "doc_id_rank.npy", rank)
+
+
+def _manifest_signature(path: Path) -> tuple[int, int, int]:
+    """The manifest file's identity (inode, mtime, size): every commit replaces the file atomically."""
+    stat = os.stat(path / MANIFEST_FILE)
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
+def _missing_index_message(path: Path) -> str:
+    return f"no index at {path} (missing {MANIFEST_FILE}); build one with: sparsearch index --data PATH --index {path}"
 
 
 def check_index_target(path: str | Path, *, overwrite: bool) -> None:
@@ -151,7 +150,7 @@ class IndexWriter:
 
         with IndexWriter(path, encoder.fingerprint) as writer:
             encoder.save(writer.encoder_dir)
-            writer.add(documents, encoder.encode_documents([d.full_text for d in documents]))
+            writer.add(documents, encoder.encode_document([d.full_text for d in documents]))
         index = writer.index
 
     Args:
@@ -225,7 +224,7 @@ class IndexWriter:
         try:
             postings = self._builder.build()
             _write_generation(self.tmp / "gen-000001", postings, self._doc_ids)
-            _write_json_atomic(self.tmp / MANIFEST_FILE, _manifest(self.fingerprint, postings, 1, _now()))
+            write_json_atomic(self.tmp / MANIFEST_FILE, _manifest(self.fingerprint, postings, 1, _now()))
             check_index_target(self.path, overwrite=self.overwrite)  # somebody may have created it meanwhile
             old = self.path.parent / f".{self.path.name}.old-{os.getpid()}"
             if self.path.exists():
@@ -256,12 +255,12 @@ class EmbeddedIndex:
     def _load(self) -> None:
         manifest_file = self.path / MANIFEST_FILE
         if not manifest_file.is_file():
-            raise IndexNotFoundError(
-                f"no index at {self.path} (missing {MANIFEST_FILE}); "
-                f"build one with: sparsearch index --data PATH --index {self.path}"
-            )
+            raise IndexNotFoundError(_missing_index_message(self.path))
         try:
+            signature = _manifest_signature(self.path)  # before reading: a commit meanwhile shows as a change
             manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+        except FileNotFoundError as error:  # removed between the check and the read
+            raise IndexNotFoundError(_missing_index_message(self.path)) from error
         except ValueError as error:
             raise IndexFormatError(f"{manifest_file}: unreadable manifest ({error})") from error
         if manifest.get("format_version") not in READABLE_FORMATS:
@@ -290,9 +289,32 @@ class EmbeddedIndex:
         except (OSError, ValueError, KeyError) as error:
             raise IndexFormatError(f"{data}: damaged index data ({error}); rebuild the index") from error
         self.manifest = manifest
+        self._signature = signature
         self.term_index = {token: i for i, token in enumerate(vocab)}
         self.doc_index = {doc_id: i for i, doc_id in enumerate(self.doc_ids)}
         self._fingerprint = EncoderFingerprint.from_dict(manifest["encoder"])
+
+    # -- following other writers -------------------------------------------------------------------
+    def has_changed(self) -> bool:
+        """Whether the index on disk is no longer the generation this object loaded (another process
+        committed an update, or rebuilt the index with ``sparsearch index --overwrite``).
+
+        Cheap (one ``stat`` of the manifest, compared by inode, mtime and size); this object's own
+        updates reload it and do not count as changes.
+
+        Raises:
+            IndexNotFoundError: the index is gone (its manifest is missing).
+            OSError: the index directory cannot be read.
+        """
+        try:
+            return _manifest_signature(self.path) != self._signature
+        except FileNotFoundError as error:
+            raise IndexNotFoundError(_missing_index_message(self.path)) from error
+
+    def reopen(self) -> EmbeddedIndex:
+        """A new :class:`EmbeddedIndex` on the current generation; this one is left as it is (threads
+        still reading it finish on the files they mapped, until the next commit removes them)."""
+        return type(self).open(self.path)
 
     # -- metadata ----------------------------------------------------------------------------------
     @property
@@ -492,7 +514,7 @@ class EmbeddedIndex:
         store.close()
         _write_generation(data, postings, doc_ids)
         old_data = self.path / self.manifest["data_dir"]
-        _write_json_atomic(
+        write_json_atomic(
             self.path / MANIFEST_FILE,
             _manifest(self._fingerprint, postings, generation, self.manifest["created_at"]),
         )

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from sparsearch._cache import cache_root
 from sparsearch.backends.base import Hit
 from sparsearch.backends.engines import bodies
 from sparsearch.errors import (
@@ -82,7 +83,7 @@ def encoder_key(fingerprint: EncoderFingerprint) -> str:
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("SPARSEARCH_CACHE") or Path.home() / ".cache" / "sparsearch")
+    return cache_root()
 
 
 class SearchEngineBackend:
