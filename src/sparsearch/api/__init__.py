@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 
+from sparsearch._lazy import lazy_exports
 from sparsearch.errors import MissingExtraError
 
 for _module in ("fastapi", "uvicorn", "pydantic_settings", "prometheus_client"):
@@ -20,13 +21,4 @@ _EXPORTS = {
     "create_app_from_env": "sparsearch.api.app",
     "Settings": "sparsearch.api.settings",
 }
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> object:
-    # Lazy exports (PEP 562), as in the other subpackages.
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
