@@ -96,21 +96,17 @@ def index(
     with user_errors():
         check_url_option(backend, url)
         if backend != "embedded":
-            _index_engine(
-                data,
-                index,
-                model,
-                batch_size,
-                backend,
-                url,
-                threads,
-                chunk_size,
-                shards,
-                replicas,
-                keep_old,
-                failures,
-                field_type,
-            )
+            options = {
+                "batch_size": batch_size,
+                "threads": threads,
+                "chunk_size": chunk_size,
+                "shards": shards,
+                "replicas": replicas,
+                "field_type": field_type,
+                "keep_old": keep_old,
+                "failures_path": failures,
+            }
+            _index_engine(data, index, model, backend, url, options)
             return
         built, summary, _ = build_index_with_progress(data, Path(index), model, batch_size, overwrite)
         table = Table(title=f"index {summary.path}", show_header=False)
@@ -120,7 +116,7 @@ def index(
         table.add_row("avg terms / document", f"{summary.avg_terms_per_doc:.1f}")
         table.add_row("bytes on disk", f"{summary.bytes:,} ({human_bytes(summary.bytes)})")
         table.add_row(
-            "seconds", f"{summary.seconds:.2f} ({summary.documents / max(summary.seconds, 1e-9):,.0f} docs/s)"
+            "seconds", f"{summary.seconds:.2f} ({summary.documents / max(summary.seconds, 1e-9):,.1f} docs/s)"
         )
         stdout.print(table)
         _warn_empty(summary.empty_documents)
@@ -136,38 +132,15 @@ def _warn_empty(empty_documents: list[str]) -> None:
 
 
 def _index_engine(
-    data: Path,
-    alias: str,
-    model: str | None,
-    batch_size: int,
-    backend_kind: str,
-    url: str | None,
-    threads: int,
-    chunk_size: int,
-    shards: int,
-    replicas: int | None,
-    keep_old: int,
-    failures: Path | None,
-    field_type: str,
+    data: Path, alias: str, model: str | None, backend_kind: str, url: str | None, options: dict[str, Any]
 ) -> None:
     from sparsearch.backends.factory import open_backend
     from sparsearch.errors import SparsearchError
 
     backend = open_backend(backend_kind, index=alias, url=url)
     try:
-        summary, encoder = index_engine_with_progress(
-            data,
-            backend,
-            model,
-            batch_size=batch_size,
-            threads=threads,
-            chunk_size=chunk_size,
-            shards=shards,
-            replicas=replicas,
-            field_type=field_type,
-            keep_old=keep_old,
-            failures_path=failures,
-        )
+        # options: index_corpus's keyword arguments (batch size, bulk threads and chunks, shards, ...)
+        summary, encoder = index_engine_with_progress(data, backend, model, **options)
     finally:
         backend.close()  # type: ignore[attr-defined]
     table = Table(title=f"{backend_kind} index {summary.alias} -> {summary.index}", show_header=False)
@@ -183,7 +156,7 @@ def _index_engine(
         table.add_row("previous", ", ".join(summary.previous))
     if summary.pruned:
         table.add_row("pruned", ", ".join(summary.pruned))
-    table.add_row("seconds", f"{summary.seconds:.2f} ({summary.sent / max(summary.seconds, 1e-9):,.0f} docs/s)")
+    table.add_row("seconds", f"{summary.seconds:.2f} ({summary.sent / max(summary.seconds, 1e-9):,.1f} docs/s)")
     stdout.print(table)
     _warn_empty(summary.empty_documents)
     if summary.failures:
