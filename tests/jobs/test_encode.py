@@ -269,3 +269,22 @@ def test_encode_command_reports_non_utf8_lines(mlm_dir: Path, tmp_path: Path) ->
     args = ["encode", "--data", str(corpus), "--model", str(mlm_dir), "--output", str(tmp_path / "out")]
     result = invoke(*args, "--max-length", "32", "--passage-overlap", "8")
     assert result.exit_code == 1 and "corpus.jsonl:2: not valid UTF-8" in result.stderr
+
+
+def test_open_source_resolves_each_kind_of_input_once(encoder, tiny_data: Path, tmp_path: Path) -> None:
+    from sparsearch.errors import CorpusFormatError
+    from sparsearch.jobs.source import open_source
+
+    folder = open_source(tiny_data)
+    assert folder.corpus_file == tiny_data / "corpus.jsonl" and folder.encoded is None
+    assert folder.count() == len(list(iter_corpus(tiny_data))) == len(list(folder.iter_documents()))
+    assert folder.saved_encoder_dir is None
+    in_memory = open_source(["first text", {"id": 7, "text": "second"}])
+    assert [d.doc_id for d in in_memory.iter_documents()] == ["0", "7"] and in_memory.count() == 2
+    assert open_source(in_memory) is in_memory
+    run_encode_job(tiny_data, tmp_path / "vectors", encoder, model_spec="tiny", chunk_size=3)
+    encoded = open_source(tmp_path / "vectors")
+    assert encoded.encoded is not None and encoded.count() == folder.count()
+    assert encoded.saved_encoder_dir == tmp_path / "vectors" / "encoder"
+    with pytest.raises(CorpusFormatError, match="not found"):
+        open_source(tmp_path / "missing")

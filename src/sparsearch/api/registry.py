@@ -303,12 +303,13 @@ class EngineHandle(IndexHandle):
     exclusive_writes = False
 
     def __init__(self, name: str, kind: str, alias: str, url: str | None, model: str | None) -> None:
-        from sparsearch.backends.factory import open_backend
+        from sparsearch.backends.factory import open_engine
 
         self.kind = kind
         self._model = model
         self._encoder_lock = threading.Lock()
-        super().__init__(name, open_backend(kind, index=alias, url=url), None)
+        self._engine = open_engine(kind, alias=alias, url=url)  # the same backend, with the engines' own methods
+        super().__init__(name, self._engine, None)
         try:
             self._load_encoder()
         except IndexUnavailableError as error:
@@ -338,11 +339,11 @@ class EngineHandle(IndexHandle):
 
     def info(self) -> IndexInfo:
         info = super().info()
-        with self.reading() as backend:
+        with self.reading():
             with self.engine_errors("read the index metadata"):
-                meta = backend.meta()  # type: ignore[attr-defined]
+                meta = self._engine.meta()
             with self.engine_errors("read the index statistics"):
-                stats = backend.index_stats()  # type: ignore[attr-defined]
+                stats = self._engine.index_stats()
         keys = ("format_version", "sparsearch_version", "field_type", "state", "updated_at")
         build = {key: meta[key] for key in keys if key in meta} | dict(stats)
         build["url"] = getattr(self._backend, "url", None)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sparsearch.backends.base import SearchBackend
 from sparsearch.errors import UsageError
+
+if TYPE_CHECKING:
+    from sparsearch.backends.engines.client import SearchEngineBackend
 
 BackendKind = Literal["embedded", "opensearch", "elasticsearch"]
 BACKEND_KINDS: tuple[str, ...] = ("embedded", "opensearch", "elasticsearch")
@@ -45,13 +48,25 @@ def open_backend(kind: str, *, index: str | Path, url: str | None = None) -> Sea
         from sparsearch.backends.embedded.index import EmbeddedIndex
 
         return EmbeddedIndex.open(index)
+    return open_engine(kind, alias=str(index), url=url)
+
+
+def open_engine(kind: str, *, alias: str, url: str | None = None) -> SearchEngineBackend:
+    """An OpenSearch or Elasticsearch backend for ``alias`` (typed with the engines' own methods: versions,
+    statistics, the stored encoder). Connects lazily: the first call reaches the server.
+
+    Raises:
+        UsageError: ``kind`` is not an engine.
+    """
     if kind == "opensearch":
         from sparsearch.backends.engines.opensearch import OpenSearchBackend
 
-        return OpenSearchBackend.connect(url, str(index))
-    from sparsearch.backends.engines.elasticsearch import ElasticsearchBackend
+        return OpenSearchBackend.connect(url, alias)
+    if kind == "elasticsearch":
+        from sparsearch.backends.engines.elasticsearch import ElasticsearchBackend
 
-    return ElasticsearchBackend.connect(url, str(index))
+        return ElasticsearchBackend.connect(url, alias)
+    raise UsageError(f"{kind!r} is not an engine backend: use opensearch or elasticsearch")
 
 
 def load_backend_encoder(backend: SearchBackend, model: str | Path | None = None):  # noqa: ANN201 - an Encoder
@@ -78,10 +93,12 @@ def load_backend_encoder(backend: SearchBackend, model: str | Path | None = None
             )
         backend.fingerprint.check_compatible(encoder.fingerprint, where=where)
         return encoder
-    encoder_dir = getattr(backend, "encoder_dir", None)
-    if encoder_dir is None:
-        fetch = backend.fetch_encoder  # type: ignore[attr-defined]
-        encoder_dir = fetch(backend.fingerprint)
+    from sparsearch.backends.engines.client import SearchEngineBackend
+
+    if not isinstance(backend, SearchEngineBackend):  # the embedded index keeps its encoder in encoder/
+        encoder_dir = backend.encoder_dir  # type: ignore[attr-defined] - EmbeddedIndex (imported only when used)
+    else:
+        encoder_dir = backend.fetch_encoder(backend.fingerprint)
         if encoder_dir is None:
             from sparsearch.backends.engines.client import ENCODER_INDEX
 

@@ -204,14 +204,18 @@ def human_bytes(n: float) -> str:
 
 def build_index_with_progress(data: Path, index: Path, model: str | None, batch_size: int, overwrite: bool):
     """Build an embedded index with a docs/s progress bar; returns ``(index, summary, encoder)``."""
+    from sparsearch.encoders.registry import load_encoder
     from sparsearch.jobs.build_embedded import build_embedded_index
-    from sparsearch.jobs.encode import resolve_index_input
+    from sparsearch.jobs.source import open_source
 
-    encoder, total = resolve_index_input(data, model)  # --data may be a `sparsearch encode` output
+    source = open_source(data)  # resolved once: a corpus, or a `sparsearch encode` output
+    # an encode output is indexed with the encoder it was made with unless --model says otherwise
+    encoder = load_encoder(model if model is not None else source.saved_encoder_dir)
+    total = source.count()
     with progress_bar("docs") as progress:
         task = progress.add_task("indexing", total=total)
         return build_embedded_index(
-            data,
+            source,
             index,
             encoder,
             batch_size=batch_size,

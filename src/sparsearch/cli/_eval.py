@@ -171,13 +171,13 @@ def _open_engine(  # noqa: ANN202 - (backend, encoder, stats)
 ):
     """Open the engine alias (building it from ``data`` first when it does not exist); returns
     ``(backend, encoder, index_stats)``."""
-    from sparsearch.backends.factory import open_backend
+    from sparsearch.backends.factory import open_engine
     from sparsearch.encoders.registry import load_encoder
     from sparsearch.jobs.build_embedded import fit_if_needed
     from sparsearch.search import Searcher
 
-    opened = open_backend(backend_kind, index=alias, url=url)
-    if opened.live_indexes():  # type: ignore[attr-defined]
+    opened = open_engine(backend_kind, alias=alias, url=url)
+    if opened.live_indexes():
         encoder = Searcher(opened).encoder  # the encoder stored with the index
         if model is not None:  # an explicit model must be the one the index was built with
             requested = load_encoder(model)
@@ -189,5 +189,5 @@ def _open_engine(  # noqa: ANN202 - (backend, encoder, stats)
             raise UsageError(
                 f"{len(summary.failures)} documents failed to index (see {summary.failures_file}); fix them and rerun"
             )
-    stats = opened.index_stats()  # type: ignore[attr-defined]
+    stats = opened.index_stats()
     return opened, encoder, stats

@@ -134,17 +134,17 @@ def _warn_empty(empty_documents: list[str]) -> None:
 def _index_engine(
     data: Path, alias: str, model: str | None, backend_kind: str, url: str | None, options: dict[str, Any]
 ) -> None:
-    from sparsearch.backends.factory import open_backend
+    from sparsearch.backends.factory import open_engine
     from sparsearch.errors import SparsearchError
 
-    backend = open_backend(backend_kind, index=alias, url=url)
+    backend = open_engine(backend_kind, alias=alias, url=url)
     try:
         # options: index_corpus's keyword arguments (batch size, bulk threads and chunks, shards, ...)
         summary, encoder = index_engine_with_progress(data, backend, model, **options)
     finally:
-        backend.close()  # type: ignore[attr-defined]
+        backend.close()
     table = Table(title=f"{backend_kind} index {summary.alias} -> {summary.index}", show_header=False)
-    table.add_row("engine", f"{backend.product} {summary.engine_version} at {backend.url}")  # type: ignore[attr-defined]
+    table.add_row("engine", f"{backend.product} {summary.engine_version} at {backend.url}")
     table.add_row("model", encoder.fingerprint.name)
     table.add_row("documents", f"{summary.documents:,}")
     table.add_row("sent", f"{summary.sent:,}")

@@ -10,5 +10,7 @@ _EXPORTS = {
     "index_corpus": "sparsearch.jobs.build_engine",
     "EncodedOutput": "sparsearch.jobs.encode",
     "run_encode_job": "sparsearch.jobs.encode",
+    "Source": "sparsearch.jobs.source",
+    "open_source": "sparsearch.jobs.source",
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

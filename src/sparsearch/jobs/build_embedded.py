@@ -4,20 +4,16 @@ batches and write an embedded index."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sparsearch._files import directory_bytes
 from sparsearch.backends.embedded.index import EmbeddedIndex, IndexWriter, check_index_target
-from sparsearch.corpus import is_corpus_path, iter_documents
-from sparsearch.jobs.encode import EncodedOutput, is_encoded_output, iter_sparse_batches
+from sparsearch.encoders.sparse_batch import SparseBatch
+from sparsearch.jobs.encode import check_neural
+from sparsearch.jobs.source import Corpus, Source, open_source
 from sparsearch.types import BatchEncoder, Document, Encoder, ProgressCallback, iter_batches
-
-Corpus = str | Path | Iterable[Document | Mapping[str, object] | str]
-"""A BEIR folder, a JSONL file, an encode output, or documents in memory (:func:`~sparsearch.corpus.iter_documents`)."""
-
-"""Called with the number of documents just finished."""
 
 
 @dataclass
@@ -33,14 +29,32 @@ class IndexSummary:
     empty_documents: list[str] = field(default_factory=list)
 
 
-def fit_if_needed(encoder: Encoder, corpus: Corpus) -> None:
+def fit_if_needed(encoder: Encoder, corpus: Corpus | Source) -> None:
     """Fit corpus statistics (BM25's df/avgdl, an IDF table) when the encoder has none yet."""
     if not encoder.is_fitted:
-        encoder.fit(d.full_text for d in iter_documents(corpus))
+        encoder.fit(d.full_text for d in open_source(corpus).iter_documents())
+
+
+def iter_sparse_batches(
+    source: Source, encoder: Encoder, batch_size: int
+) -> Iterator[tuple[list[Document], SparseBatch, list[str]]]:
+    """``(documents, CSR rows, vocabulary)`` batches for the indexer, in corpus order.
+
+    From an encode output the stored vectors are read (no model call); from a corpus the documents
+    are encoded with ``encoder.encode_document_batch`` (a neural encoder).
+    """
+    if source.encoded is not None:
+        for documents, rows in source.encoded.iter_batches(batch_size):
+            yield documents, rows, source.encoded.vocabulary
+        return
+    neural = check_neural(encoder)
+    vocabulary = neural.vocabulary.vocabulary
+    for documents in iter_batches(source.iter_documents(), batch_size):
+        yield documents, neural.encode_document_batch([d.full_text for d in documents]), vocabulary
 
 
 def build_embedded_index(
-    corpus: Corpus,
+    corpus: Corpus | Source,
     index_path: str | Path,
     encoder: Encoder,
     *,
@@ -60,26 +74,24 @@ def build_embedded_index(
     """
     started = time.perf_counter()
     check_index_target(index_path, overwrite=overwrite)  # fail before the (long) fitting pass
-    if not is_corpus_path(corpus):
-        corpus = list(iter_documents(corpus))  # validated up front; read twice when the encoder is fitted
-    # vectors written by `sparsearch encode`: read, never re-encoded
-    encoded = is_corpus_path(corpus) and is_encoded_output(corpus)
-    if encoded:
-        EncodedOutput(corpus).check_encoder(encoder)
+    source = open_source(corpus)  # resolved once: which input it is, and its files
+    encoded = source.encoded is not None  # vectors written by `sparsearch encode`: read, never re-encoded
+    if source.encoded is not None:
+        source.encoded.check_encoder(encoder)
     else:
-        fit_if_needed(encoder, corpus)
+        fit_if_needed(encoder, source)
     writer = IndexWriter(index_path, encoder.fingerprint, overwrite=overwrite)
     empty: list[str] = []
     with writer:
         encoder.save(writer.encoder_dir)
         if encoded or isinstance(encoder, BatchEncoder):  # CSR rows: no per-token Python objects
-            for batch, rows, vocabulary in iter_sparse_batches(corpus, encoder, batch_size):
+            for batch, rows, vocabulary in iter_sparse_batches(source, encoder, batch_size):
                 empty.extend(d.doc_id for d, n in zip(batch, rows.lengths(), strict=True) if n == 0)
                 writer.add_csr(batch, rows.indptr, rows.term_ids, rows.weights, vocabulary)
                 if on_progress is not None:
                     on_progress(len(batch))
         else:
-            for batch in iter_batches(iter_documents(corpus), batch_size):
+            for batch in iter_batches(source.iter_documents(), batch_size):
                 vectors = encoder.encode_document([d.full_text for d in batch])
                 empty.extend(d.doc_id for d, v in zip(batch, vectors, strict=True) if not v)
                 writer.add(batch, vectors)

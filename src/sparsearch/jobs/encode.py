@@ -40,7 +40,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,7 +50,7 @@ import numpy as np
 
 from sparsearch import __version__
 from sparsearch._files import write_json_atomic
-from sparsearch.corpus import is_corpus_path, iter_corpus, iter_documents, resolve_corpus_file
+from sparsearch.corpus import iter_corpus, resolve_corpus_file
 from sparsearch.encoders.sparse_batch import SparseBatch
 from sparsearch.errors import CorpusFormatError, EncoderMismatchError, IndexFormatError, UsageError
 from sparsearch.types import BatchEncoder, Document, Encoder, EncoderFingerprint, ProgressCallback
@@ -181,7 +181,7 @@ def _write_chunk(shard_dir: Path, name: str, documents: list[Document], rows: Sp
         raise
 
 
-def _check_neural(encoder: Encoder) -> BatchEncoder:
+def check_neural(encoder: Encoder) -> BatchEncoder:
     if not isinstance(encoder, BatchEncoder):
         raise UsageError(
             f"sparsearch encode needs a neural model with a fixed vocabulary (got {encoder.name!r}); "
@@ -304,7 +304,7 @@ def run_encode_job(
         EncoderMismatchError: the output was written by another model.
     """
     started = time.perf_counter()
-    neural = _check_neural(encoder)
+    neural = check_neural(encoder)
     if batch_size < 1 or chunk_size < 1:
         raise UsageError("--batch-size and --chunk-size must be >= 1")
     shard_index, num_shards = shard
@@ -517,36 +517,3 @@ class EncodedOutput:
                     np.concatenate(weights).astype(np.float32, copy=False) if weights else np.zeros(0, np.float32),
                 ),
             )
-
-
-def resolve_index_input(data: str | Path, model: str | None) -> tuple[Encoder, int]:
-    """The encoder and document count for ``sparsearch index --data``: a corpus, or an encode output
-    (whose saved encoder is used when ``--model`` is not given)."""
-    from sparsearch.corpus import count_lines
-    from sparsearch.encoders.registry import load_encoder
-
-    if is_encoded_output(data):
-        encoded = EncodedOutput(data)
-        return load_encoder(model if model is not None else encoded.encoder_dir), encoded.count()
-    return load_encoder(model), count_lines(data)
-
-
-def iter_sparse_batches(
-    corpus: str | Path | Iterable[Document], encoder: Encoder, batch_size: int
-) -> Iterator[tuple[list[Document], SparseBatch, list[str]]]:
-    """``(documents, CSR rows, vocabulary)`` batches for the indexer, in corpus order.
-
-    From an encode output the stored vectors are read (no model call); from a corpus the documents
-    are encoded with ``encoder.encode_document_batch`` (a neural encoder).
-    """
-    from sparsearch.types import iter_batches
-
-    if is_corpus_path(corpus) and is_encoded_output(corpus):
-        encoded = EncodedOutput(corpus)
-        for documents, rows in encoded.iter_batches(batch_size):
-            yield documents, rows, encoded.vocabulary
-        return
-    neural = _check_neural(encoder)
-    vocabulary = neural.vocabulary.vocabulary
-    for documents in iter_batches(iter_documents(corpus), batch_size):
-        yield documents, neural.encode_document_batch([d.full_text for d in documents]), vocabulary
