@@ -30,9 +30,14 @@ def resolve_corpus_file(path: Path) -> Path:
     return path
 
 
-def _parse_line(raw: bytes, path: Path, line_no: int) -> Document:
+def parse_record(raw: bytes | str, path: Path, line_no: int) -> tuple[dict, str]:
+    """One JSONL line of a BEIR file (corpus or queries) as ``(record, _id)``; an integer ``_id`` becomes a string.
+
+    Raises:
+        CorpusFormatError: invalid UTF-8 or JSON, not an object, or a missing / empty ``_id`` (file and line).
+    """
     try:
-        record = json.loads(raw.decode("utf-8"))
+        record = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
     except UnicodeDecodeError as error:
         raise CorpusFormatError(
             path, f"not valid UTF-8 at byte {error.start}; re-encode the file as UTF-8", line_no
@@ -41,11 +46,16 @@ def _parse_line(raw: bytes, path: Path, line_no: int) -> Document:
         raise CorpusFormatError(path, f"invalid JSON ({error.msg} at column {error.colno})", line_no) from None
     if not isinstance(record, dict):
         raise CorpusFormatError(path, f"expected a JSON object, got {type(record).__name__}", line_no)
-    doc_id = record.get("_id")
-    if isinstance(doc_id, int) and not isinstance(doc_id, bool):
-        doc_id = str(doc_id)
-    if not isinstance(doc_id, str) or not doc_id.strip():
+    record_id = record.get("_id")
+    if isinstance(record_id, int) and not isinstance(record_id, bool):
+        record_id = str(record_id)
+    if not isinstance(record_id, str) or not record_id.strip():
         raise CorpusFormatError(path, 'field "_id" is missing or not a non-empty string', line_no)
+    return record, record_id
+
+
+def _parse_line(raw: bytes, path: Path, line_no: int) -> Document:
+    record, doc_id = parse_record(raw, path, line_no)
     if "text" not in record:
         raise CorpusFormatError(
             path, f'document {doc_id!r} has no "text" field (use "" for a title-only document)', line_no

@@ -10,10 +10,10 @@ its file and line, like :mod:`sparsearch.corpus`.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from sparsearch.corpus import parse_record
 from sparsearch.errors import CorpusFormatError
 
 QUERIES_FILE = "queries.jsonl"
@@ -57,17 +57,7 @@ def read_queries(path: Path) -> dict[str, str]:
     queries: dict[str, str] = {}
     first_line: dict[str, int] = {}
     for line_no, text in _lines(path):
-        try:
-            record = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise CorpusFormatError(path, f"invalid JSON ({error.msg} at column {error.colno})", line_no) from None
-        if not isinstance(record, dict):
-            raise CorpusFormatError(path, f"expected a JSON object, got {type(record).__name__}", line_no)
-        query_id = record.get("_id")
-        if isinstance(query_id, int) and not isinstance(query_id, bool):
-            query_id = str(query_id)
-        if not isinstance(query_id, str) or not query_id.strip():
-            raise CorpusFormatError(path, 'field "_id" is missing or not a non-empty string', line_no)
+        record, query_id = parse_record(text, path, line_no)
         if not isinstance(record.get("text"), str):
             raise CorpusFormatError(path, f'query {query_id!r}: field "text" is missing or not a string', line_no)
         first = first_line.setdefault(query_id, line_no)
