@@ -133,9 +133,7 @@ class IndexHandle:
             yield
         except ApiError:
             raise
-        except EngineUnavailableError as error:
-            raise IndexUnavailableError(self.name, str(error)) from error
-        except IndexNotFoundError as error:  # not built yet, or deleted: answer 503 until it exists
+        except (EngineUnavailableError, IndexNotFoundError) as error:  # down, or not built yet: 503 until it is
             raise IndexUnavailableError(self.name, str(error)) from error
         except (ConnectionError, TimeoutError) as error:
             raise IndexUnavailableError(self.name, f"{what} failed ({type(error).__name__}: {error})") from error
@@ -346,7 +344,7 @@ class EngineHandle(IndexHandle):
                 stats = self._engine.index_stats()
         keys = ("format_version", "sparsearch_version", "field_type", "state", "updated_at")
         build = {key: meta[key] for key in keys if key in meta} | dict(stats)
-        build["url"] = getattr(self._backend, "url", None)
+        build["url"] = self._engine.url
         return IndexInfo(**{**info.__dict__, "build": build})
 
 
