@@ -40,7 +40,7 @@ from pathlib import Path
 
 import torch
 
-from sparsearch.backends.embedded.index import IndexWriter
+from sparsearch.backends.embedded.writer import IndexWriter
 from sparsearch.corpus import iter_corpus
 from sparsearch.encoders.minilm_base import minilm_mlm_dir
 from sparsearch.encoders.neural import EncodingOptions

@@ -286,6 +286,36 @@ def index_size_lines(row: dict, embedded: dict) -> list[str]:
     return lines
 
 
+SERVICE_SECTION = (
+    "## The REST service under concurrency and hostile load",
+    "",
+    "`bench/service_scenarios.py` (not part of `bench/run.py`; its report is "
+    "[results/service_scenarios.md](results/service_scenarios.md), raw figures in `results/service_scenarios.json`) "
+    "starts real `sparsearch serve` processes on free ports over BM25 indexes of Cranfield and checks, from client "
+    "threads: (a) searches + 1-document upserts/deletes + a loop of `sparsearch index --overwrite` on the served "
+    "directory, with 1 and 2 workers: no 5xx, no acknowledged upsert lost or delete undone (over HTTP and in a "
+    "fresh process), the index still opens; (b) plain-search p99 next to slow explained batches (sent at the "
+    "largest size the cost limit accepts) and updates, against idle (goal <= 5x); (c) term count and bytes after "
+    "upsert/delete churn and after a force-merge, against a fresh build of the same documents; (d) `/metrics` "
+    "under made-up long HTTP methods, and slowloris connections after the header timeout. Every goal is in the "
+    "report's first table; the exit status is 1 when one is missed.",
+    "",
+    "```bash",
+    ".venv/bin/python bench/service_scenarios.py                                   # ~3-5 min on 2 cores: the report",
+    ".venv/bin/python bench/service_scenarios.py --short --output /tmp/scenarios   # ~2 min (exit 1 on a miss)",
+    ".venv/bin/python bench/service_scenarios.py --scenarios a --workers 2         # one scenario",
+    "```",
+    "",
+    "[results/service_scenarios_31a0889.md](results/service_scenarios_31a0889.md) is the same run on the code "
+    "before segments and request limits (commit `31a0889`): 5xx during overwrites with 1 and 2 workers "
+    "(`FileNotFoundError` on a removed generation), plain-search p99 1069x idle next to a 100 x 1000 explained "
+    "batch (66 s), 2,110 terms too many after churn (no merge to run), `/metrics` growing ~21 KB per made-up "
+    "method, and every slowloris connection still open. `tests/test_service_scenarios.py` (integration, in CI) "
+    "runs the short scenarios a (2 workers), b and c and asserts the behaviour only (no 5xx, nothing lost, the "
+    "index opens, a fresh build's term count after the merge).",
+    "",
+)
+"""The service section of bench/README.md (its figures are in its own report, not in bench.json)."""
 KEPT_SECTION = "this run's `--sections` left this section out."
 KEPT_SIZE = (
     "this run did not measure this size (`--sections` or `--sizes` left it out), so its corpus follows that run's "
@@ -435,6 +465,7 @@ def write_report(result: dict, bench: Path) -> None:
         "(keyed by model and collection file; `--reencode` after an encoder change); the peers' virtualenv lives in "
         "`${SPARSEARCH_CACHE:-~/.cache/sparsearch}/bench-peers-<hash>`.",
         "",
+        *SERVICE_SECTION,
     ]
     out.write_text("\n".join(lines))
 

@@ -171,7 +171,8 @@ def index_with_documents_of(source: Path, model: str, target: Path) -> bool:
     """Index ``model`` at ``target`` over the document vectors stored in the index at ``source`` (no
     model call), when both encoders have the same document side: same MLM parameters (sha256 digest)
     and the same encoding options. Returns False, writing nothing, when they differ."""
-    from sparsearch.backends.embedded.index import EmbeddedIndex, IndexWriter
+    from sparsearch.backends.embedded.index import EmbeddedIndex
+    from sparsearch.backends.embedded.writer import IndexWriter
     from sparsearch.encoders.registry import load_encoder
 
     index = EmbeddedIndex.open(source)

@@ -274,3 +274,54 @@ def test_eval_warns_when_some_judged_documents_are_missing(
     assert len(warning) == 1 and "2 of the 4 documents judged in" in warning[0]
     assert warning[0].endswith("are not in the index and count as misses: gone-1, gone-2")
     assert json.loads((tmp_path / "r.json").read_text())["metrics"]["ndcg@10"] > 0
+
+
+# -- an empty corpus -------------------------------------------------------------------------------------
+def _files(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("layout", ["empty file", "blank lines", "empty BEIR folder"])
+def test_empty_corpus_is_refused_and_the_existing_index_kept(
+    tmp_path: Path, tiny_bm25_index: Path, layout: str
+) -> None:
+    if layout == "empty BEIR folder":
+        (tmp_path / "beir").mkdir()
+        data, corpus = tmp_path / "beir", write(tmp_path / "beir" / "corpus.jsonl", "")
+    else:
+        data = corpus = write(tmp_path / "corpus.jsonl", "" if layout == "empty file" else "\n \n")
+    before = _files(tiny_bm25_index)
+    result = invoke("index", "--data", str(data), "--index", str(tiny_bm25_index), "--model", "bm25", "--overwrite")
+    assert result.exit_code == 1, result.output
+    assert f"error: {corpus}: no documents" in result.stderr
+    assert "check the path" in result.stderr and "--allow-empty" in result.stderr
+    assert "Traceback" not in result.output
+    assert _files(tiny_bm25_index) == before
+    result = invoke("search", "--index", str(tiny_bm25_index), "--json", "propeller slipstream lift")
+    assert result.exit_code == 0 and json.loads(result.stdout)["hits"]
+
+
+def test_empty_corpus_with_allow_empty_builds_an_empty_index(tmp_path: Path) -> None:
+    data, index = write(tmp_path / "corpus.jsonl", ""), tmp_path / "index"
+    result = invoke("index", "--data", str(data), "--index", str(index), "--model", "bm25", "--allow-empty")
+    assert result.exit_code == 0, result.output
+    assert json.loads((index / "manifest.json").read_text())["n_docs"] == 0
+
+
+@pytest.mark.parametrize("backend", ["opensearch", "elasticsearch"])
+def test_empty_corpus_is_refused_before_an_engine_is_contacted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
+    import sparsearch.backends.factory
+
+    def no_engine(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an engine was opened for an empty corpus")
+
+    monkeypatch.setattr(sparsearch.backends.factory, "open_engine", no_engine)
+    data = write(tmp_path / "corpus.jsonl", "")
+    result = invoke("index", "--data", str(data), "--index", "alias", "--backend", backend, "--model", "bm25")
+    assert result.exit_code == 1, result.output
+    assert f"error: {data}: no documents" in result.stderr and "--allow-empty" in result.stderr
+    # --allow-empty goes on to the engine (which the patch refuses)
+    result = invoke("index", "--data", str(data), "--index", "alias", "--backend", backend, "--allow-empty")
+    assert result.exit_code == 1 and "an engine was opened for an empty corpus" in result.stderr

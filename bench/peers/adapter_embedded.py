@@ -9,7 +9,7 @@ class Embedded(Engine):
     name = "sparsearch-embedded"
 
     def build(self) -> None:
-        from sparsearch.backends.embedded.index import IndexWriter
+        from sparsearch.backends.embedded.writer import IndexWriter
         from sparsearch.types import Document, EncoderFingerprint
 
         fingerprint = EncoderFingerprint(name="bench", vocab_hash="bench", idf_hash="bench")
@@ -51,7 +51,7 @@ class Embedded(Engine):
         files (token strings, external doc ids and their sort order, stored text, manifest) are listed apart."""
         import numpy as np
 
-        data = self.index_dir / "gen-000001"
+        data = self.index_dir / "seg-000001"
         names = [f for f in ("indptr.npy", "doc_idx.npy", "weights.npy", "max_weight.npy") if (data / f).is_file()]
         postings = {f: (data / f).stat().st_size for f in names}
         arrays = {f: int(np.load(data / f, mmap_mode="r").nbytes) for f in names}

@@ -158,6 +158,7 @@ def build_index(
     overwrite: bool = False,
     *,
     batch_size: int = 256,
+    allow_empty: bool = False,
 ) -> Searcher:
     """Build an embedded index and return a :class:`Searcher` on it.
 
@@ -172,9 +173,12 @@ def build_index(
         model: a built-in model name (``"bm25"``, ``"default"``...) or a saved model directory.
         overwrite: replace an existing index at ``index``.
         batch_size: documents encoded per batch.
+        allow_empty: build an index even when ``data`` holds no documents (refused otherwise: an
+            empty corpus is nearly always a wrong path, and with ``overwrite`` it would empty the index).
 
     Raises:
-        CorpusFormatError: ``data`` is missing or malformed.
+        CorpusFormatError: ``data`` is missing, malformed, or holds no documents and ``allow_empty`` is
+            false (raised before anything is written: an existing index at ``index`` is left as it was).
         IndexExistsError: ``index`` exists and ``overwrite`` is false.
         ModelNotFoundError: ``model`` names no built-in model or saved directory.
     """
@@ -182,6 +186,8 @@ def build_index(
     from sparsearch.jobs.build_embedded import build_embedded_index
 
     encoder = load_encoder(model)
-    built, summary = build_embedded_index(data, index, encoder, batch_size=batch_size, overwrite=overwrite)
+    built, summary = build_embedded_index(
+        data, index, encoder, batch_size=batch_size, overwrite=overwrite, allow_empty=allow_empty
+    )
     log.info("indexed %d documents into %s in %.1f s", summary.documents, summary.path, summary.seconds)
     return Searcher(built, encoder)

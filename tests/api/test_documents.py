@@ -126,12 +126,13 @@ def test_searches_during_updates_never_fail(tiny_bm25_index: Path) -> None:
             thread.join()
     assert failures == []
     assert final["documents"] == 8 + 15 - 5
-    assert final["build"]["generation"] == 1 + 15 + 5
+    assert final["build"]["generation"] >= 1 + 15 + 5  # one commit per update, plus background merges
+    assert final["build"]["segments"] < 1 + 15
 
 
-def test_an_update_waits_for_running_searches(tiny_bm25_index: Path) -> None:
-    """The embedded engine deletes the old files on update, so an update must wait until every
-    search that reads them is done (a search is held inside its document fetch here)."""
+def test_an_update_does_not_wait_for_running_searches(tiny_bm25_index: Path) -> None:
+    """A search reads a pinned snapshot, so an update commits while the search is still reading (held
+    inside its document fetch here), and the search still answers from the files it started on."""
     import httpx
 
     with LiveServer(make_settings(f"tiny={tiny_bm25_index}")) as server:
@@ -155,17 +156,15 @@ def test_an_update_waits_for_running_searches(tiny_bm25_index: Path) -> None:
         search = threading.Thread(target=call, args=("search", "POST", "/v1/search", {"query": "wing"}))
         search.start()
         assert inside.wait(timeout=60)
-        update = threading.Thread(
-            target=call, args=("update", "POST", "/v1/indexes/tiny/documents", {"documents": [NEW]})
-        )
-        update.start()
-        update.join(timeout=1.0)
-        assert update.is_alive(), "the update ran while a search was reading the index"
-        backend.get_documents = real_get_documents
+        backend.get_documents = real_get_documents  # later requests are not held
+        call("update", "POST", "/v1/indexes/tiny/documents", {"documents": [NEW]})
+        assert results["update"].status_code == 200, results["update"].text
+        assert search.is_alive(), "the search finished before the update: nothing was tested"
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            assert [h["id"] for h in http.post("/v1/search", json={"query": "glider"}).json()["hits"]] == ["n1"]
         proceed.set()
         search.join(timeout=60)
-        update.join(timeout=60)
-    assert results["search"].status_code == 200 and results["update"].status_code == 200
+    assert results["search"].status_code == 200
     assert all(hit["title"] for hit in results["search"].json()["hits"])
 
 

@@ -175,14 +175,14 @@ def test_unknown_index_lists_the_served_ones(http) -> None:
     ("content", "code", "fragment"),
     [
         (b'{"query": "wing"', "malformed_json", "not valid JSON"),
-        (b'{"query": "wing\xff"}', "malformed_json", "UTF-8"),
+        (b'{"query": "wing\xff"}', "unsupported_media_type", "not UTF-8"),
         (b'["wing"]', "invalid_request", "not a JSON object"),
         (b'{"query": "\\ud800"}', "invalid_request", "body.query"),
     ],
 )
 def test_malformed_bodies(http, content: bytes, code: str, fragment: str) -> None:
     response = http.post("/v1/search", content=content, headers={"Content-Type": "application/json"})
-    assert_error(response, 400 if code == "malformed_json" else 422, code, fragment)
+    assert_error(response, {"malformed_json": 400, "unsupported_media_type": 415}.get(code, 422), code, fragment)
 
 
 def test_form_body_is_refused_with_the_expected_format(http) -> None:

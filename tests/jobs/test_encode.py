@@ -288,3 +288,19 @@ def test_open_source_resolves_each_kind_of_input_once(encoder, tiny_data: Path, 
     assert encoded.saved_encoder_dir == tmp_path / "vectors" / "encoder"
     with pytest.raises(CorpusFormatError, match="not found"):
         open_source(tmp_path / "missing")
+
+
+def test_an_empty_encode_output_is_refused_unless_allowed(encoder, tmp_path: Path) -> None:
+    from sparsearch.errors import CorpusFormatError
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("", encoding="utf-8")
+    out = tmp_path / "vectors"
+    run_encode_job(corpus, out, encoder, model_spec="tiny")
+    with pytest.raises(CorpusFormatError, match=r"vectors: this encode output holds no documents.*--allow-empty"):
+        build_embedded_index(out, tmp_path / "index", load_encoder(out / "encoder"))
+    assert not (tmp_path / "index").exists()
+    result = runner.invoke(app, ["index", "--data", str(out), "--index", str(tmp_path / "index")])
+    assert result.exit_code == 1 and "this encode output holds no documents" in result.stderr
+    index, summary = build_embedded_index(out, tmp_path / "index", load_encoder(out / "encoder"), allow_empty=True)
+    assert summary.documents == 0 and index.doc_ids == []

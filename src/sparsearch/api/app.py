@@ -3,8 +3,9 @@
 The app's ``lifespan`` opens every index and loads its encoder once, before the first request, and
 closes them at shutdown. Compiling the search kernels (or loading them from numba's disk cache) and
 a first query run in a background thread, so the port listens meanwhile; ``/ready`` answers 503
-until they are done. Routes are plain ``def`` functions (encoding and searching are CPU-bound),
-so they run in FastAPI's thread pool and the event loop only moves bytes.
+until they are done. Encoding and searching are CPU-bound, so they run in worker threads: most
+routes are plain ``def`` functions (FastAPI's thread pool), and the search routes hand their work to a
+thread themselves while they watch for the client hanging up. The event loop only moves bytes.
 
 Run it with ``sparsearch serve``, or with any ASGI server through the environment::
 
@@ -89,6 +90,9 @@ def create_app(settings: Settings) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=OPENAPI_TAGS,
         lifespan=lifespan,
+        # No redirect from /v1/search/ to /v1/search: Starlette builds that Location from the client's
+        # Host header (reflected to any host). A path with a stray slash gets the JSON 404 instead.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.registry = None
@@ -100,6 +104,7 @@ def create_app(settings: Settings) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         api_keys=[key.get_secret_value() for key in settings.api_keys],
         api_key_header=settings.api_key_header,
+        trusted_hosts=settings.trusted_hosts,
     )
     for module in (search, indexes, ops, page):
         app.include_router(module.router)

@@ -12,6 +12,7 @@ generic 500 that quotes it.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 
@@ -51,8 +52,27 @@ ERROR_CODES: dict[int, str] = {
 EXAMPLE_BODY = (
     'send a JSON object with Content-Type: application/json, such as {"query": "hypersonic heat transfer", "top_k": 10}'
 )
-# What FastAPI says when a body cannot be decoded at all (invalid UTF-8...).
+# What FastAPI says when a body cannot be decoded at all; the exception behind it is its __cause__.
 _FASTAPI_BODY_ERROR = "There was an error parsing the body"
+_SHOWN_METHOD_CHARS = 20
+"""A made-up method is quoted in a 405's message up to this many characters."""
+
+
+def _body_problem(cause: BaseException | None) -> str:
+    """Why the JSON parser gave up on a body, for a person (the parser's own words mislead)."""
+    if isinstance(cause, RecursionError):
+        return (
+            f"it nests arrays or objects deeper than the JSON parser allows (about {sys.getrecursionlimit()} "
+            "levels); this API's bodies nest at most 3 levels"
+        )
+    if isinstance(cause, ValueError) and "integer string conversion" in str(cause):
+        return (
+            f"it holds a number with more than {sys.get_int_max_str_digits()} digits, the most the JSON parser "
+            "accepts; top_k is at most 1000"
+        )
+    if isinstance(cause, UnicodeDecodeError):
+        return f"it is not UTF-8 (invalid byte at byte {cause.start}); send it encoded as UTF-8"
+    return "it cannot be decoded as UTF-8 JSON"
 
 
 class ApiError(Exception):
@@ -125,6 +145,13 @@ def error_response(
     return JSONResponse(error_body(request_id, code, message, details), status_code=status, headers=headers)
 
 
+_UNCLEAR_MESSAGES = {
+    # pydantic's words for a string holding a lone surrogate ("\ud800" in JSON)
+    "string_unicode": "contains an unpaired UTF-16 surrogate (a lone \\ud800-\\udfff escape); send valid Unicode text",
+}
+"""Clearer messages for pydantic error types whose own message does not say what to fix."""
+
+
 def _loc(loc: Sequence[object]) -> str:
     return ".".join(str(part) for part in loc)
 
@@ -144,7 +171,9 @@ def _validation_response(request: Request, error: RequestValidationError) -> JSO
     details = [
         {
             "loc": [str(part) for part in problem.get("loc", ())],
-            "message": str(problem.get("msg", "")).removeprefix("Value error, "),
+            "message": _UNCLEAR_MESSAGES.get(
+                problem["type"], str(problem.get("msg", "")).removeprefix("Value error, ")
+            ),
             "type": problem["type"],
         }
         for problem in problems
@@ -162,11 +191,14 @@ def _http_exception_response(request: Request, error: StarletteHTTPException) ->
     status = error.status_code
     code = ERROR_CODES.get(status, "error")
     if status == 400 and error.detail == _FASTAPI_BODY_ERROR:
-        code, message = "malformed_json", f"the request body cannot be decoded as UTF-8 JSON; {EXAMPLE_BODY}"
+        code, message = "malformed_json", f"the request body is not valid JSON: {_body_problem(error.__cause__)}"
+        message += f"; {EXAMPLE_BODY}"
     elif status == 404:
         message = f"no route {request.url.path}: see /docs for the endpoints"
     elif status == 405:
-        message = f"{request.method} is not allowed on {request.url.path}: see /docs for the methods it accepts"
+        method = request.method
+        shown = method if len(method) <= _SHOWN_METHOD_CHARS else method[:_SHOWN_METHOD_CHARS] + "..."
+        message = f"{shown} is not allowed on {request.url.path}: see /docs for the methods it accepts"
     elif isinstance(error.detail, str) and error.detail:
         message = error.detail
     else:

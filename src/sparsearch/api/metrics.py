@@ -15,13 +15,30 @@ from sparsearch.errors import require
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 """Histogram bucket upper bounds, in seconds."""
 
+STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+"""HTTP methods labelled by name (RFC 9110 and PATCH); any other method is labelled ``other``."""
+
+OTHER_METHOD = "other"
+UNMATCHED_ROUTE = "unmatched"
+"""The route label of requests that matched no route (404s, and requests refused before routing)."""
+
+
+def method_label(method: str) -> str:
+    """``method`` when it is a standard one, else ``other``.
+
+    Clients choose the method freely (``FOO``, 8,000 characters of it); a label per value would let
+    them grow ``/metrics`` without bound (500 such requests made it 77 MB), so labels never carry it.
+    """
+    return method if method in STANDARD_METHODS else OTHER_METHOD
+
 
 class Metrics:
     """The service's metrics.
 
     Attributes:
         requests: ``sparsearch_http_requests_total{method, route, status}``; ``route`` is the route
-            template (``/v1/indexes/{name}``), never the raw path, so label values stay few.
+            template (``/v1/indexes/{name}``) or ``unmatched``, never the raw path, and ``method`` a
+            standard method or ``other`` (:func:`method_label`), so no label carries client text.
         latency: ``sparsearch_http_request_duration_seconds{method, route}`` histogram.
         unhandled: ``sparsearch_http_unhandled_exceptions_total{type}``: answered with a 500.
         queries: ``sparsearch_search_queries_total{index}``: queries answered (a batch counts each).
@@ -73,7 +90,17 @@ class Metrics:
             registry=self.registry,
         )
 
-    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+    def observe_request(self, method: str, route: str | None, status: int, seconds: float) -> None:
+        """Count one answered request.
+
+        Args:
+            method: the request's method, as the client sent it (labelled by :func:`method_label`).
+            route: the matched route's template (``/v1/indexes/{name}``), ``None`` when none matched.
+            status: the response status code.
+            seconds: time from arrival to the end of the response.
+        """
+        method = method_label(method)
+        route = route or UNMATCHED_ROUTE
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
 

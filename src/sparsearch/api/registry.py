@@ -1,17 +1,17 @@
 """The indexes a running service answers for: one opened backend and one loaded encoder per name.
 
 The registry is built once in the app's ``lifespan`` and shared by every request thread. Each
-:class:`IndexHandle` hands out its backend for reading (shared) or writing (exclusive):
+:class:`IndexHandle` hands out its backend for reading or for writing; neither waits for the other:
 
-* searches run concurrently;
-* an update (upsert/delete) waits for running searches, runs alone, then lets searches see the new
-  data. The embedded engine rebuilds its files on every update and removes the old ones, so a
-  search must never straddle an update.
+* an embedded index's request reads one snapshot (a commit, pinned for the whole request), so
+  searches never wait for updates and never see half of one; updates take the index's writer lock
+  (shared with other workers and ``sparsearch index --overwrite``) and run beside searches;
+* engines (OpenSearch, Elasticsearch) handle concurrency themselves.
 
-Embedded indexes also follow changes made by other processes (another worker, ``sparsearch index
---overwrite``): before each request the handle asks the index whether it changed on disk
-(:meth:`~sparsearch.backends.embedded.index.EmbeddedIndex.has_changed`) and reopens it (and its
-encoder, if that changed too) when it did. A missing index directory answers 503 until it is back.
+Embedded indexes follow commits made by other processes (another worker, ``sparsearch index
+--overwrite``): before each request the handle refreshes the index
+(:meth:`~sparsearch.backends.embedded.index.EmbeddedIndex.refresh`: one read of the small manifest)
+and reloads the encoder when a rebuild changed it. A missing index directory answers 503 until it is back.
 
 An index that does not exist yet when the service starts (an embedded directory nobody has built, an
 engine alias nobody has created: a fresh ``docker compose up``) is not an error: the service starts,
@@ -45,47 +45,6 @@ WARM_UP_TEXT = "warm up"
 """Encoded at start when an index has no stored text to take a warm-up query from."""
 
 
-class ReadWriteLock:
-    """Many readers or one writer; a waiting writer blocks new readers (no writer starvation)."""
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self._readers = 0
-        self._writer = False
-        self._writers_waiting = 0
-
-    @contextlib.contextmanager
-    def reading(self) -> Iterator[None]:
-        with self._condition:
-            while self._writer or self._writers_waiting:
-                self._condition.wait()
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._condition:
-                self._readers -= 1
-                if not self._readers:
-                    self._condition.notify_all()
-
-    @contextlib.contextmanager
-    def writing(self) -> Iterator[None]:
-        with self._condition:
-            self._writers_waiting += 1
-            try:
-                while self._writer or self._readers:
-                    self._condition.wait()
-            finally:
-                self._writers_waiting -= 1
-            self._writer = True
-        try:
-            yield
-        finally:
-            with self._condition:
-                self._writer = False
-                self._condition.notify_all()
-
-
 @dataclass(frozen=True)
 class IndexInfo:
     """What ``GET /v1/indexes/{name}`` shows about one index."""
@@ -99,17 +58,14 @@ class IndexInfo:
 
 
 class IndexHandle:
-    """One served index: its name, its encoder and its backend behind a read/write lock."""
+    """One served index: its name, its encoder and its backend."""
 
     kind = "backend"
-    exclusive_writes = True
-    """Whether an update must run alone (the embedded engine rewrites its files; engines do not need it)."""
 
     def __init__(self, name: str, backend: SearchBackend, encoder: Encoder | None) -> None:
         self.name = name
         self._backend = backend
         self._encoder = encoder
-        self._lock = ReadWriteLock()
 
     @property
     def encoder(self) -> Encoder:
@@ -140,20 +96,15 @@ class IndexHandle:
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[SearchBackend]:
-        """The backend for searches and document reads (shared with other readers)."""
+        """The backend for searches and document reads."""
         self._refresh()
-        if not self.exclusive_writes:
-            yield self._backend
-            return
-        with self._lock.reading():
-            yield self._backend
+        yield self._backend
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[SearchBackend]:
-        """The backend for updates (with ``exclusive_writes``, no search runs meanwhile)."""
+        """The backend for updates (they serialise on the engine's or the index's own lock)."""
         self._refresh()
-        with self._lock.writing():
-            yield self._backend
+        yield self._backend
 
     def warm_up(self) -> None:
         """Pay one-time costs before ``/ready`` says ready (engines: the encoder's first query, when
@@ -208,41 +159,42 @@ class EmbeddedHandle(IndexHandle):
     def encoder(self) -> Encoder:
         if self._encoder is None:
             self._refresh()  # opens the index if it appeared since; 503 while it is missing
-        return super().encoder
+        assert self._encoder is not None
+        return self._encoder
 
-    def _needs_opening(self) -> bool:
-        """Whether the index is not open yet or changed on disk (raises 503 when it is gone or unreadable)."""
-        index: EmbeddedIndex | None = self._backend  # type: ignore[assignment]
+    @contextlib.contextmanager
+    def _unavailable_as_503(self) -> Iterator[None]:
         try:
-            return index is None or index.has_changed()
-        except IndexNotFoundError as error:
+            yield
+        except IndexNotFoundError as error:  # not there (yet): 503 until it is
             raise IndexUnavailableError(self.name, str(error)) from error
-        except OSError as error:
-            raise IndexUnavailableError(
-                self.name, f"its index directory {self.path} cannot be read ({error.strerror})"
-            ) from error
+        except (OSError, ValueError, SparsearchError) as error:
+            raise IndexUnavailableError(self.name, f"reading {self.path} failed ({error})") from error
 
     def _refresh(self) -> None:
-        if not self._needs_opening():
-            return
+        """Open the index if it appeared, load the latest commit, and the encoder when a rebuild changed it."""
         from sparsearch.backends.embedded.index import EmbeddedIndex
 
-        with self._reload_lock, self._lock.writing():
-            if not self._needs_opening():
-                return  # another thread reloaded meanwhile
-            current: EmbeddedIndex | None = self._backend  # type: ignore[assignment]
-            try:
-                index = EmbeddedIndex.open(self.path) if current is None else current.reopen()
+        index: EmbeddedIndex | None = self._backend  # type: ignore[assignment]
+        with self._unavailable_as_503():
+            if index is not None:
+                index.refresh()  # cheap when nothing changed: one read of the manifest
+                if self._encoder is not None and index.fingerprint == self._encoder.fingerprint:
+                    return
+            with self._reload_lock:  # first opening, or a rebuild with another model
+                index = self._backend if self._backend is not None else EmbeddedIndex.open(self.path)  # type: ignore[assignment]
                 encoder = self._encoder
-                if encoder is None or index.fingerprint != encoder.fingerprint:  # first opening, or another model
+                if encoder is None or index.fingerprint != encoder.fingerprint:
                     encoder = Searcher(index).encoder
-            except IndexNotFoundError as error:  # not there (yet): 503 until it is
-                raise IndexUnavailableError(self.name, str(error)) from error
-            except (OSError, ValueError, SparsearchError) as error:
-                raise IndexUnavailableError(self.name, f"reopening {self.path} failed ({error})") from error
-            what = "changed on disk; reopened" if current is not None else "exists now; opened"
-            log.info("index %s %s generation %s", self.name, what, index.manifest["generation"])
-            self._backend, self._encoder = index, encoder
+                    log.info("index %s opened with model %s", self.name, encoder.fingerprint.name)
+                self._backend, self._encoder = index, encoder
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[SearchBackend]:
+        """The index pinned to its current commit: every read of the request sees the same documents."""
+        self._refresh()
+        index: EmbeddedIndex = self._backend  # type: ignore[assignment]
+        yield index.pinned()
 
     def warm_up(self) -> None:
         """Compile (or load from numba's disk cache) the search kernel, then run one query the way a
@@ -275,6 +227,8 @@ class EmbeddedHandle(IndexHandle):
             "created_at",
             "updated_at",
             "generation",
+            "segments",
+            "deleted_documents",
             "format_version",
             "sparsearch_version",
             "n_terms",
@@ -285,6 +239,7 @@ class EmbeddedHandle(IndexHandle):
             "bytes",
         )
         build = {key: info.build[key] for key in keys if key in info.build}
+        build["segments"] = len(info.build.get("segments", ()))
         build["path"] = str(self.path)
         return IndexInfo(**{**info.__dict__, "build": build})
 
@@ -297,8 +252,6 @@ class EngineHandle(IndexHandle):
     every request meanwhile gets 503. The clients reconnect by themselves, so nothing needs a restart
     when the engine returns.
     """
-
-    exclusive_writes = False
 
     def __init__(self, name: str, kind: str, alias: str, url: str | None, model: str | None) -> None:
         from sparsearch.backends.factory import open_engine

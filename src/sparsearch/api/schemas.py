@@ -13,26 +13,26 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
+from sparsearch.corpus import DOC_ID_PATTERN, MAX_DOC_ID_CHARS, doc_id_problem
+
 MAX_TOP_K = 1000
 MAX_QUERY_CHARS = 2048
 MAX_BATCH_QUERIES = 100
 MAX_DOCUMENTS_PER_REQUEST = 100
-MAX_DOC_ID_CHARS = 256
 MAX_TITLE_CHARS = 2_000
 MAX_TEXT_CHARS = 100_000
 MAX_INDEX_NAME_CHARS = 64
 
 EXAMPLE_QUERY = "hypersonic heat transfer"
 
-# Patterns shown in the OpenAPI schema; the validators use the same regexes, so the schema and the
+# Patterns shown in the OpenAPI schema; the validators use the same rules, so the schema and the
 # server agree on every string (schemathesis checks that schema-valid data is accepted). Whitespace is
 # spelled out as ECMAScript's set (JSON Schema patterns are ECMAScript), because Python's \s differs
-# (it also matches U+001C..U+001F and U+0085).
+# (it also matches U+001C..U+001F and U+0085). Document ids follow the corpus reader's rule
+# (sparsearch.corpus.doc_id_problem and its DOC_ID_PATTERN), so an id the API accepts can be indexed.
 _SPACE = r"\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 NOT_BLANK_PATTERN = rf"[^{_SPACE}]"
-DOC_ID_PATTERN = rf"^[^\x00-\x1f\x7f]*[^{_SPACE}\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
 _NON_SPACE = re.compile(NOT_BLANK_PATTERN)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _valid_unicode(text: str) -> str:
@@ -53,10 +53,10 @@ def _not_blank(text: str) -> str:
 
 
 def _valid_doc_id(doc_id: str) -> str:
-    if _CONTROL.search(doc_id):
-        raise ValueError("contains control characters: ids must be printable")
-    if not _NON_SPACE.search(doc_id):
-        raise ValueError("is empty or only whitespace: every document needs an id")
+    """The corpus reader's id rule (:func:`sparsearch.corpus.doc_id_problem`)."""
+    problem = doc_id_problem(doc_id)
+    if problem:
+        raise ValueError(problem)
     return doc_id
 
 
@@ -77,9 +77,8 @@ QueryText = Annotated[
 ]
 DocId = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=MAX_DOC_ID_CHARS),
+    StringConstraints(max_length=MAX_DOC_ID_CHARS),
     Field(json_schema_extra={"pattern": DOC_ID_PATTERN}),
-    AfterValidator(_valid_unicode),
     AfterValidator(_valid_doc_id),
 ]
 IndexName = Annotated[
@@ -319,3 +318,15 @@ class ErrorResponse(BaseModel):
     """The body of every error response."""
 
     error: ErrorInfo
+
+
+class MergeResponse(BaseModel):
+    """``POST /v1/indexes/{name}/merge``: what a force merge did."""
+
+    index: str
+    merged: bool = Field(description="False when the index was already one segment without deletions.")
+    segments: int = Field(description="Segments after the merge (1 for a non-empty index).")
+    documents: int
+    terms: int = Field(description="Distinct tokens after the merge (those of deleted documents are gone).")
+    bytes: int = Field(description="Bytes on disk after the merge.")
+    took_ms: float

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -26,6 +26,9 @@ from rich.text import Text
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from sparsearch.errors import SparsearchError
+
+if TYPE_CHECKING:
+    from sparsearch.jobs.source import Source
 
 
 # -- help: flags shown as flags -------------------------------------------------------------------------
@@ -202,7 +205,9 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} GB"
 
 
-def build_index_with_progress(data: Path, index: Path, model: str | None, batch_size: int, overwrite: bool):
+def build_index_with_progress(
+    data: Path | Source, index: Path, model: str | None, batch_size: int, overwrite: bool, allow_empty: bool = False
+):
     """Build an embedded index with a docs/s progress bar; returns ``(index, summary, encoder)``."""
     from sparsearch.encoders.registry import load_encoder
     from sparsearch.jobs.build_embedded import build_embedded_index
@@ -220,6 +225,7 @@ def build_index_with_progress(data: Path, index: Path, model: str | None, batch_
             encoder,
             batch_size=batch_size,
             overwrite=overwrite,
+            allow_empty=allow_empty,
             on_progress=lambda n: progress.advance(task, n),
         ) + (encoder,)
 

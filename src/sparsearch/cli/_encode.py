@@ -115,5 +115,6 @@ def encode(
         if summary.empty_documents:
             shown = ", ".join(summary.empty_documents[:10]) + (" ..." if len(summary.empty_documents) > 10 else "")
             stderr.print(
-                f"[yellow]warning:[/] {len(summary.empty_documents)} documents have no text and get no terms: {shown}"
+                f"[yellow]warning:[/] {len(summary.empty_documents)} documents have no text and get no terms: {shown}",
+                highlight=False,  # rich's highlighter is quadratic in a word's length
             )

@@ -52,7 +52,7 @@ def evaluate(
 ) -> None:
     """Evaluate a model and engine on a BEIR collection (nDCG@10, recall@100/1000, MRR@10, MAP, latency)."""
     with user_errors():
-        from sparsearch.backends.embedded.index import directory_bytes
+        from sparsearch._files import directory_bytes
         from sparsearch.encoders.registry import load_encoder
         from sparsearch.eval.beir_data import load_beir_topics
         from sparsearch.eval.runner import evaluate as run_evaluation

@@ -65,6 +65,10 @@ def index(
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Documents encoded per batch.")] = 256,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing embedded index.")] = False,
+    allow_empty: Annotated[
+        bool,
+        typer.Option("--allow-empty", help="Build an index even when the corpus has no documents (refused otherwise)."),
+    ] = False,
     backend: BackendOption = "embedded",
     url: UrlOption = None,
     threads: Annotated[int, typer.Option("--threads", min=1, max=64, help="Engines: parallel bulk requests.")] = 2,
@@ -92,9 +96,17 @@ def index(
 
     On OpenSearch/Elasticsearch the documents go to INDEX-v00000N, and the alias INDEX moves to it
     atomically once every document is in; a rerun after a crash resumes the unfinished version.
+    A corpus without documents stops the command before anything is written or replaced, unless
+    --allow-empty.
     """
+    from sparsearch.jobs.source import check_not_empty, open_source
+
     with user_errors():
         check_url_option(backend, url)
+        # an empty corpus is nearly always a wrong path: refuse it before a model is loaded, an engine
+        # contacted or an index replaced (--overwrite, an alias swap)
+        source = open_source(data)
+        check_not_empty(source, allow_empty=allow_empty)
         if backend != "embedded":
             options = {
                 "batch_size": batch_size,
@@ -105,10 +117,11 @@ def index(
                 "field_type": field_type,
                 "keep_old": keep_old,
                 "failures_path": failures,
+                "allow_empty": allow_empty,
             }
             _index_engine(data, index, model, backend, url, options)
             return
-        built, summary, _ = build_index_with_progress(data, Path(index), model, batch_size, overwrite)
+        built, summary, _ = build_index_with_progress(source, Path(index), model, batch_size, overwrite, allow_empty)
         table = Table(title=f"index {summary.path}", show_header=False)
         table.add_row("model", built.fingerprint.name)
         table.add_row("documents", f"{summary.documents:,}")
@@ -127,7 +140,8 @@ def _warn_empty(empty_documents: list[str]) -> None:
         shown = ", ".join(empty_documents[:10]) + (" ..." if len(empty_documents) > 10 else "")
         stderr.print(
             f"[yellow]warning:[/] {len(empty_documents)} documents have no indexable text and can "
-            f"never match (kept in the index): {shown}"
+            f"never match (kept in the index): {shown}",
+            highlight=False,  # rich's highlighter is quadratic in a word's length (a long id took seconds)
         )
 
 

@@ -1,4 +1,8 @@
-"""``sparsearch serve``: run the REST search service (FastAPI under uvicorn)."""
+"""``sparsearch serve``: run the REST search service (FastAPI under uvicorn).
+
+uvicorn runs with the connection bounds of the settings (:func:`sparsearch.api.server.uvicorn_options`):
+a request-head timeout (slowloris), the keep-alive timeout, a concurrency limit and a head size limit.
+"""
 
 from __future__ import annotations
 
@@ -121,10 +125,13 @@ def serve(
             f"with {settings.workers} worker(s); search page at /, API docs at /docs",
             highlight=False,
         )
+        from sparsearch.api.server import uvicorn_options
+
+        bounds = uvicorn_options(settings)
         if settings.workers == 1:
             from sparsearch.api import create_app
 
-            uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+            uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", **bounds)
             return
         # Several workers: uvicorn starts fresh processes that build the app from the environment.
         os.environ.update(settings.to_environment())
@@ -137,4 +144,5 @@ def serve(
                 port=settings.port,
                 workers=settings.workers,
                 log_level="info",
+                **bounds,
             )

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sparsearch._files import directory_bytes
-from sparsearch.backends.embedded.index import EmbeddedIndex, IndexWriter, check_index_target
+from sparsearch.backends.embedded.index import EmbeddedIndex, check_index_target
+from sparsearch.backends.embedded.writer import IndexWriter
 from sparsearch.encoders.sparse_batch import SparseBatch
 from sparsearch.jobs.encode import check_neural
-from sparsearch.jobs.source import Corpus, Source, open_source
+from sparsearch.jobs.source import Corpus, Source, check_not_empty, open_source
 from sparsearch.types import BatchEncoder, Document, Encoder, ProgressCallback, iter_batches
 
 
@@ -60,6 +61,7 @@ def build_embedded_index(
     *,
     batch_size: int = 256,
     overwrite: bool = False,
+    allow_empty: bool = False,
     on_progress: ProgressCallback | None = None,
 ) -> tuple[EmbeddedIndex, IndexSummary]:
     """Encode every document of ``corpus`` and write an embedded index at ``index_path``.
@@ -68,13 +70,18 @@ def build_embedded_index(
     with no text are indexed (with no terms) and listed in the summary. ``corpus`` may also be an
     iterable of Documents, dicts or strings (read once into memory: the encoder may need a fitting pass).
 
+    A corpus without documents is refused unless ``allow_empty`` is true (an empty index is nearly
+    always a wrong path, and with ``overwrite`` it would replace the index at ``index_path``).
+
     Raises:
-        CorpusFormatError: the corpus is missing or malformed (file and line in the message).
+        CorpusFormatError: the corpus is missing, malformed (file and line in the message) or, without
+            ``allow_empty``, empty; an existing index at ``index_path`` is then left untouched.
         IndexExistsError: ``index_path`` exists and ``overwrite`` is false (checked before any work).
     """
     started = time.perf_counter()
     check_index_target(index_path, overwrite=overwrite)  # fail before the (long) fitting pass
     source = open_source(corpus)  # resolved once: which input it is, and its files
+    check_not_empty(source, allow_empty=allow_empty)  # before fitting, and before anything is written
     encoded = source.encoded is not None  # vectors written by `sparsearch encode`: read, never re-encoded
     if source.encoded is not None:
         source.encoded.check_encoder(encoder)

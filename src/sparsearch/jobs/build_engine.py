@@ -1,6 +1,7 @@
 """Batch indexing into OpenSearch/Elasticsearch: streaming bulk loads that survive crashes and reruns.
 
-:func:`index_corpus` is the indexing job behind ``sparsearch index --backend opensearch|elasticsearch``:
+:func:`index_corpus` is the indexing job behind ``sparsearch index --backend opensearch|elasticsearch``
+(a corpus without documents is refused before the engine is contacted, unless ``allow_empty``):
 
 1. fit the encoder's corpus statistics if it needs them and store the encoder in the engine;
 2. find an unfinished version of the same build (same encoder, field type and corpus file) and
@@ -125,6 +126,7 @@ def index_corpus(
     keep_old: int = 1,
     failures_path: str | Path | None = None,
     retry: RetryPolicy | None = None,
+    allow_empty: bool = False,
     on_progress: ProgressCallback | None = None,
 ) -> EngineIndexSummary:
     """Encode ``corpus`` into a new (or resumed) version behind ``backend.index`` and swap the alias.
@@ -144,17 +146,22 @@ def index_corpus(
         keep_old: old versions kept after the swap (the newest ones); the rest are deleted.
         failures_path: JSONL of documents that failed (default ``<alias>.failures.jsonl`` in the
             working directory); read and rewritten by every run.
+        allow_empty: build (and make live) a version even when the corpus has no documents; refused
+            otherwise, before the engine is contacted, since the alias swap would empty a served index.
 
     Returns:
         The summary; ``swapped`` is false when documents failed (they are in ``failures_file``).
 
     Raises:
         EngineUnavailableError: the engine went away and retries ran out (rerun to resume).
-        CorpusFormatError, UsageError: bad corpus, duplicate ids, bad options.
+        CorpusFormatError, UsageError: bad corpus (an empty one without ``allow_empty``), duplicate ids, bad options.
     """
     started = time.perf_counter()
     from sparsearch.jobs.build_embedded import fit_if_needed
+    from sparsearch.jobs.source import check_not_empty, open_source
 
+    # 0. refuse an empty corpus before touching the engine: the alias swap would empty the served index
+    check_not_empty(open_source(corpus), allow_empty=allow_empty)
     alias = backend.index
     failures_file = Path(failures_path) if failures_path is not None else Path(f"{alias}.failures.jsonl")
     engine_version = backend.server_version

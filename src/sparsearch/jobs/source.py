@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sparsearch.corpus import count_lines, is_corpus_path, iter_corpus, iter_documents, resolve_corpus_file
+from sparsearch.errors import CorpusFormatError
 from sparsearch.jobs.encode import EncodedOutput, is_encoded_output
 from sparsearch.types import Document
 
@@ -37,6 +38,17 @@ class Source:
             return len(self.documents)
         assert self.corpus_file is not None
         return count_lines(self.corpus_file)
+
+    def is_empty(self) -> bool:
+        """Whether there is no document at all; cheap: a corpus file is read up to its first non-blank line,
+        an encode output answers from its progress files."""
+        if self.encoded is not None:
+            return self.encoded.count() == 0
+        if self.documents is not None:
+            return not self.documents
+        assert self.corpus_file is not None
+        with self.corpus_file.open("rb") as handle:
+            return not any(raw.strip() for raw in handle)  # stops at the first document's line
 
     def iter_documents(self) -> Iterator[Document]:
         """The documents, in order (an encode output's documents come with its stored vectors instead)."""
@@ -68,3 +80,28 @@ def open_source(data: Corpus | Source) -> Source:
             return Source(encoded=EncodedOutput(path))
         return Source(corpus_file=resolve_corpus_file(path))
     return Source(documents=list(iter_documents(data)))  # validated up front; read twice when fitting
+
+
+def check_not_empty(source: Source, *, allow_empty: bool = False) -> None:
+    """Refuse an input without documents, unless ``allow_empty``; called before anything is written.
+
+    A build from an empty corpus is nearly always a wrong path or a failed export; with ``--overwrite``
+    (or an engine's alias swap) it would silently replace a served index by an empty one.
+
+    Raises:
+        CorpusFormatError: ``source`` holds no document (naming its file) and ``allow_empty`` is false.
+    """
+    if allow_empty or not source.is_empty():
+        return
+    fix = "or pass --allow-empty to sparsearch index (allow_empty=True in Python) to build an empty index on purpose"
+    if source.encoded is not None:
+        raise CorpusFormatError(
+            source.encoded.path, f"this encode output holds no documents (its corpus was empty); check the path, {fix}"
+        )
+    if source.corpus_file is not None:
+        raise CorpusFormatError(
+            source.corpus_file, f"no documents (the file is empty or has only blank lines); check the path, {fix}"
+        )
+    raise CorpusFormatError(
+        "<documents>", "no documents were given; pass at least one, or allow_empty=True to build an empty index"
+    )

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sparsearch.backends.embedded.index import EmbeddedIndex, IndexWriter
+from sparsearch.backends.embedded.index import EmbeddedIndex
+from sparsearch.backends.embedded.writer import IndexWriter
 from sparsearch.types import Document, EncodedQuery, EncoderFingerprint, dot
 
 FINGERPRINT = EncoderFingerprint(name="random", vocab_hash="v", idf_hash="i")
@@ -81,7 +82,8 @@ def test_batch_search_matches_single(tmp_path: Path) -> None:
 
 
 def test_upsert_and_delete_equal_a_fresh_build(tmp_path: Path) -> None:
-    """Rebuild-on-merge: after updates, results equal those of an index built from scratch."""
+    """Segments and tombstones: after updates, and after merging them, results equal those of an index
+    built from scratch."""
     rng = np.random.default_rng(11)
     corpus = random_corpus(rng, 120, 40, quantize=False)
     ids = list(corpus)
@@ -96,14 +98,25 @@ def test_upsert_and_delete_equal_a_fresh_build(tmp_path: Path) -> None:
     reopened = EmbeddedIndex.open(tmp_path / "index")
     assert reopened.count() == len(expected) == 110
     assert reopened.manifest["generation"] == 4
-    assert sorted(p.name for p in (tmp_path / "index").glob("gen-*")) == ["gen-000004"]
-    assert reopened.get_documents([ids[0], ids[10], ids[100]])[0].text == "replaced"
-    assert reopened.get_documents([ids[10]]) == [None]
-    for doc_id in (ids[0], ids[50], ids[100]):
-        assert reopened.document_vector(doc_id) == pytest.approx(expected[doc_id], rel=1e-6)
-    for _ in range(20):
-        query = {f"t{int(t)}": float(rng.uniform(0.1, 3)) for t in rng.integers(0, 40, 5)}
-        assert_same_ranking(reopened.search(EncodedQuery(query, FINGERPRINT), 15), brute_force(query, expected, 15))
+    assert [s["name"] for s in reopened.manifest["segments"]] == ["seg-000001", "seg-000002", "seg-000003"]
+    assert reopened.manifest["deleted_documents"] == 15  # 5 replaced + 10 deleted, until a merge
+    fresh = build(tmp_path / "fresh", expected)
+    for merged in (False, True):
+        if merged:
+            assert reopened.merge()
+            assert [s["name"] for s in reopened.manifest["segments"]] == ["seg-000004"]
+            assert reopened.manifest["deleted_documents"] == 0
+            assert reopened.manifest["n_terms"] == fresh.manifest["n_terms"]
+            assert sorted(p.name for p in (tmp_path / "index").glob("seg-*")) == ["seg-000004"]
+        assert reopened.get_documents([ids[0], ids[10], ids[100]])[0].text == "replaced"
+        assert reopened.get_documents([ids[10]]) == [None]
+        for doc_id in (ids[0], ids[50], ids[100]):
+            assert reopened.document_vector(doc_id) == pytest.approx(expected[doc_id], rel=1e-6)
+        for _ in range(20):
+            query = {f"t{int(t)}": float(rng.uniform(0.1, 3)) for t in rng.integers(0, 40, 5)}
+            hits = reopened.search(EncodedQuery(query, FINGERPRINT), 15)
+            assert_same_ranking(hits, brute_force(query, expected, 15))
+            assert hits == fresh.search(EncodedQuery(query, FINGERPRINT), 15)
 
 
 def test_k_larger_than_corpus_returns_only_matching_documents(tmp_path: Path) -> None:

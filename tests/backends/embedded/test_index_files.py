@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sparsearch.backends.embedded.index import EmbeddedIndex, IndexWriter
+from sparsearch.backends.embedded.index import EmbeddedIndex
+from sparsearch.backends.embedded.writer import IndexWriter
 from sparsearch.encoders.registry import load_encoder
 from sparsearch.errors import EncoderMismatchError, IndexExistsError, IndexFormatError, IndexNotFoundError
 from sparsearch.jobs.build_embedded import build_embedded_index
@@ -17,7 +18,8 @@ from sparsearch.types import Document, EncodedQuery, EncoderFingerprint
 
 def test_manifest_describes_the_index(tiny_bm25_index: Path) -> None:
     manifest = json.loads((tiny_bm25_index / "manifest.json").read_text())
-    assert manifest["format_version"] == 2
+    assert manifest["format_version"] == 3
+    assert [segment["name"] for segment in manifest["segments"]] == ["seg-000001"]
     assert manifest["n_docs"] == 8
     assert manifest["empty_documents"] == 1
     assert manifest["encoder"]["name"] == "bm25"

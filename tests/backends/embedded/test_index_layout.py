@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from sparsearch.backends.embedded.index import EmbeddedIndex, IndexWriter
+from sparsearch.backends.embedded.index import EmbeddedIndex
 from sparsearch.backends.embedded.kernels import PRUNING_MIN_DOCS
 from sparsearch.backends.embedded.postings import UNKNOWN_MAX_WEIGHT, offsets_dtype
+from sparsearch.backends.embedded.writer import IndexWriter
 from sparsearch.types import Document, EncodedQuery, EncoderFingerprint
 
 FINGERPRINT = EncoderFingerprint(name="random", vocab_hash="v", idf_hash="i")
@@ -73,7 +74,7 @@ def assert_equals_brute_force(index: EmbeddedIndex, matrix: sp.csr_matrix, seed:
 
 
 def test_offsets_are_stored_narrow_and_postings_match_scipy_csc(index_path: Path, matrix: sp.csr_matrix) -> None:
-    data = index_path / "gen-000001"
+    data = index_path / "seg-000001"
     stored = {name: np.load(data / f"{name}.npy") for name in ("indptr", "doc_idx", "weights")}
     assert stored["indptr"].dtype == np.uint32
     assert not (data / "max_weight.npy").exists()
@@ -104,17 +105,44 @@ def test_maxscore_with_bounds_computed_on_first_use_equals_brute_force(index_pat
     assert fresh.search_batch(batch, 10, threads=4) == index.search_batch(batch, 10)
 
 
-def test_format_1_indexes_still_open(index_path: Path, matrix: sp.csr_matrix, tmp_path: Path) -> None:
+def as_legacy_index(index_path: Path, target: Path, version: int) -> Path:
+    """A copy of a one-segment index in the layout of formats 1-2: one ``gen-000001`` folder."""
     import shutil
 
-    old = tmp_path / "old"
-    shutil.copytree(index_path, old)
-    data = old / "gen-000001"
+    shutil.copytree(index_path, target)
+    (target / "seg-000001").rename(target / "gen-000001")
+    manifest = json.loads((target / "manifest.json").read_text())
+    keys = ("sparsearch_version", "created_at", "updated_at", "encoder", "n_docs", "n_terms", "nnz")
+    legacy = {key: manifest[key] for key in keys} | {
+        "format_version": version,
+        "generation": 1,
+        "data_dir": "gen-000001",
+    }
+    (target / "manifest.json").write_text(json.dumps(legacy))
+    return target / "gen-000001"
+
+
+def test_format_1_indexes_still_open(index_path: Path, matrix: sp.csr_matrix, tmp_path: Path) -> None:
+    data = as_legacy_index(index_path, tmp_path / "old", version=1)
     np.save(data / "indptr.npy", np.load(data / "indptr.npy").astype(np.int64))
     np.save(data / "max_weight.npy", matrix.tocsc().max(axis=0).toarray().ravel().astype(np.float32))
-    manifest = json.loads((old / "manifest.json").read_text())
-    (old / "manifest.json").write_text(json.dumps({**manifest, "format_version": 1}))
-    index = EmbeddedIndex.open(old)
+    index = EmbeddedIndex.open(tmp_path / "old")
     assert index.postings.indptr.dtype == np.int64
     assert (index.postings.max_weight > 0).any()
     assert_equals_brute_force(index, matrix, seed=3)
+
+
+def test_format_2_indexes_take_updates_and_become_format_3(
+    index_path: Path, matrix: sp.csr_matrix, tmp_path: Path
+) -> None:
+    as_legacy_index(index_path, tmp_path / "old", version=2)
+    index = EmbeddedIndex.open(tmp_path / "old", auto_merge=False)
+    assert index.delete(["d000000"]) == 1
+    assert index.manifest["format_version"] == 3
+    assert [s["name"] for s in index.manifest["segments"]] == ["gen-000001"]
+    assert index.merge()
+    assert sorted(p.name for p in (tmp_path / "old").iterdir() if not p.name.startswith(".")) == [
+        "manifest.json",
+        "seg-000001",
+    ]  # the legacy folder is gone (this test index has no encoder/)
+    assert index.count() == matrix.shape[0] - 1 and "d000000" not in index.doc_ids

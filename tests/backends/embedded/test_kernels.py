@@ -46,11 +46,12 @@ def random_postings(rng: np.random.Generator, n_docs: int, vocab: int, dyadic: b
 
 
 def brute_force(dense: np.ndarray, term_ids: np.ndarray, query_weights: np.ndarray, rank: np.ndarray, k: int):
-    """Top-k (doc, score) by dense dot product; only documents sharing a term; score desc, rank asc."""
+    """Top-k (doc, score) by dense dot product; only live documents (rank >= 0) sharing a term; score
+    desc, rank asc."""
     scores = np.zeros(len(dense))
     for term, weight in zip(term_ids, query_weights, strict=True):  # not BLAS: its row blocking can
         scores += dense[:, term] * weight  # round identical rows differently
-    matched = np.flatnonzero((dense[:, term_ids] > 0).any(axis=1))
+    matched = np.flatnonzero((dense[:, term_ids] > 0).any(axis=1) & (rank >= 0))
     ordered = sorted(matched.tolist(), key=lambda d: (-scores[d], rank[d]))[:k]
     return ordered, scores[ordered]
 
@@ -85,11 +86,13 @@ def run_kernel(kernel, postings, term_ids, query_weights, rank, k, **options):
     duplicates=st.integers(0, 30),
     window=st.sampled_from([1, 2, 3, 7, 16, 64, 4096]),
     probe=st.sampled_from([0, 1, 8, 10**9]),
+    deleted=st.sampled_from([0.0, 0.0, 0.3, 0.95]),
 )
-def test_kernels_equal_brute_force(seed, n_docs, vocab, k, dyadic, duplicates, window, probe) -> None:
+def test_kernels_equal_brute_force(seed, n_docs, vocab, k, dyadic, duplicates, window, probe, deleted) -> None:
     rng = np.random.default_rng(seed)
     postings, dense = random_postings(rng, n_docs, vocab, dyadic, duplicates)
     rank = rng.permutation(n_docs).astype(np.int32)  # doc_id order differs from doc_idx order
+    rank[rng.random(n_docs) < deleted] = -1  # tombstones: never returned, never set a threshold
     for _ in range(4):
         term_ids = rng.choice(vocab, size=int(rng.integers(1, vocab + 1)), replace=False).astype(np.int64)
         query_weights = rng.choice(DYADIC, size=len(term_ids)) if dyadic else rng.uniform(0.1, 5, len(term_ids))
@@ -142,13 +145,14 @@ def test_essential_postings_tell_bm25_like_queries_from_flat_ones(zipf_corpus) -
     frequent = np.argsort(-lengths)[:4]
     rare = int(np.flatnonzero((lengths > 50) & (lengths < 200))[0])
     args = (postings.indptr, postings.doc_idx, postings.weights, postings.max_weight)
+    rank = np.arange(n_docs, dtype=np.int32)
     skewed = np.array([rare, *frequent], dtype=np.int64)
     essential, total = maxscore_essential_postings(
-        *args, skewed, np.array([10.0, 0.1, 0.1, 0.1, 0.1]), 10, scores, touched
+        *args, skewed, np.array([10.0, 0.1, 0.1, 0.1, 0.1]), rank, 10, scores, touched
     )
     assert total == lengths[skewed].sum() and essential == lengths[rare]
     flat = np.array(frequent, dtype=np.int64)
-    essential, total = maxscore_essential_postings(*args, flat, np.ones(4), 10, scores, touched)
+    essential, total = maxscore_essential_postings(*args, flat, np.ones(4), rank, 10, scores, touched)
     assert total == lengths[flat].sum() and 0.25 * total < essential <= total
     assert not scores.any()
 
@@ -209,8 +213,8 @@ def test_maxscore_prunes_and_stays_exact_on_a_zipf_corpus(zipf_corpus) -> None:
 def test_index_search_with_pruning_equals_brute_force(tmp_path) -> None:
     """Through EmbeddedIndex.search: a corpus large enough for the pruned kernel, queries with flat
     weights (the dense kernel) and with one dominant term (MaxScore)."""
-    from sparsearch.backends.embedded.index import IndexWriter
     from sparsearch.backends.embedded.kernels import PRUNING_MIN_DOCS, PRUNING_MIN_DOCS_PER_HIT
+    from sparsearch.backends.embedded.writer import IndexWriter
     from sparsearch.types import Document, EncodedQuery, EncoderFingerprint
 
     rng = np.random.default_rng(9)

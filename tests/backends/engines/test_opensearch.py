@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from sparsearch.backends.embedded.index import EmbeddedIndex, IndexWriter
+from sparsearch.backends.embedded.index import EmbeddedIndex
+from sparsearch.backends.embedded.writer import IndexWriter
 from sparsearch.backends.engines import bodies
 from sparsearch.backends.engines.opensearch import OpenSearchBackend, check_opensearch_server
 from sparsearch.cli import app

@@ -13,6 +13,7 @@ from sparsearch.backends.engines import bodies
 from sparsearch.backends.engines.bulk import BulkFailure, RetryPolicy, bulk_load, describe_error
 from sparsearch.backends.engines.opensearch import OpenSearchBackend
 from sparsearch.encoders.registry import load_encoder
+from sparsearch.errors import CorpusFormatError
 from sparsearch.jobs.build_engine import (
     index_corpus,
     read_failures_file,
@@ -90,16 +91,16 @@ def test_rejected_documents_are_reported_by_id_and_do_not_stop_the_others(backen
     assert backend.count(version) == 120
 
 
-def test_index_too_long_ids_are_reported_and_the_rest_indexed(backend: OpenSearchBackend, tmp_path: Path) -> None:
-    long_id = "x" * 600  # the engines refuse _id longer than 512 bytes
+def test_an_id_too_long_for_the_engines_is_refused_before_anything_is_sent(
+    backend: OpenSearchBackend, tmp_path: Path
+) -> None:
+    """The engines refuse an ``_id`` over 512 bytes; the corpus reader refuses it first, with its line,
+    so no version is created and nothing is half loaded."""
+    long_id = "\U0001f680" * 200  # 200 characters, 800 bytes in UTF-8
     documents = [Document(f"d{i}", f"wing flow number {i}") for i in range(30)] + [Document(long_id, "wing")]
     corpus = _corpus(tmp_path / "corpus.jsonl", documents)
-    failures = tmp_path / "failures.jsonl"
-    summary = index_corpus(corpus, backend, load_encoder("bm25"), failures_path=failures, chunk_size=8)
-    assert [f.doc_id for f in summary.failures] == [long_id]
-    assert "512" in summary.failures[0].error
-    assert read_failures_file(failures) == [long_id]
-    assert not summary.swapped and summary.documents == 30  # the alias waits for a complete version
+    with pytest.raises(CorpusFormatError, match=r"corpus\.jsonl:31: .*800 bytes.*at most 512"):
+        index_corpus(corpus, backend, load_encoder("bm25"), failures_path=tmp_path / "failures.jsonl")
     assert backend.live_indexes() == []
 
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path
 
 from sparsearch.api import service
 from sparsearch.api.deps import RegistryDep
+from sparsearch.api.errors import ApiError
 from sparsearch.api.registry import IndexInfo
 from sparsearch.api.routers import COMMON_ERRORS, error_responses
 from sparsearch.api.schemas import (
@@ -18,6 +19,7 @@ from sparsearch.api.schemas import (
     IndexDetail,
     IndexList,
     IndexSummary,
+    MergeResponse,
     UpsertRequest,
     UpsertResponse,
 )
@@ -51,8 +53,9 @@ def get_index(name: IndexPath, registry: RegistryDep) -> IndexDetail:
 def upsert_documents(name: IndexPath, body: UpsertRequest, registry: RegistryDep) -> UpsertResponse:
     """Encode up to 100 documents with the index's encoder and add them; an existing id is replaced.
 
-    The embedded engine rewrites its files on each call (cost linear in the index size): send
-    small online batches here and build large collections with ``sparsearch index``.
+    The embedded engine writes them as a small new segment (cost proportional to the batch, not the
+    index) and acknowledges once they are on disk; every search that starts after the response, in
+    any worker, finds them. Build large collections with ``sparsearch index``.
     """
     started = time.perf_counter()
     handle = registry.get(name)
@@ -73,3 +76,32 @@ def delete_document(
     handle = registry.get(name)
     count = service.delete(handle, doc_id)
     return DeleteResponse(index=handle.name, id=doc_id, deleted=True, documents=count)
+
+
+@router.post("/{name}/merge", summary="Merge an embedded index's segments", responses=error_responses(404, 501))
+def merge_index(name: IndexPath, registry: RegistryDep) -> MergeResponse:
+    """Merge every segment of an embedded index into one, dropping deleted documents and the terms only
+    they used (a force merge; background merges already keep the segment count small). Searches and
+    updates continue while it runs; the merged segment is searchable when the call returns."""
+    started = time.perf_counter()
+    handle = registry.get(name)
+    with handle.writing() as backend:
+        merge = getattr(backend, "merge", None)
+        if merge is None:
+            raise ApiError(
+                501,
+                "not_supported",
+                f"index {handle.name!r} is on {handle.kind}, which merges its own segments; use its force-merge API",
+            )
+        with handle.engine_errors("merge"):
+            merged = bool(merge())
+            stats = backend.stats()  # type: ignore[attr-defined] - EmbeddedIndex
+    return MergeResponse(
+        index=handle.name,
+        merged=merged,
+        segments=len(stats["segments"]),
+        documents=int(stats["n_docs"]),
+        terms=int(stats["n_terms"]),
+        bytes=int(stats["bytes"]),
+        took_ms=(time.perf_counter() - started) * 1000.0,
+    )

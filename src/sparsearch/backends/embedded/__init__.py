@@ -7,6 +7,6 @@ from sparsearch._lazy import lazy_exports
 
 _EXPORTS = {
     "EmbeddedIndex": "sparsearch.backends.embedded.index",
-    "IndexWriter": "sparsearch.backends.embedded.index",
+    "IndexWriter": "sparsearch.backends.embedded.writer",
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,107 +1,77 @@
 """The embedded engine: an inverted index in a directory, searched in-process.
 
-Directory layout (every array is a ``.npy`` file that opens with ``mmap``; no pickle)::
+Directory layout::
 
     INDEX/
-      manifest.json          format version, encoder fingerprint, counts, data folder
-      encoder/               the encoder that built the index (config + IDF table)
-      gen-000001/            one immutable generation of the data:
-        vocab.json           term_id -> token
-        indptr.npy           uint32 (n_terms + 1,) posting offsets (int64 past 2^32 - 1 postings)
-        doc_idx.npy          int32 (nnz,)   postings, term-major, doc-ascending per term
-        weights.npy          float32 (nnz,)
-        doc_ids.json         doc_idx -> external doc_id
-        doc_id_rank.npy      int32 (n_docs,) rank of each doc_id in sorted order (tie-breaks)
-        docs.jsonl, docs_offsets.npy   stored title and text
+      manifest.json     the current commit: its segments, their tombstones, the encoder folder, counts
+      encoder/          the encoder that built the index (config + IDF table)
+      seg-000001/       immutable segments (:mod:`~sparsearch.backends.embedded.segment`), each with
+      seg-000004/       its postings, ids, stored text and tombstone files
+      .lock             the writer lock (:mod:`~sparsearch.backends.embedded.lock`)
 
-The three posting arrays are scipy's CSC arrays of the (n_docs x n_terms) matrix at the same widths
-(scipy's int32 ``indptr`` and ``indices`` until 2^31 postings), so the searchable postings are no
-larger than the plain CSC arrays. The per-term bounds MaxScore needs (``max_weight``) are not
-stored: they are computed in memory, each the first time a query uses its term. Format 1 (int64
-``indptr`` plus a stored ``max_weight.npy``) is still read.
+**Builds** (:class:`~sparsearch.backends.embedded.writer.IndexWriter`) write one segment.
 
-**Builds** go to a temporary sibling directory that is renamed into place; an existing index is
-replaced only with ``overwrite=True``.
+**Updates** work the way search engines do them (Lucene's segments, deletes and merges):
+:meth:`EmbeddedIndex.upsert` writes the new documents as a small new segment and tombstones the old
+copies of replaced ids; :meth:`EmbeddedIndex.delete` only writes tombstones. A merge
+(:mod:`~sparsearch.backends.embedded.merge`) later rewrites small segments, or a segment with many
+tombstones, into one, dropping deleted documents and the terms only they used; it runs in a
+background thread after a commit (``auto_merge``), and :meth:`EmbeddedIndex.merge` forces one.
 
-**Updates** (:meth:`EmbeddedIndex.upsert`, :meth:`EmbeddedIndex.delete`) use rebuild-on-merge:
-the surviving postings and the new documents are merged into a new generation folder, the manifest
-is swapped atomically (``os.replace``) and the old generation is removed. Cost is linear in the index
-size per call, fine for online batches of documents; bulk loads should build once. Readers that
-opened the old generation keep a consistent view. Writers are serialised with a lock file.
+**Commits and refresh**: a writer holds the index's writer lock (one writer at a time, across
+processes), writes and flushes its files, then replaces ``manifest.json`` atomically and flushes the
+folder; the call returns only then, so an acknowledged update survives a crash or a power loss. The
+updated object searches the new commit at once; other :class:`EmbeddedIndex` objects (another API
+worker, another process) see it from their next :meth:`EmbeddedIndex.refresh` (the API calls it
+before each request; it costs one read of the small manifest). Files no commit names any more are
+removed by the next writer; leftovers of killed writers are removed at open and by every writer.
 
-**Search** is exact: compiled kernels (:mod:`sparsearch.backends.embedded.kernels`) add query weight x
-posting weight into per-thread accumulators and keep the top-k in a bounded heap. For small ``k``
-(the usual case) each query goes to exhaustive scoring into a float32 accumulator with exact
-rescoring of the few documents that can make the top k, or, when the query's frequent tokens weigh
-little (BM25-like queries), to MaxScore pruning over document windows, which skips the postings that
-cannot change the top k using ``max_weight``; a cheap estimate of what MaxScore would read picks
-between them. For ``k`` close to the corpus size the term-at-a-time kernel runs. Order is score
-descending, then ``doc_id`` ascending. Scores are summed in float64 over float32 posting weights, in
-the query's term order, or in order of increasing bound under MaxScore (last-bit differences).
+**Search** reads a :class:`~sparsearch.backends.embedded.snapshot.Snapshot` taken when the call
+starts and never waits for a writer. It is exact: each segment's compiled kernels
+(:mod:`sparsearch.backends.embedded.kernels`) give its exact top k of live documents, and the lists
+are merged; order is score descending, then ``doc_id`` ascending.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
+import copy
+import logging
 import os
 import shutil
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
-from sparsearch import __version__
-from sparsearch._files import directory_bytes, write_json_atomic
-from sparsearch.backends.embedded.docstore import DocStore, DocStoreWriter
-from sparsearch.backends.embedded.kernels import search_queries
-from sparsearch.backends.embedded.postings import (
-    InvalidWeightError,
-    Postings,
-    PostingsBuilder,
-    offsets_dtype,
-    unknown_max_weights,
+from sparsearch._files import directory_bytes, fsync_dir
+from sparsearch.backends.embedded.cleanup import remove_stale_builds, remove_unreferenced
+from sparsearch.backends.embedded.commit import (
+    MERGE_TMP,
+    SEGMENT_TMP,
+    Commit,
+    SegmentEntry,
+    build_manifest,
+    missing_index_message,
+    publish,
+    read_commit,
+    read_raw,
 )
+from sparsearch.backends.embedded.lock import LOCK_FILE, MERGE_LOCK_FILE, file_lock
+from sparsearch.backends.embedded.merge import pick_all, pick_merge, write_merged
+from sparsearch.backends.embedded.postings import PostingsBuilder, naming_bad_weights
+from sparsearch.backends.embedded.segment import SegmentReader, SegmentView, segment_name, write_deletes, write_segment
+from sparsearch.backends.embedded.snapshot import ScratchBuffers, Snapshot
 from sparsearch.errors import IndexExistsError, IndexFormatError, IndexNotFoundError, UsageError
 from sparsearch.types import Document, EncodedQuery, EncoderFingerprint, Hit, SparseVector
 
-FORMAT_VERSION = 2
-"""Written by this version: narrow ``indptr``, no stored ``max_weight`` (format 1 had both, int64)."""
-READABLE_FORMATS = (1, 2)
-MANIFEST_FILE = "manifest.json"
-ENCODER_DIR = "encoder"
-LOCK_FILE = ".lock"
+log = logging.getLogger(__name__)
 
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _write_generation(directory: Path, postings: Postings, doc_ids: Sequence[str]) -> None:
-    """Write the arrays of one generation (the doc store is written by the caller)."""
-    (directory / "vocab.json").write_text(json.dumps(postings.vocab, ensure_ascii=False), encoding="utf-8")
-    np.save(directory / "indptr.npy", postings.indptr.astype(offsets_dtype(postings.nnz), copy=False))
-    np.save(directory / "doc_idx.npy", postings.doc_idx.astype(np.int32, copy=False))
-    np.save(directory / "weights.npy", postings.weights.astype(np.float32, copy=False))
-    (directory / "doc_ids.json").write_text(json.dumps(list(doc_ids), ensure_ascii=False), encoding="utf-8")
-    rank = np.empty(len(doc_ids), dtype=np.int32)
-    rank[np.argsort(np.asarray(doc_ids, dtype=object), kind="stable")] = np.arange(len(doc_ids), dtype=np.int32)
-    np.save(directory / "doc_id_rank.npy", rank)
-
-
-def _manifest_signature(path: Path) -> tuple[int, int, int]:
-    """The manifest file's identity (inode, mtime, size): every commit replaces the file atomically."""
-    stat = os.stat(path / MANIFEST_FILE)
-    return stat.st_ino, stat.st_mtime_ns, stat.st_size
-
-
-def _missing_index_message(path: Path) -> str:
-    return f"no index at {path} (missing {MANIFEST_FILE}); build one with: sparsearch index --data PATH --index {path}"
+_OPEN_ATTEMPTS = 20
+"""A reader retries this many times when a writer removes files between its read of the manifest and
+its opening of them (each retry reads the newer manifest)."""
 
 
 def check_index_target(path: str | Path, *, overwrite: bool) -> None:
@@ -110,413 +80,430 @@ def check_index_target(path: str | Path, *, overwrite: bool) -> None:
         raise IndexExistsError(f"{path} already exists; pass --overwrite to replace it")
 
 
-def _manifest(fingerprint: EncoderFingerprint, postings: Postings, generation: int, created_at: str) -> dict:
-    lengths = postings.doc_lengths()
-    return {
-        "format_version": FORMAT_VERSION,
-        "sparsearch_version": __version__,
-        "created_at": created_at,
-        "updated_at": _now(),
-        "generation": generation,
-        "data_dir": f"gen-{generation:06d}",
-        "encoder": fingerprint.to_dict(),
-        "n_docs": postings.n_docs,
-        "n_terms": len(postings.vocab),
-        "nnz": postings.nnz,
-        "avg_terms_per_doc": float(lengths.mean()) if postings.n_docs else 0.0,
-        "empty_documents": int((lengths == 0).sum()),
-        "dtype": {"indptr": offsets_dtype(postings.nnz).name, "doc_idx": "int32", "weights": "float32"},
-        "quantization": "none",
-    }
-
-
-@contextlib.contextmanager
-def _naming_bad_weights(documents: Sequence[Document], first_row: int) -> Iterator[None]:
-    """Turn the postings builder's weight check into an error that names the document."""
-    try:
-        yield
-    except InvalidWeightError as error:
-        doc_id = documents[error.doc_row - first_row].doc_id
-        raise UsageError(
-            f"document {doc_id!r}: token {error.token!r} has weight {error.weight!r}; "
-            "document weights must be finite and > 0"
-        ) from None
-
-
-class IndexWriter:
-    """Builds a new embedded index from a stream of ``(document, vector)`` batches.
-
-    Use as a context manager; the index appears at ``path`` only when the block ends without error::
-
-        with IndexWriter(path, encoder.fingerprint) as writer:
-            encoder.save(writer.encoder_dir)
-            writer.add(documents, encoder.encode_document([d.full_text for d in documents]))
-        index = writer.index
+class EmbeddedIndex:
+    """An opened embedded index (see the module docstring). Implements ``SearchBackend``.
 
     Args:
-        path: target directory.
-        fingerprint: the encoder's identity, stored in the manifest.
-        overwrite: replace an existing index at ``path`` (else :class:`IndexExistsError`).
+        path: the index directory.
+        auto_merge: run the merge policy in a background thread after this object's commits.
     """
-
-    def __init__(self, path: str | Path, fingerprint: EncoderFingerprint, *, overwrite: bool = False) -> None:
-        self.path = Path(path)
-        self.fingerprint = fingerprint
-        self.overwrite = overwrite
-        check_index_target(self.path, overwrite=overwrite)
-        self.tmp = self.path.parent / f".{self.path.name}.tmp-{os.getpid()}"
-        self.index: EmbeddedIndex | None = None
-        self._builder = PostingsBuilder()
-        self._doc_ids: list[str] = []
-        self._seen: set[str] = set()
-        self._store: DocStoreWriter | None = None
-
-    @property
-    def encoder_dir(self) -> Path:
-        return self.tmp / ENCODER_DIR
-
-    def __enter__(self) -> IndexWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        (self.tmp / "gen-000001").mkdir(parents=True)
-        self._store = DocStoreWriter(self.tmp / "gen-000001")
-        return self
-
-    def add(self, documents: Sequence[Document], vectors: Sequence[Mapping[str, float]]) -> None:
-        """Append documents and their vectors (same length, same order)."""
-        if len(documents) != len(vectors):
-            raise ValueError(f"{len(documents)} documents but {len(vectors)} vectors")
-        with _naming_bad_weights(documents, self._builder.n_docs):
-            self._builder.add_documents(vectors)
-        self._add_documents(documents)
-
-    def add_csr(
-        self,
-        documents: Sequence[Document],
-        indptr: np.ndarray,
-        term_ids: np.ndarray,
-        weights: np.ndarray,
-        vocabulary: Sequence[str],
-    ) -> None:
-        """Append documents whose vectors come as CSR arrays (see :meth:`PostingsBuilder.add_csr`);
-        the fast path for pre-encoded or generated vectors (no per-token Python objects)."""
-        if len(documents) != len(indptr) - 1:
-            raise ValueError(f"{len(documents)} documents but {len(indptr) - 1} rows")
-        with _naming_bad_weights(documents, self._builder.n_docs):
-            self._builder.add_csr(indptr, term_ids, weights, vocabulary)
-        self._add_documents(documents)
-
-    def _add_documents(self, documents: Sequence[Document]) -> None:
-        assert self._store is not None, "use IndexWriter as a context manager"
-        for document in documents:
-            if document.doc_id in self._seen:
-                raise UsageError(f"duplicate doc_id {document.doc_id!r}: ids must be unique within an index")
-            self._seen.add(document.doc_id)
-            self._doc_ids.append(document.doc_id)
-            self._store.add(document.title, document.text)
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        assert self._store is not None
-        self._store.close()
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return
-        try:
-            postings = self._builder.build()
-            _write_generation(self.tmp / "gen-000001", postings, self._doc_ids)
-            write_json_atomic(self.tmp / MANIFEST_FILE, _manifest(self.fingerprint, postings, 1, _now()))
-            check_index_target(self.path, overwrite=self.overwrite)  # somebody may have created it meanwhile
-            old = self.path.parent / f".{self.path.name}.old-{os.getpid()}"
-            if self.path.exists():
-                os.rename(self.path, old)
-            os.rename(self.tmp, self.path)
-            shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            raise
-        self.index = EmbeddedIndex.open(self.path)
-
-
-class EmbeddedIndex:
-    """An opened embedded index (see the module docstring for the layout). Implements ``SearchBackend``."""
 
     name = "embedded"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, auto_merge: bool = True) -> None:
         self.path = path
-        self._scratch = threading.local()
-        self._load()
+        self.auto_merge = auto_merge
+        self._scratch = ScratchBuffers()
+        self._readers: dict[tuple[str, int, int], SegmentReader] = {}
+        self._swap_lock = threading.Lock()
+        self._merge_thread: threading.Thread | None = None
+        self._merge_guard = threading.Lock()
+        self._snapshot = self._load()
+        self._clean_if_idle()
 
     @classmethod
-    def open(cls, path: str | Path) -> EmbeddedIndex:
+    def open(cls, path: str | Path, *, auto_merge: bool = True) -> EmbeddedIndex:
         """Open the index at ``path`` (arrays are memory-mapped)."""
-        return cls(Path(path))
+        return cls(Path(path), auto_merge=auto_merge)
 
-    def _load(self) -> None:
-        manifest_file = self.path / MANIFEST_FILE
-        if not manifest_file.is_file():
-            raise IndexNotFoundError(_missing_index_message(self.path))
-        try:
-            signature = _manifest_signature(self.path)  # before reading: a commit meanwhile shows as a change
-            manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
-        except FileNotFoundError as error:  # removed between the check and the read
-            raise IndexNotFoundError(_missing_index_message(self.path)) from error
-        except ValueError as error:
-            raise IndexFormatError(f"{manifest_file}: unreadable manifest ({error})") from error
-        if manifest.get("format_version") not in READABLE_FORMATS:
-            raise IndexFormatError(
-                f"{self.path} has index format {manifest.get('format_version')!r}; this sparsearch reads "
-                f"formats {', '.join(map(str, READABLE_FORMATS))}: rebuild the index with sparsearch index --overwrite"
-            )
-        data = self.path / manifest["data_dir"]
-        try:
-            vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))
-            indptr = np.load(data / "indptr.npy")
-            if indptr.dtype.kind not in "iu" or indptr.shape != (len(vocab) + 1,):
-                raise ValueError(f"indptr.npy holds {indptr.dtype} {indptr.shape}, not integer offsets per term")
-            bounds = data / "max_weight.npy"  # format 1 stored the bounds
-            self.postings = Postings(
-                vocab=vocab,
-                indptr=indptr.astype(np.int64),  # in memory 8 bytes per term: one kernel signature
-                doc_idx=np.load(data / "doc_idx.npy", mmap_mode="r"),
-                weights=np.load(data / "weights.npy", mmap_mode="r"),
-                max_weight=np.load(bounds) if bounds.is_file() else unknown_max_weights(len(vocab)),  # writable
-                n_docs=int(manifest["n_docs"]),
-            )
-            self.doc_ids: list[str] = json.loads((data / "doc_ids.json").read_text(encoding="utf-8"))
-            self.doc_id_rank = np.load(data / "doc_id_rank.npy")
-            self.store = DocStore(data)
-        except (OSError, ValueError, KeyError) as error:
-            raise IndexFormatError(f"{data}: damaged index data ({error}); rebuild the index") from error
-        self.manifest = manifest
-        self._signature = signature
-        self.term_index = {token: i for i, token in enumerate(vocab)}
-        self.doc_index = {doc_id: i for i, doc_id in enumerate(self.doc_ids)}
-        self._fingerprint = EncoderFingerprint.from_dict(manifest["encoder"])
+    # -- loading commits ---------------------------------------------------------------------------
+    def _reader(self, entry: SegmentEntry) -> SegmentReader:
+        directory = self.path / entry.name
+        stat = os.stat(directory)
+        key = (entry.name, stat.st_dev, stat.st_ino)  # a rebuilt index may reuse a name: not its inode
+        reader = self._readers.get(key)
+        if reader is None:
+            reader = SegmentReader(directory, entry.n_docs)
+        return reader
 
-    # -- following other writers -------------------------------------------------------------------
-    def has_changed(self) -> bool:
-        """Whether the index on disk is no longer the generation this object loaded (another process
-        committed an update, or rebuilt the index with ``sparsearch index --overwrite``).
+    def _open_commit(self, commit: Commit) -> Snapshot:
+        views = [SegmentView.open(self._reader(entry), entry.deletes) for entry in commit.segments]
+        self._remember(views)
+        return Snapshot(commit, views)
 
-        Cheap (one ``stat`` of the manifest, compared by inode, mtime and size); this object's own
-        updates reload it and do not count as changes.
+    def _remember(self, views: Sequence[SegmentView]) -> None:
+        """Keep the readers of ``views`` for the next commits (only those: readers of dropped
+        segments live on in older snapshots only)."""
+        readers = {}
+        for view in views:
+            stat = os.stat(view.reader.directory)
+            readers[(view.reader.name, stat.st_dev, stat.st_ino)] = view.reader
+        self._readers = readers
+
+    def _load(self) -> Snapshot:
+        """Open the current commit, retrying when a concurrent writer removes its files meanwhile."""
+        for _ in range(_OPEN_ATTEMPTS):
+            commit = read_commit(self.path)
+            try:
+                return self._open_commit(commit)
+            except FileNotFoundError as error:
+                try:
+                    unchanged = read_raw(self.path) == commit.raw
+                except IndexNotFoundError:
+                    raise IndexNotFoundError(missing_index_message(self.path)) from error
+                if unchanged:  # nobody moved it: the commit names a file that is not there
+                    raise IndexFormatError(f"{self.path}: damaged index data ({error}); rebuild the index") from error
+            except (OSError, ValueError, KeyError) as error:
+                raise IndexFormatError(f"{self.path}: damaged index data ({error}); rebuild the index") from error
+        raise IndexFormatError(f"{self.path} changed {_OPEN_ATTEMPTS} times while being opened; try again")
+
+    def _install(self, snapshot: Snapshot) -> None:
+        with self._swap_lock:
+            self._snapshot = snapshot
+
+    def refresh(self) -> bool:
+        """Load the latest commit if another writer published one (Lucene's ``maybeRefresh``).
+
+        Returns:
+            Whether this object now searches a newer commit.
 
         Raises:
             IndexNotFoundError: the index is gone (its manifest is missing).
-            OSError: the index directory cannot be read.
+            IndexFormatError: the new commit cannot be read.
         """
-        try:
-            return _manifest_signature(self.path) != self._signature
-        except FileNotFoundError as error:
-            raise IndexNotFoundError(_missing_index_message(self.path)) from error
+        if read_raw(self.path) == self._snapshot.commit.raw:
+            return False
+        with self._swap_lock:  # read and install together, so a slow refresh never installs an older commit
+            if read_raw(self.path) == self._snapshot.commit.raw:
+                return False
+            self._snapshot = self._load()
+            return True
+
+    def has_changed(self) -> bool:
+        """Whether the index on disk holds a commit this object does not search yet (one read of the
+        manifest). Raises :class:`IndexNotFoundError` when the index is gone."""
+        return read_raw(self.path) != self._snapshot.commit.raw
 
     def reopen(self) -> EmbeddedIndex:
-        """A new :class:`EmbeddedIndex` on the current generation; this one is left as it is (threads
-        still reading it finish on the files they mapped, until the next commit removes them)."""
-        return type(self).open(self.path)
+        """A new :class:`EmbeddedIndex` on the current commit; this one is left as it is."""
+        return type(self).open(self.path, auto_merge=self.auto_merge)
+
+    def pinned(self) -> EmbeddedIndex:
+        """This index fixed at its current commit: reads (searches, documents, explanations) through the
+        returned object all see that commit, whatever writers do meanwhile. For reading only."""
+        pinned = copy.copy(self)
+        pinned.refresh = lambda: False  # type: ignore[method-assign] - a pinned view never moves
+        return pinned
+
+    def snapshot(self) -> Snapshot:
+        """The commit this object searches now (searches and reads take one and use only it)."""
+        return self._snapshot
+
+    def _clean_if_idle(self) -> None:
+        """Remove crash leftovers when no writer is at work (a read-only index is left as it is)."""
+        try:
+            with file_lock(self.path / LOCK_FILE, blocking=False) as held:
+                if held:
+                    removed = remove_unreferenced(self.path, read_commit(self.path))
+                    if removed:
+                        log.info("%s: removed leftovers of interrupted writers: %s", self.path, ", ".join(removed))
+            remove_stale_builds(self.path)
+        except OSError as error:  # read-only, or owned by another user: searching still works
+            log.debug("%s: leftovers not checked (%s)", self.path, error)
 
     # -- metadata ----------------------------------------------------------------------------------
     @property
+    def manifest(self) -> dict:
+        return self._snapshot.manifest
+
+    @property
     def fingerprint(self) -> EncoderFingerprint:
-        return self._fingerprint
+        return EncoderFingerprint.from_dict(self._snapshot.manifest["encoder"])
 
     @property
     def encoder_dir(self) -> Path:
-        return self.path / ENCODER_DIR
+        return self.path / self._snapshot.commit.encoder_dir
+
+    @property
+    def doc_ids(self) -> list[str]:
+        """Live document ids."""
+        return self._snapshot.doc_ids
+
+    def _only_segment(self) -> SegmentReader:
+        views = self._snapshot.views
+        if len(views) != 1 or len(views[0].deleted):
+            raise UsageError(f"{self.path} has {len(views)} segments or deletions; merge it first (index.merge())")
+        return views[0].reader
+
+    @property
+    def postings(self):  # noqa: ANN201 - Postings of a single-segment index (tools and benchmarks)
+        return self._only_segment().postings
+
+    @property
+    def term_index(self) -> dict[str, int]:
+        return self._only_segment().term_index
+
+    @property
+    def doc_id_rank(self) -> np.ndarray:
+        return self._only_segment().doc_id_rank
 
     def count(self) -> int:
-        return self.postings.n_docs
+        return self._snapshot.count()
 
     def health(self) -> dict[str, object]:
+        snapshot = self._snapshot
         return {
             "engine": "embedded",
             "path": str(self.path),
-            "documents": self.count(),
-            "generation": self.manifest["generation"],
+            "documents": snapshot.count(),
+            "generation": snapshot.commit.number,
         }
 
     def stats(self) -> dict[str, object]:
         """Manifest counts plus bytes on disk."""
-        return {**self.manifest, "bytes": directory_bytes(self.path)}
+        return {**self._snapshot.manifest, "bytes": directory_bytes(self.path)}
 
     # -- search ------------------------------------------------------------------------------------
-    def _query_terms(self, query: EncodedQuery) -> tuple[np.ndarray, np.ndarray]:
-        self._fingerprint.check_compatible(query.encoder, where=f"index {self.path}")
-        term_ids, weights = [], []
-        for token, weight in query.weights.items():
-            term_id = self.term_index.get(token)
-            if term_id is not None and weight > 0:
-                term_ids.append(term_id)
-                weights.append(weight)
-        return np.asarray(term_ids, dtype=np.int64), np.asarray(weights, dtype=np.float64)
-
-    def _scratch_buffers(self, n_docs: int) -> SimpleNamespace:
-        """Per-thread scratch arrays of shape (n_docs,): ``scores`` float64 and ``acc`` float32 (both all
-        zeros, and left so by the kernels), ``touched`` int32 and ``values`` float32."""
-        scratch = self._scratch
-        if getattr(scratch, "n_docs", -1) != n_docs:
-            scratch.buffers = SimpleNamespace(
-                scores=np.zeros(n_docs, dtype=np.float64),
-                acc=np.zeros(n_docs, dtype=np.float32),
-                touched=np.empty(n_docs, dtype=np.int32),
-                values=np.empty(n_docs, dtype=np.float32),
-            )
-            scratch.n_docs = n_docs
-        return scratch.buffers
+    def _query_weights(self, query: EncodedQuery) -> dict[str, float]:
+        self.fingerprint.check_compatible(query.encoder, where=f"index {self.path}")
+        return {token: weight for token, weight in query.weights.items() if weight > 0}
 
     def search(self, query: EncodedQuery, top_k: int = 10) -> list[Hit]:
-        """Exact top-``top_k`` by dot product; documents that share no token are never returned.
-
-        The kernel is chosen per query (see :func:`sparsearch.backends.embedded.kernels.search_one`); all give the
-        same hits. One query is searched as a batch of one, so single and batch searches share one
-        compiled entry point (:func:`sparsearch.backends.embedded.kernels.search_queries`) and one warm-up."""
+        """Exact top-``top_k`` by dot product; documents that share no token are never returned."""
         return self._search_chunk([query], top_k)[0]
 
     def warm_up(self) -> None:
         """Pay searching's one-time cost now rather than in the first query: compile the search kernel
         for this index's array types, or load it from numba's disk cache (under a second once cached;
-        tens of seconds on a new install). Every search then runs the compiled code, whichever
-        of its kernels (term-at-a-time, dense, MaxScore) a query picks. An empty index has nothing to
-        compile: its searches never reach the kernel."""
-        vocab = self.postings.vocab
-        if vocab:
-            self.search(EncodedQuery({vocab[0]: 1.0}, self._fingerprint), 1)
+        tens of seconds on a new install). An empty index has nothing to compile."""
+        for view in self._snapshot.views:
+            if view.reader.postings.vocab and view.n_live:
+                token = view.reader.postings.vocab[0]
+                self.search(EncodedQuery({token: 1.0}, self.fingerprint), 1)
+                return
 
     def search_batch(self, queries: Sequence[EncodedQuery], top_k: int = 10, threads: int = 1) -> list[list[Hit]]:
         """One hit list per query, in order; ``threads > 1`` splits the batch into that many contiguous
-        chunks searched in parallel (one compiled call per chunk, which releases the GIL)."""
+        chunks searched in parallel (one compiled call per chunk and segment, which releases the GIL)."""
         if threads <= 1 or len(queries) < 2:
             return self._search_chunk(queries, top_k)
+        from concurrent.futures import ThreadPoolExecutor
+
+        snapshot = self._snapshot  # every chunk reads the same commit
         bounds = np.linspace(0, len(queries), min(threads, len(queries)) + 1).astype(int)
         chunks = [queries[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
         with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
-            return [hits for chunk in pool.map(lambda c: self._search_chunk(c, top_k), chunks) for hits in chunk]
+            return [
+                hits for chunk in pool.map(lambda c: self._search_chunk(c, top_k, snapshot), chunks) for hits in chunk
+            ]
 
-    def _search_chunk(self, queries: Sequence[EncodedQuery], top_k: int) -> list[list[Hit]]:
-        """Hits of ``queries`` searched on the calling thread, with its scratch buffers."""
+    def _search_chunk(
+        self, queries: Sequence[EncodedQuery], top_k: int, snapshot: Snapshot | None = None
+    ) -> list[list[Hit]]:
         if top_k < 1:
             raise UsageError(f"top_k must be at least 1 (got {top_k})")
-        rows = [self._query_terms(query) for query in queries]
-        lengths = [len(terms) for terms, _ in rows]
-        if not any(lengths):
-            return [[] for _ in queries]
-        query_indptr = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=query_indptr[1:])
-        terms, weights = np.concatenate([t for t, _ in rows]), np.concatenate([w for _, w in rows])
-        p, doc_ids, doc_rank = self.postings, self.doc_ids, self.doc_id_rank  # one consistent generation
-        buf = self._scratch_buffers(p.n_docs)
-        docs, scores, counts, _ = search_queries(
-            np.asarray(p.indptr), np.asarray(p.doc_idx), np.asarray(p.weights), np.asarray(p.max_weight),
-            query_indptr, terms, weights, doc_rank, top_k, buf.scores, buf.touched, buf.acc, buf.values,
-        )  # fmt: skip
-        return [
-            [Hit(doc_ids[d], s) for d, s in zip(row_docs[:n], row_scores[:n], strict=True)]
-            for row_docs, row_scores, n in zip(docs.tolist(), scores.tolist(), counts.tolist(), strict=True)
-        ]
+        snapshot = snapshot or self._snapshot
+        return snapshot.search([self._query_weights(query) for query in queries], top_k, self._scratch)
 
     def postings_touched(self, query: EncodedQuery) -> int:
         """Number of postings the query reads (its cost on this index)."""
-        term_ids, _ = self._query_terms(query)
-        p = self.postings
-        return int((p.indptr[term_ids + 1] - p.indptr[term_ids]).sum())
+        return self._snapshot.postings_touched(self._query_weights(query))
 
     def explain(self, query: EncodedQuery, doc_id: str) -> dict[str, float]:
         """Per matched query token, its contribution ``q_weight x d_weight`` to ``doc_id``'s score."""
-        term_ids, query_weights = self._query_terms(query)
-        doc = self.doc_index.get(doc_id)
-        if doc is None:
-            return {}
-        p = self.postings
-        contributions = {}
-        for term_id, q in zip(term_ids, query_weights, strict=True):
-            start, end = int(p.indptr[term_id]), int(p.indptr[term_id + 1])
-            pos = start + int(np.searchsorted(p.doc_idx[start:end], doc))
-            if pos < end and p.doc_idx[pos] == doc:
-                contributions[p.vocab[term_id]] = float(q * p.weights[pos])
-        return contributions
+        return self._snapshot.explain(self._query_weights(query), doc_id)
 
     def document_vector(self, doc_id: str) -> SparseVector:
-        """The stored ``token -> weight`` map of one document (a scan of all postings: for tests and tools)."""
-        doc = self.doc_index[doc_id]
-        term_ids, docs, weights = self.postings.to_coo()
-        mask = docs == doc
-        return {self.postings.vocab[t]: float(w) for t, w in zip(term_ids[mask], weights[mask], strict=True)}
+        """The stored ``token -> weight`` map of one document (a scan of its segment: for tests and tools)."""
+        return self._snapshot.document_vector(doc_id)
 
-    # -- documents ---------------------------------------------------------------------------------
     def get_documents(self, doc_ids: Sequence[str]) -> list[Document | None]:
-        documents: list[Document | None] = []
-        for doc_id in doc_ids:
-            doc = self.doc_index.get(doc_id)
-            if doc is None:
-                documents.append(None)
-            else:
-                title, text = self.store.get(doc)
-                documents.append(Document(doc_id=doc_id, title=title, text=text))
-        return documents
+        return self._snapshot.get_documents(doc_ids)
 
-    # -- updates (rebuild-on-merge) ----------------------------------------------------------------
+    # -- updates -----------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def _write_lock(self) -> Iterator[None]:
-        with (self.path / LOCK_FILE).open("w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                self._load()  # another writer may have committed since we opened
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def _writing(self) -> Iterator[Snapshot]:
+        """Hold the writer lock, with this object on the latest commit and crash leftovers removed."""
+        with file_lock(self.path / LOCK_FILE):
+            with self._swap_lock:
+                self._snapshot = self._load()
+            remove_unreferenced(self.path, self._snapshot.commit)
+            yield self._snapshot
 
-    def upsert(self, documents: Sequence[Document], vectors: Sequence[SparseVector]) -> None:
-        """Add documents; a document whose ``doc_id`` exists replaces the old one."""
+    def _publish(
+        self, base: Snapshot, entries: list[SegmentEntry], views: list[SegmentView], next_segment: int
+    ) -> None:
+        """Write the manifest of the commit after ``base`` (writer lock held) and search it."""
+        draft = Snapshot(base.commit, views)
+        n_terms, avg_terms, empty = draft.live_statistics()
+        manifest = build_manifest(
+            commit=base.commit.number + 1,
+            created_at=base.manifest["created_at"],
+            encoder=base.manifest["encoder"],
+            encoder_dir=base.commit.encoder_dir,
+            next_segment=next_segment,
+            segments=entries,
+            n_terms=n_terms,
+            avg_terms_per_doc=avg_terms,
+            empty_documents=empty,
+        )
+        publish(self.path, manifest)
+        commit = Commit(read_raw(self.path), manifest, tuple(entries))
+        self._remember(views)
+        self._install(Snapshot(commit, views))
+        remove_unreferenced(self.path, commit)
+
+    def _tombstone(
+        self, base: Snapshot, entries: list[SegmentEntry], views: list[SegmentView], doc_ids: Sequence[str]
+    ) -> int:
+        """Mark the live copies of ``doc_ids`` deleted in ``entries``/``views`` (in place); returns how many."""
+        found: dict[int, list[int]] = {}
+        position = {view.reader.name: i for i, view in enumerate(views)}
+        for doc_id in doc_ids:
+            located = base.locate(doc_id)
+            if located is not None:
+                found.setdefault(position[located[0].reader.name], []).append(located[1])
+        for i, docs in found.items():
+            deleted = np.union1d(views[i].deleted, np.asarray(docs, dtype=np.int32))
+            name = write_deletes(views[i].reader.directory, base.commit.number + 1, deleted)
+            views[i] = SegmentView.open(views[i].reader, name)
+            entries[i] = replace(entries[i], deletes=name, n_deleted=len(deleted))
+        return sum(len(docs) for docs in found.values())
+
+    def upsert(
+        self,
+        documents: Sequence[Document],
+        vectors: Sequence[SparseVector],
+        *,
+        fingerprint: EncoderFingerprint | None = None,
+    ) -> None:
+        """Add documents; a document whose ``doc_id`` exists replaces the old one. Searchable by this
+        object when the call returns, by others from their next :meth:`refresh`.
+
+        Args:
+            fingerprint: the encoder that made ``vectors``; checked against the commit the update
+                applies to, under the writer lock (an ``--overwrite`` with another model may have
+                committed since the vectors were encoded).
+
+        Raises:
+            UsageError: a repeated id in the batch, or a weight that is not finite and > 0.
+            EncoderMismatchError: ``fingerprint`` is not the index's encoder.
+        """
         if len(documents) != len(vectors):
             raise ValueError(f"{len(documents)} documents but {len(vectors)} vectors")
         new_ids = [d.doc_id for d in documents]
         if len(set(new_ids)) != len(new_ids):
             raise UsageError("duplicate doc_id within one upsert batch")
-        with self._write_lock():
-            self._commit(set(new_ids), documents, vectors)
-
-    def delete(self, doc_ids: Sequence[str]) -> int:
-        """Delete documents by id; unknown ids are ignored. Returns the number deleted."""
-        with self._write_lock():
-            present = {d for d in doc_ids if d in self.doc_index}
-            if present:
-                self._commit(present, [], [])
-            return len(present)
-
-    def _commit(self, removed: set[str], documents: Sequence[Document], vectors: Sequence[SparseVector]) -> None:
-        old = self.postings
-        keep = np.ones(old.n_docs, dtype=bool)
-        for doc_id in removed:
-            doc = self.doc_index.get(doc_id)
-            if doc is not None:
-                keep[doc] = False
-        renumber = np.cumsum(keep, dtype=np.int64) - 1  # old doc_idx -> new doc_idx
-        term_ids, docs, weights = old.to_coo()
-        surviving = keep[docs]
-        builder = PostingsBuilder(old.vocab)
-        builder.add_coo(term_ids[surviving], renumber[docs[surviving]], weights[surviving], int(keep.sum()))
-        with _naming_bad_weights(documents, builder.n_docs):
+        if not documents:
+            return
+        builder = PostingsBuilder()
+        with naming_bad_weights(documents, 0):
             builder.add_documents(vectors)
         postings = builder.build()
-        doc_ids = [d for d, k in zip(self.doc_ids, keep, strict=True) if k] + [d.doc_id for d in documents]
+        with self._writing() as base:
+            if fingerprint is not None:
+                self.fingerprint.check_compatible(fingerprint, where=f"index {self.path}")
+            entries, views = list(base.commit.segments), list(base.views)
+            self._tombstone(base, entries, views, new_ids)
+            tmp = self.path / SEGMENT_TMP
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            write_segment(tmp, postings, new_ids, [(d.title, d.text) for d in documents])
+            name = segment_name(base.commit.next_segment)
+            os.rename(tmp, self.path / name)
+            fsync_dir(self.path)
+            reader = SegmentReader(self.path / name, len(documents))
+            views.append(SegmentView.open(reader, None))
+            entries.append(SegmentEntry(name, len(documents), postings.nnz, len(postings.vocab)))
+            self._publish(base, entries, views, base.commit.next_segment + 1)
+        self._after_commit()
 
-        generation = int(self.manifest["generation"]) + 1
-        data = self.path / f"gen-{generation:06d}"
-        shutil.rmtree(data, ignore_errors=True)
-        data.mkdir()
-        store = DocStoreWriter(data)
-        for row, kept in zip(self.store.iter_rows(), keep, strict=True):
-            if kept:
-                store.add(*row)
-        for document in documents:
-            store.add(document.title, document.text)
-        store.close()
-        _write_generation(data, postings, doc_ids)
-        old_data = self.path / self.manifest["data_dir"]
-        write_json_atomic(
-            self.path / MANIFEST_FILE,
-            _manifest(self._fingerprint, postings, generation, self.manifest["created_at"]),
-        )
-        shutil.rmtree(old_data, ignore_errors=True)
-        self._load()
+    def delete(self, doc_ids: Sequence[str]) -> int:
+        """Delete documents by id (tombstones); unknown ids are ignored. Returns the number deleted."""
+        with self._writing() as base:
+            entries, views = list(base.commit.segments), list(base.views)
+            deleted = self._tombstone(base, entries, views, list(dict.fromkeys(doc_ids)))
+            if deleted:
+                self._publish(base, entries, views, base.commit.next_segment)
+        if deleted:
+            self._after_commit()
+        return deleted
+
+    # -- merges ------------------------------------------------------------------------------------
+    def merge(self) -> bool:
+        """Merge every segment into one, dropping deleted documents and their terms (Lucene's force
+        merge); waits for a background merge in progress. Returns whether anything was merged."""
+        return self._merge(pick_all, blocking=True)
+
+    def maybe_merge(self) -> bool:
+        """Run one merge the policy asks for (:func:`~sparsearch.backends.embedded.merge.pick_merge`),
+        unless another merge is running. Returns whether one was committed."""
+        return self._merge(pick_merge, blocking=False)
+
+    def wait_for_merges(self) -> None:
+        """Block until this object's background merges have finished."""
+        thread = self._merge_thread
+        if thread is not None:
+            thread.join()
+
+    def _merge(self, pick: Callable[[Sequence[SegmentEntry]], list[str]], *, blocking: bool) -> bool:
+        with file_lock(self.path / MERGE_LOCK_FILE, blocking=blocking) as held:
+            if not held:
+                return False
+            self.refresh()
+            base = self._snapshot
+            names = pick(base.commit.segments)
+            if not names:
+                return False
+            chosen = [view for view in base.views if view.reader.name in names]
+            tmp = self.path / MERGE_TMP
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            try:
+                postings, mappings = write_merged(tmp, chosen)  # the long part: no writer lock held
+                return self._commit_merge(chosen, postings.n_docs, postings.nnz, len(postings.vocab), mappings)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def _commit_merge(
+        self, chosen: list[SegmentView], n_docs: int, nnz: int, n_terms: int, mappings: list[np.ndarray]
+    ) -> bool:
+        with self._writing() as base:
+            position = {view.reader.name: i for i, view in enumerate(base.views)}
+            if any(
+                view.reader.name not in position or base.views[position[view.reader.name]].reader is not view.reader
+                for view in chosen
+            ):
+                return False  # an overwrite replaced the segments meanwhile
+            # deletions committed while the merge ran, moved to the merged segment's numbering
+            late = [
+                mapping[np.setdiff1d(base.views[position[view.reader.name]].deleted, view.deleted)]
+                for view, mapping in zip(chosen, mappings, strict=True)
+            ]
+            late_deleted = np.concatenate(late) if late else np.zeros(0, dtype=np.int64)
+            first = min(position[view.reader.name] for view in chosen)
+            merged_names = {view.reader.name for view in chosen}
+            entries = [e for e in base.commit.segments if e.name not in merged_names]
+            views = [v for v in base.views if v.reader.name not in merged_names]
+            next_segment = base.commit.next_segment
+            if n_docs:
+                name = segment_name(next_segment)
+                os.rename(self.path / MERGE_TMP, self.path / name)
+                fsync_dir(self.path)
+                reader = SegmentReader(self.path / name, n_docs)
+                deletes = (
+                    write_deletes(reader.directory, base.commit.number + 1, late_deleted) if len(late_deleted) else None
+                )
+                insert_at = sum(1 for e in base.commit.segments[:first] if e.name not in merged_names)
+                entries.insert(insert_at, SegmentEntry(name, n_docs, nnz, n_terms, deletes, len(late_deleted)))
+                views.insert(insert_at, SegmentView.open(reader, deletes))
+                next_segment += 1
+            self._publish(base, entries, views, next_segment)
+        return True
+
+    def _after_commit(self) -> None:
+        """Start a background merge when the policy asks for one (at most one thread per object)."""
+        if not self.auto_merge or not pick_merge(self._snapshot.commit.segments):
+            return
+        with self._merge_guard:
+            if self._merge_thread is not None and self._merge_thread.is_alive():
+                return
+            self._merge_thread = threading.Thread(target=self._merge_loop, name=f"merge {self.path.name}", daemon=True)
+            self._merge_thread.start()
+
+    def _merge_loop(self) -> None:
+        try:
+            while self.maybe_merge():
+                pass
+        except Exception:  # a failed merge leaves the index as it was; the next commit tries again
+            log.exception("background merge of %s failed", self.path)

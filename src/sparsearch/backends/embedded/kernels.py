@@ -13,6 +13,11 @@ results are deterministic), picked per query by the engine (:meth:`EmbeddedIndex
   for large ``k`` (candidates are then most touched documents); its cost is proportional to the
   postings read, not to the corpus size.
 
+Deleted documents: ``doc_rank[d] < 0`` marks document ``d`` deleted (a tombstone of an online update,
+see :mod:`sparsearch.backends.embedded.segment`). Every kernel skips such documents where they would
+become candidates, so the top k is the exact top k of the live documents and thresholds are the
+scores of k live documents; their postings are still read (a merge drops them).
+
 Kernels release the GIL, so batch search runs them on several threads.
 
 Compiling them takes tens of seconds; the compiled code is cached on disk under ``$SPARSEARCH_CACHE/numba``
@@ -70,7 +75,8 @@ def taat_top_k(indptr, doc_idx, weights, term_ids, query_weights, doc_rank, k, s
         weights: float32 (nnz,) weight of each posting.
         term_ids: int64 (q,) the query's terms present in the index.
         query_weights: float64 (q,) their weights (> 0).
-        doc_rank: int32 (n_docs,) rank of each document's external id in sorted order (tie-break).
+        doc_rank: int32 (n_docs,) rank of each document's external id in sorted order (tie-break);
+            negative for a deleted document (never returned).
         k: number of results wanted (>= 1).
         scores: float64 (n_docs,) scratch accumulator, all zeros on entry; left all zeros on exit.
         touched: int32 (n_docs,) scratch list of touched documents.
@@ -94,10 +100,14 @@ def taat_top_k(indptr, doc_idx, weights, term_ids, query_weights, doc_rank, k, s
             scores[d] += q * weights[p]
 
     values = np.empty(n_touched, dtype=np.float64)
+    n_live = 0
     for j in range(n_touched):
-        values[j] = scores[touched[j]]
-        scores[touched[j]] = 0.0
-    out_docs, out_scores = _best_k(touched, values, n_touched, doc_rank, k)
+        d = touched[j]
+        touched[n_live] = d  # compact the live documents to the front (deleted ones have rank < 0)
+        values[n_live] = scores[d]
+        n_live += doc_rank[d] >= 0
+        scores[d] = 0.0
+    out_docs, out_scores = _best_k(touched, values, n_live, doc_rank, k)
     return out_docs, out_scores, postings_read
 
 
@@ -177,7 +187,7 @@ def dense_top_k(indptr, doc_idx, weights, term_ids, query_weights, doc_rank, k, 
     n_cand = 0
     for d in range(acc.shape[0]):
         v = acc[d]
-        if v >= cut:  # rare once the heap is full: the branch predicts well
+        if v >= cut and doc_rank[d] >= 0:  # rare once the heap is full: the branch predicts well
             cand_docs[n_cand] = d
             cand_values[n_cand] = v
             n_cand += 1
@@ -370,18 +380,34 @@ def _partial_scores(doc_idx, weights, starts, ends, qw, scores, touched, budget)
 
 
 @njit(cache=True, nogil=True)
-def _seed_threshold(doc_idx, weights, starts, ends, qw, k, scores, touched, budget):
+def _drop_deleted(touched, n_touched, doc_rank, scores):
+    """Compacts ``touched[:n_touched]`` to its live documents (resetting the deleted ones' ``scores``);
+    returns their number."""
+    n_live = 0
+    for j in range(n_touched):
+        d = touched[j]
+        touched[n_live] = d
+        if doc_rank[d] >= 0:
+            n_live += 1
+        else:
+            scores[d] = 0.0
+    return n_live
+
+
+@njit(cache=True, nogil=True)
+def _seed_threshold(doc_idx, weights, starts, ends, qw, doc_rank, k, scores, touched, budget):
     """A first theta before any window is read: the k-th best full score among the best partially
     scored documents of the query's highest-bound lists (their first ``budget`` postings in all;
     terms are in increasing-bound order). Full scores are found by binary search in every list, summed in the
-    canonical term order, so theta is the score of k real documents. ``scores`` and ``touched``
-    (n_docs,) are left as found.
+    canonical term order, so theta is the score of k real live documents (deleted ones, with a negative
+    ``doc_rank``, are left out). ``scores`` and ``touched`` (n_docs,) are left as found.
 
     Returns:
         ``(theta, postings_read)``; theta is -1 when fewer than k documents were seen.
     """
     n_q = starts.shape[0]
     n_touched, read = _partial_scores(doc_idx, weights, starts, ends, qw, scores, touched, budget)
+    n_touched = _drop_deleted(touched, n_touched, doc_rank, scores)
     if n_touched < k:
         for j in range(n_touched):
             scores[touched[j]] = 0.0
@@ -478,7 +504,9 @@ def _seed_budget(n_docs, window):
 
 
 @njit(cache=True, nogil=True)
-def maxscore_essential_postings(indptr, doc_idx, weights, max_weight, term_ids, query_weights, k, scores, touched):
+def maxscore_essential_postings(
+    indptr, doc_idx, weights, max_weight, term_ids, query_weights, doc_rank, k, scores, touched
+):  # fmt: skip
     """``(essential, total)``: the postings MaxScore would have to scan at a first threshold (the lists
     that stay essential given the seed's partial scores: an upper bound of what :func:`maxscore_top_k`
     scans, as its threshold only rises from a higher start) and all the postings of the query's
@@ -491,6 +519,7 @@ def maxscore_essential_postings(indptr, doc_idx, weights, max_weight, term_ids, 
     n_touched, _ = _partial_scores(
         doc_idx, weights, starts, ends, qw, scores, touched, _seed_budget(scores.shape[0], WINDOW)
     )
+    n_touched = _drop_deleted(touched, n_touched, doc_rank, scores)
     partial = np.empty(n_touched, dtype=np.float64)
     for j in range(n_touched):
         partial[j] = scores[touched[j]]
@@ -537,7 +566,7 @@ def maxscore_top_k(
     heap_scores = np.empty(k, dtype=np.float64)
     heap_docs = np.empty(k, dtype=np.int32)
     budget = _seed_budget(n_docs, window)
-    theta, postings_read = _seed_threshold(doc_idx, weights, cursor, ends, qw, k, scores, touched, budget)
+    theta, postings_read = _seed_threshold(doc_idx, weights, cursor, ends, qw, doc_rank, k, scores, touched, budget)
     n_ne = 0  # terms [0, n_ne) are non-essential
     width = min(window, max(_MIN_WINDOW, n_docs >> 3), n_docs)  # >= 8 windows: theta rises between windows
     acc = scores[:width]
@@ -582,7 +611,7 @@ def maxscore_top_k(
         rest = prefix[n_ne]
         for j in range(n_win):
             local = win_touched[j]
-            keep = (acc[local] + rest) * _SLACK >= theta
+            keep = ((acc[local] + rest) * _SLACK >= theta) & (doc_rank[start + local] >= 0)
             cand[n_cand] = local
             candidate[local] = keep
             n_cand += keep
@@ -697,7 +726,7 @@ def search_one(indptr, doc_idx, weights, max_weight, terms, qw, doc_rank, k, sco
         return docs, found, TAAT
     if n_docs >= PRUNING_MIN_DOCS:
         essential, total = maxscore_essential_postings(
-            indptr, doc_idx, weights, max_weight, terms, qw, k, scores, touched
+            indptr, doc_idx, weights, max_weight, terms, qw, doc_rank, k, scores, touched
         )
         if essential <= MAXSCORE_MAX_SHARE * (total + DENSE_SCAN_COST * n_docs):
             docs, found, _ = maxscore_top_k(

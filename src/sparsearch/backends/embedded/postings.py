@@ -10,10 +10,14 @@ stored but computed from the postings, and :data:`UNKNOWN_MAX_WEIGHT` marks a bo
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from sparsearch.errors import UsageError
+from sparsearch.types import Document
 
 UNKNOWN_MAX_WEIGHT = -1.0
 """``max_weight`` value of a term whose bound is not computed yet (weights are > 0, so never a real one)."""
@@ -43,6 +47,20 @@ class InvalidWeightError(ValueError):
         self.weight = weight
 
 
+@contextlib.contextmanager
+def naming_bad_weights(documents: Sequence[Document], first_row: int) -> Iterator[None]:
+    """Turn a builder's :class:`InvalidWeightError` into a :class:`UsageError` that names the document
+    (``documents[0]`` is the builder's row ``first_row``)."""
+    try:
+        yield
+    except InvalidWeightError as error:
+        doc_id = documents[error.doc_row - first_row].doc_id
+        raise UsageError(
+            f"document {doc_id!r}: token {error.token!r} has weight {error.weight!r}; "
+            "document weights must be finite and > 0"
+        ) from None
+
+
 @dataclass
 class Postings:
     """Term-major postings. Shapes: indptr (n_terms + 1,), doc_idx/weights (nnz,), max_weight (n_terms,).
@@ -70,6 +88,18 @@ class Postings:
         """``(term_id, doc_idx, weight)`` triples, term-major."""
         term_ids = np.repeat(np.arange(len(self.vocab), dtype=np.int32), np.diff(self.indptr))
         return term_ids, np.asarray(self.doc_idx), np.asarray(self.weights)
+
+    def without_unused_terms(self) -> Postings:
+        """The same postings without the terms that have none (a merge drops deleted documents'
+        tokens this way, so the vocabulary shrinks back)."""
+        counts = np.diff(self.indptr)
+        used = counts > 0
+        if used.all():
+            return self
+        indptr = np.zeros(int(used.sum()) + 1, dtype=np.int64)
+        np.cumsum(counts[used], out=indptr[1:])
+        vocab = [token for token, keep in zip(self.vocab, used.tolist(), strict=True) if keep]
+        return Postings(vocab, indptr, self.doc_idx, self.weights, self.max_weight[used], self.n_docs)
 
 
 class PostingsBuilder:

@@ -1,0 +1,93 @@
+"""Merging segments: which ones to merge (the policy) and writing the merged segment.
+
+Policy (checked after every commit, run in the background; :func:`pick_merge`), after Lucene's
+log-size merge policy:
+
+1. A segment whose deleted documents pass :data:`MAX_DELETED_SHARE` of its documents is rewritten
+   alone: its tombstoned postings and the terms only they used go away.
+2. Segments are grouped in levels by live size, level ``L`` holding ``MERGE_FACTOR**L`` to
+   ``MERGE_FACTOR**(L+1) - 1`` documents; the lowest level with ``MERGE_FACTOR`` segments is merged
+   into one (a segment of the next level). A stream of one-document updates thus keeps fewer than
+   ``MERGE_FACTOR`` segments per level (a few dozen in all at millions of documents), and each
+   document is rewritten once per level, ``log_8(n)`` times.
+
+A forced merge (:meth:`EmbeddedIndex.merge`) merges everything into one segment, as a fresh build
+would have it: same documents, same terms, no tombstones.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from sparsearch.backends.embedded.commit import SegmentEntry
+from sparsearch.backends.embedded.docstore import DocStoreWriter
+from sparsearch.backends.embedded.postings import Postings, PostingsBuilder
+from sparsearch.backends.embedded.segment import SegmentView, write_segment
+
+MERGE_FACTOR = 8
+MAX_DELETED_SHARE = 0.25
+
+
+def _level(n_live: int) -> int:
+    return int(math.log(max(n_live, 1), MERGE_FACTOR))
+
+
+def pick_merge(segments: Sequence[SegmentEntry]) -> list[str]:
+    """Names of the segments the next background merge combines (empty: nothing to merge)."""
+    for entry in segments:
+        if entry.n_deleted and entry.n_deleted > MAX_DELETED_SHARE * entry.n_docs:
+            return [entry.name]
+    levels: dict[int, list[str]] = defaultdict(list)
+    for entry in segments:
+        levels[_level(entry.n_live)].append(entry.name)
+    for level in sorted(levels):
+        if len(levels[level]) >= MERGE_FACTOR:
+            return levels[level]
+    return []
+
+
+def pick_all(segments: Sequence[SegmentEntry]) -> list[str]:
+    """A forced merge: every segment, unless the index is already one segment without tombstones."""
+    if len(segments) == 1 and not segments[0].n_deleted:
+        return []
+    return [entry.name for entry in segments]
+
+
+def write_merged(directory: Path, views: Sequence[SegmentView]) -> tuple[Postings, list[np.ndarray]]:
+    """Write the live documents of ``views`` (in order) as one segment into ``directory`` (existing, empty).
+
+    Returns:
+        The merged postings (terms with no live posting dropped) and, per view, int64 (n_docs,) the
+        new ``doc_idx`` of each of its documents (-1 for a deleted one), to carry over deletions that
+        arrive while the merge runs.
+    """
+    builder = PostingsBuilder()
+    store = DocStoreWriter(directory)
+    doc_ids: list[str] = []
+    mappings = []
+    for view in views:
+        reader = view.reader
+        live = view.live_rank >= 0
+        n_live = int(live.sum())
+        mapping = np.full(reader.n_docs, -1, dtype=np.int64)
+        mapping[live] = builder.n_docs + np.arange(n_live)
+        term_ids, docs, weights = reader.postings.to_coo()
+        keep = live[docs]
+        lookup = builder.term_ids_for(reader.postings.vocab)
+        # term-major within a segment and doc-ascending per term, segments in order: the builder's
+        # stable sort by term keeps every merged list doc-ascending
+        builder.add_coo(lookup[term_ids[keep]], mapping[docs[keep]], weights[keep], n_live)
+        doc_ids.extend(doc_id for doc_id, alive in zip(reader.doc_ids, live.tolist(), strict=True) if alive)
+        for row, alive in zip(reader.store.iter_rows(), live.tolist(), strict=True):
+            if alive:
+                store.add(*row)
+        mappings.append(mapping)
+    store.close()
+    postings = builder.build().without_unused_terms()
+    write_segment(directory, postings, doc_ids)
+    return postings, mappings

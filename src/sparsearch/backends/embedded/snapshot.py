@@ -1,0 +1,192 @@
+"""A consistent, read-only view of an embedded index: one commit's segments and their tombstones.
+
+Searches take the current snapshot once and read only it, so a commit (another thread's update, a
+merge, another process's ``--overwrite``) never changes what a running search sees, and searches
+never wait for writers. A snapshot holds references to its :class:`SegmentReader`\\ s; Python's
+reference counting keeps them (and their mapped files) alive until the last snapshot using them is
+collected, even when a writer has removed their folders.
+
+Search across segments: each segment answers its own exact top k of live documents (the kernels skip
+tombstoned ones), then the lists are merged by score, then ``doc_id``: the top k of the union is the
+exact top k of the index, with the same order as one segment would give.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from collections.abc import Sequence
+from functools import cached_property
+from types import SimpleNamespace
+
+import numpy as np
+
+from sparsearch.backends.embedded.commit import Commit
+from sparsearch.backends.embedded.kernels import search_queries
+from sparsearch.backends.embedded.segment import SegmentView
+from sparsearch.types import Document, Hit
+
+
+class ScratchBuffers(threading.local):
+    """Per-thread scratch arrays of the kernels, sized to the largest segment seen and sliced per segment."""
+
+    def get(self, n_docs: int) -> SimpleNamespace:
+        """``scores`` float64 and ``acc`` float32 (all zeros, and left so by the kernels), ``touched``
+        int32 and ``values`` float32, each of shape (n_docs,)."""
+        buffers = getattr(self, "buffers", None)
+        if buffers is None or len(buffers.scores) < n_docs:
+            size = max(n_docs, 1)
+            buffers = self.buffers = SimpleNamespace(
+                scores=np.zeros(size, dtype=np.float64),
+                acc=np.zeros(size, dtype=np.float32),
+                touched=np.empty(size, dtype=np.int32),
+                values=np.empty(size, dtype=np.float32),
+            )
+        return SimpleNamespace(
+            scores=buffers.scores[:n_docs],
+            acc=buffers.acc[:n_docs],
+            touched=buffers.touched[:n_docs],
+            values=buffers.values[:n_docs],
+        )
+
+
+class Snapshot:
+    """One commit of an index, opened: ``views`` in manifest order."""
+
+    def __init__(self, commit: Commit, views: Sequence[SegmentView]) -> None:
+        self.commit = commit
+        self.views = tuple(views)
+
+    @property
+    def manifest(self) -> dict:
+        return self.commit.manifest
+
+    def count(self) -> int:
+        return sum(view.n_live for view in self.views)
+
+    @cached_property
+    def doc_ids(self) -> list[str]:
+        """Live document ids, segment by segment."""
+        return [doc_id for view in self.views for doc_id in view.live_doc_ids()]
+
+    def locate(self, doc_id: str) -> tuple[SegmentView, int] | None:
+        """The segment and ``doc_idx`` of the live document ``doc_id`` (at most one: an upsert
+        tombstones the old copy in the same commit that adds the new one)."""
+        for view in reversed(self.views):  # recent segments first: updated documents live there
+            doc = view.locate(doc_id)
+            if doc is not None:
+                return view, doc
+        return None
+
+    # -- search ------------------------------------------------------------------------------------
+    def search(self, queries: Sequence[dict[str, float]], top_k: int, scratch: ScratchBuffers) -> list[list[Hit]]:
+        """Exact top-``top_k`` hits of each query (``token -> weight``, weights > 0), best first."""
+        per_segment = [self._search_segment(view, queries, top_k, scratch) for view in self.views if view.n_live > 0]
+        if len(per_segment) == 1:
+            return [[Hit(doc_id, score) for doc_id, score in hits] for hits in per_segment[0]]
+        merged = []
+        for i in range(len(queries)):
+            # (-score, doc_id) orders like the kernels: score descending, then doc_id ascending
+            best = heapq.nsmallest(top_k, ((-s, d) for hits in per_segment for d, s in hits[i]))
+            merged.append([Hit(doc_id, -negative) for negative, doc_id in best])
+        return merged
+
+    @staticmethod
+    def _search_segment(
+        view: SegmentView, queries: Sequence[dict[str, float]], top_k: int, scratch: ScratchBuffers
+    ) -> list[list[tuple[str, float]]]:
+        reader = view.reader
+        term_index = reader.term_index
+        terms: list[int] = []
+        weights: list[float] = []
+        query_indptr = np.zeros(len(queries) + 1, dtype=np.int64)
+        for i, query in enumerate(queries):
+            for token, weight in query.items():
+                term_id = term_index.get(token)
+                if term_id is not None:
+                    terms.append(term_id)
+                    weights.append(weight)
+            query_indptr[i + 1] = len(terms)
+        if not terms:
+            return [[] for _ in queries]
+        p = reader.postings
+        buf = scratch.get(p.n_docs)
+        docs, scores, counts, _ = search_queries(
+            p.indptr, np.asarray(p.doc_idx), np.asarray(p.weights), p.max_weight, query_indptr,
+            np.asarray(terms, dtype=np.int64), np.asarray(weights, dtype=np.float64), view.live_rank, top_k,
+            buf.scores, buf.touched, buf.acc, buf.values,
+        )  # fmt: skip
+        doc_ids = reader.doc_ids
+        return [
+            [(doc_ids[d], s) for d, s in zip(row_docs[:n], row_scores[:n], strict=True)]
+            for row_docs, row_scores, n in zip(docs.tolist(), scores.tolist(), counts.tolist(), strict=True)
+        ]
+
+    def postings_touched(self, query: dict[str, float]) -> int:
+        total = 0
+        for view in self.views:
+            p, term_index = view.reader.postings, view.reader.term_index
+            ids = np.asarray([term_index[t] for t in query if t in term_index], dtype=np.int64)
+            total += int((p.indptr[ids + 1] - p.indptr[ids]).sum())
+        return total
+
+    def explain(self, query: dict[str, float], doc_id: str) -> dict[str, float]:
+        """Per matched query token, its contribution ``q_weight x d_weight`` to ``doc_id``'s score."""
+        found = self.locate(doc_id)
+        if found is None:
+            return {}
+        view, doc = found
+        p, term_index = view.reader.postings, view.reader.term_index
+        contributions = {}
+        for token, q in query.items():
+            term_id = term_index.get(token)
+            if term_id is None:
+                continue
+            start, end = int(p.indptr[term_id]), int(p.indptr[term_id + 1])
+            pos = start + int(np.searchsorted(p.doc_idx[start:end], doc))
+            if pos < end and p.doc_idx[pos] == doc:
+                contributions[token] = float(q * p.weights[pos])
+        return contributions
+
+    def document_vector(self, doc_id: str) -> dict[str, float]:
+        """The stored ``token -> weight`` map of one live document (a scan of its segment's postings)."""
+        found = self.locate(doc_id)
+        if found is None:
+            raise KeyError(doc_id)
+        view, doc = found
+        term_ids, docs, weights = view.reader.postings.to_coo()
+        mask = docs == doc
+        vocab = view.reader.postings.vocab
+        return {vocab[t]: float(w) for t, w in zip(term_ids[mask], weights[mask], strict=True)}
+
+    def get_documents(self, doc_ids: Sequence[str]) -> list[Document | None]:
+        documents: list[Document | None] = []
+        for doc_id in doc_ids:
+            found = self.locate(doc_id)
+            if found is None:
+                documents.append(None)
+            else:
+                view, doc = found
+                title, text = view.reader.store.get(doc)
+                documents.append(Document(doc_id=doc_id, title=title, text=text))
+        return documents
+
+    # -- statistics --------------------------------------------------------------------------------
+    def live_statistics(self) -> tuple[int, float, int]:
+        """``(n_terms, avg_terms_per_doc, empty_documents)`` over live documents; ``n_terms`` counts
+        distinct tokens over the segments (the terms of deleted documents count until a merge)."""
+        largest = max(self.views, key=lambda view: len(view.reader.term_index), default=None)
+        extra: set[str] = set()
+        for view in self.views:
+            if view is not largest:
+                extra.update(t for t in view.reader.postings.vocab if t not in largest.reader.term_index)  # type: ignore[union-attr]
+        n_terms = (len(largest.reader.term_index) if largest is not None else 0) + len(extra)
+        terms = empty = live = 0
+        for view in self.views:
+            lengths = view.reader.doc_lengths
+            if len(view.deleted):
+                lengths = lengths[view.live_rank >= 0]
+            terms += int(lengths.sum())
+            empty += int((lengths == 0).sum())
+            live += len(lengths)
+        return n_terms, terms / live if live else 0.0, empty
