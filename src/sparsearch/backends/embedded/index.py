@@ -208,7 +208,7 @@ class EmbeddedIndex:
 
     @property
     def fingerprint(self) -> EncoderFingerprint:
-        return EncoderFingerprint.from_dict(self._snapshot.manifest["encoder"])
+        return self._snapshot.fingerprint
 
     @property
     def encoder_dir(self) -> Path:

@@ -24,7 +24,7 @@ import numpy as np
 from sparsearch.backends.embedded.commit import Commit
 from sparsearch.backends.embedded.kernels import search_queries
 from sparsearch.backends.embedded.segment import SegmentView
-from sparsearch.types import Document, Hit
+from sparsearch.types import Document, EncoderFingerprint, Hit
 
 
 class ScratchBuffers(threading.local):
@@ -60,6 +60,11 @@ class Snapshot:
     @property
     def manifest(self) -> dict:
         return self.commit.manifest
+
+    @cached_property
+    def fingerprint(self) -> EncoderFingerprint:
+        """The encoder that built the index (every query is checked against it)."""
+        return EncoderFingerprint.from_dict(self.commit.manifest["encoder"])
 
     def count(self) -> int:
         return sum(view.n_live for view in self.views)
