@@ -27,6 +27,17 @@ prefixed word tokens (``w:run``) and any other unicode pass through unchanged.
 
 **Weights.** Engines only store positive normal float32 weights; :func:`build_document_source`
 rejects zero, negative, non-finite, subnormal and too-large weights with the token named.
+
+**Token pruning (Elasticsearch ``sparse_vector`` only).** Elasticsearch's ``sparse_vector`` query
+can drop "non-significant" query tokens (frequent across the field *and* light compared with the
+query's heaviest token) before scoring. When a query says nothing, Elasticsearch falls back to the
+field's ``index_options``, and ``sparse_vector`` fields created on 8.19+ / 9.1+ prune by default, so
+scores would no longer be the dot product. :func:`build_query` therefore sends ``"prune": false``
+unless a :class:`TokenPruning` is given. Parameters as documented for the ``sparse_vector`` query
+(``prune`` and ``pruning_config``, added in 8.15, generally available from 8.19 / 9.1):
+https://www.elastic.co/guide/en/elasticsearch/reference/8.19/query-dsl-sparse-vector-query.html and
+https://www.elastic.co/docs/reference/query-languages/query-dsl/query-dsl-sparse-vector-query
+(checked against the docs only: no Elasticsearch server ever ran these bodies).
 """
 
 from __future__ import annotations
@@ -34,6 +45,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
@@ -306,6 +318,52 @@ def parse_features(source_features: Mapping[str, float]) -> dict[str, float]:
 
 
 # -- queries ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TokenPruning:
+    """Elasticsearch's ``pruning_config`` of the ``sparse_vector`` query (token pruning turned on).
+
+    A query token is pruned when it is both frequent (its document frequency in the field is more
+    than ``tokens_freq_ratio_threshold`` times the field's average) and light (its weight is below
+    ``tokens_weight_threshold`` times the query's largest weight). Pruned queries are faster but
+    their scores are no longer the exact dot product. The defaults are Elasticsearch's.
+
+    Attributes:
+        tokens_freq_ratio_threshold: between 1 and 100 (Elasticsearch's default 5).
+        tokens_weight_threshold: between 0 and 1 (default 0.4).
+        only_score_pruned_tokens: score with the pruned tokens only, discarding the others (for a
+            rescore query; default ``False``).
+
+    Example:
+        >>> TokenPruning(tokens_weight_threshold=0.2).to_body()
+        {'tokens_freq_ratio_threshold': 5.0, 'tokens_weight_threshold': 0.2, 'only_score_pruned_tokens': False}
+
+    Raises:
+        UsageError: a threshold outside its range.
+    """
+
+    tokens_freq_ratio_threshold: float = 5.0
+    tokens_weight_threshold: float = 0.4
+    only_score_pruned_tokens: bool = False
+
+    def __post_init__(self) -> None:
+        ratio, weight = float(self.tokens_freq_ratio_threshold), float(self.tokens_weight_threshold)
+        if not 1 <= ratio <= 100:
+            raise UsageError(f"tokens_freq_ratio_threshold must be between 1 and 100 (got {ratio!r})")
+        if not 0 <= weight <= 1:
+            raise UsageError(f"tokens_weight_threshold must be between 0 and 1 (got {weight!r})")
+        object.__setattr__(self, "tokens_freq_ratio_threshold", ratio)
+        object.__setattr__(self, "tokens_weight_threshold", weight)
+        object.__setattr__(self, "only_score_pruned_tokens", bool(self.only_score_pruned_tokens))
+
+    def to_body(self) -> dict[str, object]:
+        """The ``pruning_config`` object of the ``sparse_vector`` query."""
+        return {
+            "tokens_freq_ratio_threshold": self.tokens_freq_ratio_threshold,
+            "tokens_weight_threshold": self.tokens_weight_threshold,
+            "only_score_pruned_tokens": self.only_score_pruned_tokens,
+        }
+
+
 def query_clauses(weights: Mapping[str, float]) -> list[tuple[str, float]]:
     """``(escaped feature, weight)`` pairs of a query, sorted by token; zero weights are dropped.
 
@@ -325,8 +383,14 @@ def query_clauses(weights: Mapping[str, float]) -> list[tuple[str, float]]:
     return clauses
 
 
-def build_query(weights: Mapping[str, float], top_k: int, *, field_type: str = "rank_features") -> dict[str, object]:
-    """A search body whose scores are ``sum of q_weight x stored d_weight``.
+def build_query(
+    weights: Mapping[str, float],
+    top_k: int,
+    *,
+    field_type: str = "rank_features",
+    pruning: TokenPruning | None = None,
+) -> dict[str, object]:
+    """A search body whose scores are ``sum of q_weight x stored d_weight`` (unless ``pruning`` is set).
 
     Hits are sorted by score descending, then ``doc_id`` ascending (the embedded engine's order);
     ``_source`` is not returned (fetch documents with ``mget``).
@@ -335,16 +399,25 @@ def build_query(weights: Mapping[str, float], top_k: int, *, field_type: str = "
         weights: query ``token -> weight`` (non-empty after dropping zeros; weights >= 0).
         top_k: number of hits (at most the engine's ``index.max_result_window``, 10,000 by default).
         field_type: ``rank_features`` (bool of linear ``rank_feature`` queries) or ``sparse_vector``
-            (Elasticsearch 8.15+ ``sparse_vector`` query, the same dot product).
+            (Elasticsearch 8.15+ ``sparse_vector`` query, the same dot product: sent with
+            ``"prune": false`` so a field's default pruning never applies).
+        pruning: ``sparse_vector`` only: turn Elasticsearch's token pruning on with this
+            ``pruning_config`` (faster, approximate scores).
 
     Raises:
-        UsageError: empty query, ``top_k < 1``, or a negative weight.
+        UsageError: empty query, ``top_k < 1``, a negative weight, or ``pruning`` with ``rank_features``.
     """
     if top_k < 1:
         raise UsageError(f"top_k must be at least 1 (got {top_k})")
     clauses = query_clauses(weights)
     if not clauses:
         raise UsageError("the query has no token with a positive weight")
+    if pruning is not None and field_type != "sparse_vector":
+        raise UsageError(
+            f"token pruning is an option of Elasticsearch's sparse_vector query; this index has field type "
+            f"{field_type!r}: rebuild it with --field-type sparse_vector (Elasticsearch 8.15+) or search "
+            "without pruning"
+        )
     if field_type == "rank_features":
         query: dict[str, object] = {
             "bool": {
@@ -355,7 +428,12 @@ def build_query(weights: Mapping[str, float], top_k: int, *, field_type: str = "
             }
         }
     elif field_type == "sparse_vector":
-        query = {"sparse_vector": {"field": FEATURES_FIELD, "query_vector": dict(clauses)}}
+        # "prune" always explicit: see "Token pruning" in the module docstring
+        sparse: dict[str, object] = {"field": FEATURES_FIELD, "query_vector": dict(clauses)}
+        sparse["prune"] = pruning is not None
+        if pruning is not None:
+            sparse["pruning_config"] = pruning.to_body()
+        query = {"sparse_vector": sparse}
     else:
         raise UsageError(f"unknown field type {field_type!r}: use one of {', '.join(FIELD_TYPES)}")
     return {
