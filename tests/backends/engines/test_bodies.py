@@ -201,6 +201,19 @@ def test_bad_queries_are_refused(weights: dict, top_k: int, fragment: str) -> No
         bodies.build_query(weights, top_k)
 
 
+def test_text_query_is_the_engines_bm25_over_title_and_text() -> None:
+    body = bodies.build_text_query("hypersonic flow", 5)
+    assert body["query"] == {"multi_match": {"query": "hypersonic flow", "fields": ["title", "text"]}}
+    assert body["sort"] == bodies.build_query({"a": 1.0}, 5)["sort"] and "highlight" not in body
+    highlighted = bodies.build_text_query("flow", 5, fields=["text"], highlight=True)
+    assert highlighted["highlight"] == {"fields": {"text": {}}}
+    for args, fragment in [(("  ", 5), "empty"), (("x", 0), "top_k")]:
+        with pytest.raises(UsageError, match=fragment):
+            bodies.build_text_query(*args)
+    with pytest.raises(UsageError, match="text fields"):
+        bodies.build_text_query("x", 5, fields=["features"])
+
+
 def test_msearch_pairs_a_header_with_each_body() -> None:
     first, second = bodies.build_query({"a": 1.0}, 3), bodies.build_query({"b": 1.0}, 3)
     assert bodies.build_msearch("alias", [first, second]) == [{"index": "alias"}, first, {"index": "alias"}, second]
@@ -224,6 +237,8 @@ def test_index_body_records_the_encoder_and_uses_rank_features() -> None:
     assert mappings["dynamic"] == "strict"
     assert mappings["properties"]["features"] == {"type": "rank_features"}
     assert mappings["properties"]["doc_id"] == {"type": "keyword"}
+    # searchable text for the engine's own BM25 / highlighting (never part of our scores)
+    assert mappings["properties"]["title"] == mappings["properties"]["text"] == {"type": "text"}
     entry = mappings["_meta"]["sparsearch"]
     assert (
         entry["encoder"] == FINGERPRINT.to_dict() and entry["state"] == "building" and entry["job"] == {"corpus": "x"}
@@ -268,4 +283,4 @@ def test_docstring_examples_run() -> None:
     import doctest
 
     results = doctest.testmod(bodies)
-    assert results.attempted == 3 and results.failed == 0
+    assert results.attempted == 4 and results.failed == 0

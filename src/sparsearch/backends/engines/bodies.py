@@ -65,6 +65,9 @@ INDEX_FORMAT_VERSION = 1
 
 FIELD_TYPES = ("rank_features", "sparse_vector")
 
+TEXT_FIELDS = ("title", "text")
+"""Document fields indexed as searchable ``text`` for the engine's own queries (BM25, highlighting)."""
+
 STORED_SIGNIFICANT_BITS = 9
 """Significant bits (implicit one included) an engine keeps of a stored weight."""
 
@@ -218,9 +221,13 @@ def build_meta(
 
 
 def build_mapping(meta: Mapping[str, object], *, field_type: str = "rank_features") -> dict[str, object]:
-    """The index mapping: ``doc_id`` (keyword, the tie-break sort key), stored ``title`` and ``text``
-    (returned by the REST API, not searched) and the features field. ``dynamic: strict`` so a
-    malformed document is rejected instead of widening the mapping."""
+    """The index mapping: ``doc_id`` (keyword, the tie-break sort key), ``title`` and ``text`` (searchable
+    ``text`` fields with the engine's standard analyzer, so its own BM25 ``match`` queries, highlighting
+    and hybrid queries work next to ours; they never take part in sparsearch's scores) and the features
+    field. ``dynamic: strict`` so a malformed document is rejected instead of widening the mapping.
+
+    Indexes built before this mapping mapped ``title``/``text`` with ``"index": false``; they still
+    search and return documents the same way (only the engine's text queries need a rebuild)."""
     if field_type not in FIELD_TYPES:
         raise UsageError(f"unknown field type {field_type!r}: use one of {', '.join(FIELD_TYPES)}")
     return {
@@ -228,8 +235,7 @@ def build_mapping(meta: Mapping[str, object], *, field_type: str = "rank_feature
         "_meta": dict(meta),
         "properties": {
             "doc_id": {"type": "keyword"},
-            "title": {"type": "text", "index": False},
-            "text": {"type": "text", "index": False},
+            **{field: {"type": "text"} for field in TEXT_FIELDS},
             FEATURES_FIELD: {"type": field_type},
         },
     }
@@ -443,6 +449,41 @@ def build_query(
         "_source": False,
         "track_total_hits": False,
     }
+
+
+def build_text_query(
+    text: str, top_k: int, *, fields: Sequence[str] = TEXT_FIELDS, highlight: bool = False
+) -> dict[str, object]:
+    """A search body for the engine's own BM25 over ``title`` and ``text`` (a ``multi_match``).
+
+    Not sparsearch's scoring contract: this is the engine's analyzer and BM25, useful next to our
+    sparse scores (a baseline, a hybrid query, highlighted snippets). Same sort and tie-break as
+    :func:`build_query`. With ``highlight``, each hit carries ``highlight: {field: [fragments]}``
+    (the engine's default ``<em>`` tags).
+
+    Example:
+        >>> build_text_query("hypersonic flow", 3, highlight=True)["highlight"]
+        {'fields': {'title': {}, 'text': {}}}
+
+    Raises:
+        UsageError: empty text, no field, or ``top_k < 1``.
+    """
+    if top_k < 1:
+        raise UsageError(f"top_k must be at least 1 (got {top_k})")
+    if not text.strip():
+        raise UsageError("the text query is empty")
+    if not fields or set(fields) - set(TEXT_FIELDS):
+        raise UsageError(f"text fields must be among {', '.join(TEXT_FIELDS)} (got {list(fields)!r})")
+    body: dict[str, object] = {
+        "size": top_k,
+        "query": {"multi_match": {"query": text, "fields": list(fields)}},
+        "sort": [{"_score": {"order": "desc"}}, {"doc_id": {"order": "asc"}}],
+        "_source": False,
+        "track_total_hits": False,
+    }
+    if highlight:
+        body["highlight"] = {"fields": {field: {} for field in fields}}
+    return body
 
 
 def build_msearch(index: str, bodies: Sequence[Mapping[str, object]]) -> list[dict[str, object]]:
