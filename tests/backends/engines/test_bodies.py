@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -129,9 +130,60 @@ def test_query_is_a_bool_of_linear_rank_feature_clauses() -> None:
     }
 
 
-def test_sparse_vector_query_carries_the_same_weights() -> None:
+def test_sparse_vector_query_carries_the_same_weights_and_turns_pruning_off() -> None:
+    # "prune": false explicitly: without it Elasticsearch 8.19+/9.1+ applies the field's default
+    # pruning (index_options) and the scores stop being the dot product.
     body = bodies.build_query({"wing": 2.0, "u.s.a": 0.5}, 5, field_type="sparse_vector")
-    assert body["query"] == {"sparse_vector": {"field": "features", "query_vector": {"u%2Es%2Ea": 0.5, "wing": 2.0}}}
+    assert body["query"] == {
+        "sparse_vector": {"field": "features", "query_vector": {"u%2Es%2Ea": 0.5, "wing": 2.0}, "prune": False}
+    }
+
+
+def test_sparse_vector_query_with_pruning_sends_the_documented_pruning_config() -> None:
+    # Shape of the Elasticsearch 8.19 / 9.x reference (query-dsl-sparse-vector-query): "prune": true
+    # and a "pruning_config" object with the three documented keys.
+    pruning = bodies.TokenPruning(tokens_freq_ratio_threshold=10, tokens_weight_threshold=0.2)
+    body = bodies.build_query({"wing": 2.0}, 5, field_type="sparse_vector", pruning=pruning)
+    assert body["query"] == {
+        "sparse_vector": {
+            "field": "features",
+            "query_vector": {"wing": 2.0},
+            "prune": True,
+            "pruning_config": {
+                "tokens_freq_ratio_threshold": 10.0,
+                "tokens_weight_threshold": 0.2,
+                "only_score_pruned_tokens": False,
+            },
+        }
+    }
+    assert bodies.TokenPruning().to_body() == {  # Elasticsearch's documented defaults
+        "tokens_freq_ratio_threshold": 5.0,
+        "tokens_weight_threshold": 0.4,
+        "only_score_pruned_tokens": False,
+    }
+    rescore = bodies.TokenPruning(only_score_pruned_tokens=True).to_body()
+    assert rescore["only_score_pruned_tokens"] is True
+    assert json.loads(json.dumps(body)) == body  # plain JSON (floats, bools), nothing client-specific
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        ({"tokens_freq_ratio_threshold": 0.5}, "between 1 and 100"),
+        ({"tokens_freq_ratio_threshold": 101}, "between 1 and 100"),
+        ({"tokens_weight_threshold": -0.1}, "between 0 and 1"),
+        ({"tokens_weight_threshold": 1.5}, "between 0 and 1"),
+        ({"tokens_weight_threshold": math.nan}, "between 0 and 1"),
+    ],
+)
+def test_pruning_thresholds_outside_the_documented_ranges_are_refused(options: dict, fragment: str) -> None:
+    with pytest.raises(UsageError, match=fragment):
+        bodies.TokenPruning(**options)
+
+
+def test_pruning_needs_a_sparse_vector_index() -> None:
+    with pytest.raises(UsageError, match="sparse_vector"):
+        bodies.build_query({"wing": 1.0}, 5, pruning=bodies.TokenPruning())
 
 
 @pytest.mark.parametrize(
@@ -147,6 +199,19 @@ def test_sparse_vector_query_carries_the_same_weights() -> None:
 def test_bad_queries_are_refused(weights: dict, top_k: int, fragment: str) -> None:
     with pytest.raises(UsageError, match=fragment):
         bodies.build_query(weights, top_k)
+
+
+def test_text_query_is_the_engines_bm25_over_title_and_text() -> None:
+    body = bodies.build_text_query("hypersonic flow", 5)
+    assert body["query"] == {"multi_match": {"query": "hypersonic flow", "fields": ["title", "text"]}}
+    assert body["sort"] == bodies.build_query({"a": 1.0}, 5)["sort"] and "highlight" not in body
+    highlighted = bodies.build_text_query("flow", 5, fields=["text"], highlight=True)
+    assert highlighted["highlight"] == {"fields": {"text": {}}}
+    for args, fragment in [(("  ", 5), "empty"), (("x", 0), "top_k")]:
+        with pytest.raises(UsageError, match=fragment):
+            bodies.build_text_query(*args)
+    with pytest.raises(UsageError, match="text fields"):
+        bodies.build_text_query("x", 5, fields=["features"])
 
 
 def test_msearch_pairs_a_header_with_each_body() -> None:
@@ -172,6 +237,8 @@ def test_index_body_records_the_encoder_and_uses_rank_features() -> None:
     assert mappings["dynamic"] == "strict"
     assert mappings["properties"]["features"] == {"type": "rank_features"}
     assert mappings["properties"]["doc_id"] == {"type": "keyword"}
+    # searchable text for the engine's own BM25 / highlighting (never part of our scores)
+    assert mappings["properties"]["title"] == mappings["properties"]["text"] == {"type": "text"}
     entry = mappings["_meta"]["sparsearch"]
     assert (
         entry["encoder"] == FINGERPRINT.to_dict() and entry["state"] == "building" and entry["job"] == {"corpus": "x"}
@@ -216,4 +283,4 @@ def test_docstring_examples_run() -> None:
     import doctest
 
     results = doctest.testmod(bodies)
-    assert results.attempted == 2 and results.failed == 0
+    assert results.attempted == 4 and results.failed == 0

@@ -67,6 +67,27 @@ def test_search_sends_the_shared_query_body(wired) -> None:
     assert "compatible-with=" in request["headers"]["Accept"]
 
 
+def test_sparse_vector_search_turns_pruning_off_unless_asked(wired) -> None:
+    backend, sent = wired
+    backend._meta = {"encoder": FINGERPRINT.to_dict(), "field_type": "sparse_vector"}
+    query = EncodedQuery({"wing": 1.5}, FINGERPRINT)
+    with pytest.raises(_AtTheWire):
+        backend.search(query, top_k=3)
+    assert sent[-1]["body"]["query"]["sparse_vector"]["prune"] is False
+    backend.pruning = bodies.TokenPruning(tokens_weight_threshold=0.3)
+    with pytest.raises(_AtTheWire):
+        backend.search(query, top_k=3)
+    sparse = sent[-1]["body"]["query"]["sparse_vector"]
+    assert sparse["prune"] is True and sparse["pruning_config"]["tokens_weight_threshold"] == 0.3
+
+
+def test_pruning_is_a_connect_option() -> None:
+    pruning = bodies.TokenPruning()
+    backend = ElasticsearchBackend.connect(URL, "cranfield", pruning=pruning)
+    assert backend.pruning is pruning
+    assert ElasticsearchBackend.connect(URL, "cranfield").pruning is None
+
+
 def test_batch_search_sends_one_msearch(wired) -> None:
     backend, sent = wired
     queries = [

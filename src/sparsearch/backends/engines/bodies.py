@@ -27,6 +27,17 @@ prefixed word tokens (``w:run``) and any other unicode pass through unchanged.
 
 **Weights.** Engines only store positive normal float32 weights; :func:`build_document_source`
 rejects zero, negative, non-finite, subnormal and too-large weights with the token named.
+
+**Token pruning (Elasticsearch ``sparse_vector`` only).** Elasticsearch's ``sparse_vector`` query
+can drop "non-significant" query tokens (frequent across the field *and* light compared with the
+query's heaviest token) before scoring. When a query says nothing, Elasticsearch falls back to the
+field's ``index_options``, and ``sparse_vector`` fields created on 8.19+ / 9.1+ prune by default, so
+scores would no longer be the dot product. :func:`build_query` therefore sends ``"prune": false``
+unless a :class:`TokenPruning` is given. Parameters as documented for the ``sparse_vector`` query
+(``prune`` and ``pruning_config``, added in 8.15, generally available from 8.19 / 9.1):
+https://www.elastic.co/guide/en/elasticsearch/reference/8.19/query-dsl-sparse-vector-query.html and
+https://www.elastic.co/docs/reference/query-languages/query-dsl/query-dsl-sparse-vector-query
+(checked against the docs only: no Elasticsearch server ever ran these bodies).
 """
 
 from __future__ import annotations
@@ -34,6 +45,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
@@ -52,6 +64,9 @@ INDEX_FORMAT_VERSION = 1
 """Bumped when the mapping or the meta layout changes incompatibly."""
 
 FIELD_TYPES = ("rank_features", "sparse_vector")
+
+TEXT_FIELDS = ("title", "text")
+"""Document fields indexed as searchable ``text`` for the engine's own queries (BM25, highlighting)."""
 
 STORED_SIGNIFICANT_BITS = 9
 """Significant bits (implicit one included) an engine keeps of a stored weight."""
@@ -206,9 +221,13 @@ def build_meta(
 
 
 def build_mapping(meta: Mapping[str, object], *, field_type: str = "rank_features") -> dict[str, object]:
-    """The index mapping: ``doc_id`` (keyword, the tie-break sort key), stored ``title`` and ``text``
-    (returned by the REST API, not searched) and the features field. ``dynamic: strict`` so a
-    malformed document is rejected instead of widening the mapping."""
+    """The index mapping: ``doc_id`` (keyword, the tie-break sort key), ``title`` and ``text`` (searchable
+    ``text`` fields with the engine's standard analyzer, so its own BM25 ``match`` queries, highlighting
+    and hybrid queries work next to ours; they never take part in sparsearch's scores) and the features
+    field. ``dynamic: strict`` so a malformed document is rejected instead of widening the mapping.
+
+    Indexes built before this mapping mapped ``title``/``text`` with ``"index": false``; they still
+    search and return documents the same way (only the engine's text queries need a rebuild)."""
     if field_type not in FIELD_TYPES:
         raise UsageError(f"unknown field type {field_type!r}: use one of {', '.join(FIELD_TYPES)}")
     return {
@@ -216,8 +235,7 @@ def build_mapping(meta: Mapping[str, object], *, field_type: str = "rank_feature
         "_meta": dict(meta),
         "properties": {
             "doc_id": {"type": "keyword"},
-            "title": {"type": "text", "index": False},
-            "text": {"type": "text", "index": False},
+            **{field: {"type": "text"} for field in TEXT_FIELDS},
             FEATURES_FIELD: {"type": field_type},
         },
     }
@@ -306,6 +324,52 @@ def parse_features(source_features: Mapping[str, float]) -> dict[str, float]:
 
 
 # -- queries ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TokenPruning:
+    """Elasticsearch's ``pruning_config`` of the ``sparse_vector`` query (token pruning turned on).
+
+    A query token is pruned when it is both frequent (its document frequency in the field is more
+    than ``tokens_freq_ratio_threshold`` times the field's average) and light (its weight is below
+    ``tokens_weight_threshold`` times the query's largest weight). Pruned queries are faster but
+    their scores are no longer the exact dot product. The defaults are Elasticsearch's.
+
+    Attributes:
+        tokens_freq_ratio_threshold: between 1 and 100 (Elasticsearch's default 5).
+        tokens_weight_threshold: between 0 and 1 (default 0.4).
+        only_score_pruned_tokens: score with the pruned tokens only, discarding the others (for a
+            rescore query; default ``False``).
+
+    Example:
+        >>> TokenPruning(tokens_weight_threshold=0.2).to_body()
+        {'tokens_freq_ratio_threshold': 5.0, 'tokens_weight_threshold': 0.2, 'only_score_pruned_tokens': False}
+
+    Raises:
+        UsageError: a threshold outside its range.
+    """
+
+    tokens_freq_ratio_threshold: float = 5.0
+    tokens_weight_threshold: float = 0.4
+    only_score_pruned_tokens: bool = False
+
+    def __post_init__(self) -> None:
+        ratio, weight = float(self.tokens_freq_ratio_threshold), float(self.tokens_weight_threshold)
+        if not 1 <= ratio <= 100:
+            raise UsageError(f"tokens_freq_ratio_threshold must be between 1 and 100 (got {ratio!r})")
+        if not 0 <= weight <= 1:
+            raise UsageError(f"tokens_weight_threshold must be between 0 and 1 (got {weight!r})")
+        object.__setattr__(self, "tokens_freq_ratio_threshold", ratio)
+        object.__setattr__(self, "tokens_weight_threshold", weight)
+        object.__setattr__(self, "only_score_pruned_tokens", bool(self.only_score_pruned_tokens))
+
+    def to_body(self) -> dict[str, object]:
+        """The ``pruning_config`` object of the ``sparse_vector`` query."""
+        return {
+            "tokens_freq_ratio_threshold": self.tokens_freq_ratio_threshold,
+            "tokens_weight_threshold": self.tokens_weight_threshold,
+            "only_score_pruned_tokens": self.only_score_pruned_tokens,
+        }
+
+
 def query_clauses(weights: Mapping[str, float]) -> list[tuple[str, float]]:
     """``(escaped feature, weight)`` pairs of a query, sorted by token; zero weights are dropped.
 
@@ -325,8 +389,14 @@ def query_clauses(weights: Mapping[str, float]) -> list[tuple[str, float]]:
     return clauses
 
 
-def build_query(weights: Mapping[str, float], top_k: int, *, field_type: str = "rank_features") -> dict[str, object]:
-    """A search body whose scores are ``sum of q_weight x stored d_weight``.
+def build_query(
+    weights: Mapping[str, float],
+    top_k: int,
+    *,
+    field_type: str = "rank_features",
+    pruning: TokenPruning | None = None,
+) -> dict[str, object]:
+    """A search body whose scores are ``sum of q_weight x stored d_weight`` (unless ``pruning`` is set).
 
     Hits are sorted by score descending, then ``doc_id`` ascending (the embedded engine's order);
     ``_source`` is not returned (fetch documents with ``mget``).
@@ -335,16 +405,25 @@ def build_query(weights: Mapping[str, float], top_k: int, *, field_type: str = "
         weights: query ``token -> weight`` (non-empty after dropping zeros; weights >= 0).
         top_k: number of hits (at most the engine's ``index.max_result_window``, 10,000 by default).
         field_type: ``rank_features`` (bool of linear ``rank_feature`` queries) or ``sparse_vector``
-            (Elasticsearch 8.15+ ``sparse_vector`` query, the same dot product).
+            (Elasticsearch 8.15+ ``sparse_vector`` query, the same dot product: sent with
+            ``"prune": false`` so a field's default pruning never applies).
+        pruning: ``sparse_vector`` only: turn Elasticsearch's token pruning on with this
+            ``pruning_config`` (faster, approximate scores).
 
     Raises:
-        UsageError: empty query, ``top_k < 1``, or a negative weight.
+        UsageError: empty query, ``top_k < 1``, a negative weight, or ``pruning`` with ``rank_features``.
     """
     if top_k < 1:
         raise UsageError(f"top_k must be at least 1 (got {top_k})")
     clauses = query_clauses(weights)
     if not clauses:
         raise UsageError("the query has no token with a positive weight")
+    if pruning is not None and field_type != "sparse_vector":
+        raise UsageError(
+            f"token pruning is an option of Elasticsearch's sparse_vector query; this index has field type "
+            f"{field_type!r}: rebuild it with --field-type sparse_vector (Elasticsearch 8.15+) or search "
+            "without pruning"
+        )
     if field_type == "rank_features":
         query: dict[str, object] = {
             "bool": {
@@ -355,7 +434,12 @@ def build_query(weights: Mapping[str, float], top_k: int, *, field_type: str = "
             }
         }
     elif field_type == "sparse_vector":
-        query = {"sparse_vector": {"field": FEATURES_FIELD, "query_vector": dict(clauses)}}
+        # "prune" always explicit: see "Token pruning" in the module docstring
+        sparse: dict[str, object] = {"field": FEATURES_FIELD, "query_vector": dict(clauses)}
+        sparse["prune"] = pruning is not None
+        if pruning is not None:
+            sparse["pruning_config"] = pruning.to_body()
+        query = {"sparse_vector": sparse}
     else:
         raise UsageError(f"unknown field type {field_type!r}: use one of {', '.join(FIELD_TYPES)}")
     return {
@@ -365,6 +449,41 @@ def build_query(weights: Mapping[str, float], top_k: int, *, field_type: str = "
         "_source": False,
         "track_total_hits": False,
     }
+
+
+def build_text_query(
+    text: str, top_k: int, *, fields: Sequence[str] = TEXT_FIELDS, highlight: bool = False
+) -> dict[str, object]:
+    """A search body for the engine's own BM25 over ``title`` and ``text`` (a ``multi_match``).
+
+    Not sparsearch's scoring contract: this is the engine's analyzer and BM25, useful next to our
+    sparse scores (a baseline, a hybrid query, highlighted snippets). Same sort and tie-break as
+    :func:`build_query`. With ``highlight``, each hit carries ``highlight: {field: [fragments]}``
+    (the engine's default ``<em>`` tags).
+
+    Example:
+        >>> build_text_query("hypersonic flow", 3, highlight=True)["highlight"]
+        {'fields': {'title': {}, 'text': {}}}
+
+    Raises:
+        UsageError: empty text, no field, or ``top_k < 1``.
+    """
+    if top_k < 1:
+        raise UsageError(f"top_k must be at least 1 (got {top_k})")
+    if not text.strip():
+        raise UsageError("the text query is empty")
+    if not fields or set(fields) - set(TEXT_FIELDS):
+        raise UsageError(f"text fields must be among {', '.join(TEXT_FIELDS)} (got {list(fields)!r})")
+    body: dict[str, object] = {
+        "size": top_k,
+        "query": {"multi_match": {"query": text, "fields": list(fields)}},
+        "sort": [{"_score": {"order": "desc"}}, {"doc_id": {"order": "asc"}}],
+        "_source": False,
+        "track_total_hits": False,
+    }
+    if highlight:
+        body["highlight"] = {"fields": {field: {} for field in fields}}
+    return body
 
 
 def build_msearch(index: str, bodies: Sequence[Mapping[str, object]]) -> list[dict[str, object]]:

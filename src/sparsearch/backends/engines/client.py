@@ -96,16 +96,21 @@ class SearchEngineBackend:
         client: the official client of the engine.
         index: alias name (validated with :func:`engine_bodies.check_index_name`).
         url: the engine URL without credentials, for messages.
+        pruning: Elasticsearch ``sparse_vector`` indexes only: query with token pruning on and this
+            config (approximate scores). ``None`` (the default) sends ``"prune": false``: exact scores.
     """
 
     name: ClassVar[str] = "engine"
     product: ClassVar[str] = "engine"
     client_module: ClassVar[str] = ""
 
-    def __init__(self, client: Any, index: str, *, url: str = DEFAULT_URL) -> None:
+    def __init__(
+        self, client: Any, index: str, *, url: str = DEFAULT_URL, pruning: bodies.TokenPruning | None = None
+    ) -> None:
         self.client = client
         self.index = bodies.check_index_name(index)
         self.url = url
+        self.pruning = pruning
         self._meta: dict[str, Any] | None = None
         self._meta_index: str | None = None
         self._server_info: dict[str, Any] | None = None
@@ -159,17 +164,24 @@ class SearchEngineBackend:
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
-    def connect(cls, url: str | None, index: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> SearchEngineBackend:
+    def connect(
+        cls,
+        url: str | None,
+        index: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        pruning: bodies.TokenPruning | None = None,
+    ) -> SearchEngineBackend:
         """Build the client for ``url`` (credentials may be in the URL: ``https://user:pass@host:9200``).
 
-        Nothing is sent until the first call.
+        Nothing is sent until the first call. ``pruning``: see the class docstring.
 
         Raises:
             MissingExtraError: the engine's client package is not installed.
             UsageError: bad URL or index name.
         """
         clean, auth = split_credentials(url or DEFAULT_URL)
-        return cls(cls.make_client(clean, auth, timeout), index, url=clean)
+        return cls(cls.make_client(clean, auth, timeout), index, url=clean, pruning=pruning)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -432,7 +444,7 @@ class SearchEngineBackend:
             raise UsageError(f"top_k must be at least 1 (got {top_k})")
         if not bodies.query_clauses(query.weights):
             return None
-        return bodies.build_query(query.weights, top_k, field_type=self.field_type)
+        return bodies.build_query(query.weights, top_k, field_type=self.field_type, pruning=self.pruning)
 
     def search(self, query: EncodedQuery, top_k: int = 10) -> list[Hit]:
         """Top-``top_k`` by the dot product of stored (9-significant-bit) weights; see :mod:`engine_bodies`."""
