@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -65,8 +67,36 @@ def open_engine(kind: str, *, alias: str, url: str | None = None) -> SearchEngin
     if kind == "elasticsearch":
         from sparsearch.backends.engines.elasticsearch import ElasticsearchBackend
 
-        return ElasticsearchBackend.connect(url, alias)
+        return ElasticsearchBackend.connect(url, alias, pruning=token_pruning_from_env())
     raise UsageError(f"{kind!r} is not an engine backend: use opensearch or elasticsearch")
+
+
+TOKEN_PRUNING_ENV = "SPARSEARCH_ES_TOKEN_PRUNING"
+
+
+def token_pruning_from_env(environ: Mapping[str, str] = os.environ):  # noqa: ANN201 - TokenPruning | None
+    """Elasticsearch token pruning as ``SPARSEARCH_ES_TOKEN_PRUNING`` asks: unset, empty or ``off``:
+    none (exact scores, the default); ``on``: Elasticsearch's default thresholds; ``RATIO,WEIGHT``
+    (e.g. ``5,0.4``): those ``tokens_freq_ratio_threshold`` and ``tokens_weight_threshold``.
+
+    Raises:
+        UsageError: any other value, or thresholds out of range.
+    """
+    from sparsearch.backends.engines.bodies import TokenPruning
+
+    value = environ.get(TOKEN_PRUNING_ENV, "").strip().lower()
+    if value in ("", "off", "false", "0"):
+        return None
+    if value in ("on", "true", "1"):
+        return TokenPruning()
+    ratio, comma, weight = value.partition(",")
+    try:
+        return TokenPruning(tokens_freq_ratio_threshold=float(ratio), tokens_weight_threshold=float(weight))
+    except ValueError:
+        raise UsageError(
+            f"{TOKEN_PRUNING_ENV}={value!r}: use off, on, or RATIO,WEIGHT (e.g. 5,0.4: prune tokens more than 5x "
+            "as frequent as average and lighter than 0.4x the query's largest weight)"
+        ) from None
 
 
 def load_backend_encoder(backend: SearchBackend, model: str | Path | None = None):  # noqa: ANN201 - an Encoder

@@ -284,3 +284,17 @@ def test_docstring_examples_run() -> None:
 
     results = doctest.testmod(bodies)
     assert results.attempted == 4 and results.failed == 0
+
+
+def test_token_pruning_from_the_environment() -> None:
+    from sparsearch.backends.engines.bodies import TokenPruning
+    from sparsearch.backends.factory import TOKEN_PRUNING_ENV, token_pruning_from_env
+    from sparsearch.errors import UsageError
+
+    assert token_pruning_from_env({}) is None
+    assert token_pruning_from_env({TOKEN_PRUNING_ENV: "off"}) is None
+    assert token_pruning_from_env({TOKEN_PRUNING_ENV: "on"}) == TokenPruning()
+    assert token_pruning_from_env({TOKEN_PRUNING_ENV: "8, 0.2"}) == TokenPruning(8, 0.2)
+    for bad in ("yes please", "5", "500,0.4"):
+        with pytest.raises(UsageError, match="SPARSEARCH_ES_TOKEN_PRUNING|between"):
+            token_pruning_from_env({TOKEN_PRUNING_ENV: bad})
