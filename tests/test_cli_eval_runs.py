@@ -281,3 +281,41 @@ def test_eval_help_names_the_default_metrics() -> None:
     from sparsearch.eval.metrics import DEFAULT_METRICS
 
     assert DEFAULT_METRICS_TEXT == " ".join(DEFAULT_METRICS)
+
+
+def test_search_topics_on_an_engine_goes_through_batch_search(
+    tiny_data: Path, tiny_bm25_index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--backend opensearch` opens the alias through open_engine and searches the topics in batches
+    (an engine stand-in over the embedded index: the real engine runs in tests/backends/engines)."""
+    import sparsearch.backends.factory
+    from sparsearch.backends.embedded.index import EmbeddedIndex
+
+    opened: list[tuple[str, str, str | None]] = []
+    batches: list[int] = []
+
+    class EngineStandIn:
+        def __init__(self, inner: EmbeddedIndex) -> None:
+            self.inner = inner
+
+        def __getattr__(self, name: str):  # noqa: ANN204 - delegate to the embedded index
+            return getattr(self.inner, name)
+
+        def search_batch(self, queries, top_k):  # noqa: ANN001, ANN202
+            batches.append(len(queries))
+            return self.inner.search_batch(queries, top_k)
+
+    def open_engine(kind: str, *, alias: str, url: str | None = None) -> EngineStandIn:
+        opened.append((kind, alias, url))
+        return EngineStandIn(EmbeddedIndex.open(tiny_bm25_index))
+
+    monkeypatch.setattr(sparsearch.backends.factory, "open_engine", open_engine)
+    run = tmp_path / "engine.trec"
+    result = invoke(
+        "search", "--index", "tiny-alias", "--backend", "opensearch", "--url", "http://engine:9200",
+        "--topics", tiny_data, "--run", run, "--batch-size", "2", "--hits", "5",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert opened == [("opensearch", "tiny-alias", "http://engine:9200")]
+    assert batches == [2, 2, 1]  # 5 topics in batches of 2
+    assert {line.split()[0] for line in run.read_text().splitlines()} == {"q1", "q2", "q3", "q4"}
