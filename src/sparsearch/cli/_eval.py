@@ -39,8 +39,9 @@ IGNORE_IDENTICAL_IDS_HELP = (
 )
 
 
-@app.command("eval")
+@app.command("eval", context_settings={"allow_extra_args": True})  # names after --metrics, unquoted
 def evaluate(
+    ctx: typer.Context,
     data: Annotated[
         Path | None,
         typer.Option("--data", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv (searches an index)."),
@@ -81,12 +82,12 @@ def evaluate(
         typer.Option(
             "--metrics",
             "-m",
+            metavar="<names>",
             help="Metrics by their ir_measures or trec_eval names, space- or comma-separated or repeated: "
             "--metrics 'nDCG@10 R@100 RR@10 AP P@10', -m ndcg_cut.10 -m recall.100 -m map "
             f"(default: {DEFAULT_METRICS_TEXT}).",
         ),
     ] = None,
-    more_metrics: Annotated[list[str] | None, typer.Argument(hidden=True)] = None,
     per_query: Annotated[
         Path | None,
         typer.Option(
@@ -107,6 +108,7 @@ def evaluate(
     with user_errors():
         from sparsearch.eval.metrics import DEFAULT_METRICS, parse_metrics
 
+        more_metrics = list(ctx.args)  # `--metrics nDCG@10 R@100`: click leaves R@100 over
         if more_metrics and not metrics:
             raise UsageError(f"unexpected argument {more_metrics[0]!r}: metric names go after --metrics")
         names = [
