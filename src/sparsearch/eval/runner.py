@@ -129,14 +129,16 @@ def evaluate(
             :data:`~sparsearch.eval.metrics.DEFAULT_METRICS`.
         ignore_identical_ids: drop hits whose doc id is the query id (BEIR's rule,
             :func:`~sparsearch.eval.metrics.drop_identical_ids`); each query then searches one hit
-            deeper, so ``depth`` hits remain, as BEIR does.
+            deeper (at most 10,000), so ``depth`` hits remain, as BEIR does.
         check: called with the run before it is scored (e.g. to refuse a run that shares no id with
             the qrels).
 
     Returns:
         The report and the scored run (without identical ids when they are ignored).
     """
-    search_depth = depth + 1 if ignore_identical_ids else depth
+    # one hit deeper so that `depth` remain after the drop, as BEIR does; never past 10,000 (the
+    # engines' default index.max_result_window)
+    search_depth = min(depth + 1, 10_000) if ignore_identical_ids else depth
     first_ms = first_query_ms(backend, encoder, topics.queries, search_depth, clock=clock)
     costs: list[int] = []
     run, encode_ms, search_ms = run_queries(
