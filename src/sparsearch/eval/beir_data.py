@@ -119,3 +119,107 @@ def load_beir_topics(data_dir: str | Path, split: str = "test") -> BeirTopics:
         if query_id not in texts:
             raise CorpusFormatError(qrels_file, f"judges query {query_id!r} which {QUERIES_FILE} lacks", line_no)
     return BeirTopics(queries={query_id: texts[query_id] for query_id in qrels}, qrels=qrels)
+
+
+def read_trec_qrels(path: Path) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+    """Judgements of a TREC qrels file (``qid iteration docid grade``, whitespace-separated), as
+    :func:`read_qrels` returns them. A repeated ``(query, document)`` pair keeps its last grade.
+
+    Raises:
+        CorpusFormatError: a line without 4 fields or a grade that is not an integer.
+    """
+    qrels: dict[str, dict[str, int]] = {}
+    first_line: dict[str, int] = {}
+    for line_no, text in _lines(path):
+        fields = text.split()
+        if len(fields) != 4:
+            raise CorpusFormatError(
+                path, f"expected 4 fields (query-id iteration doc-id grade) in TREC qrels, got {len(fields)}", line_no
+            )
+        query_id, _, doc_id, grade = fields
+        try:
+            qrels.setdefault(query_id, {})[doc_id] = int(grade)
+        except ValueError:
+            raise CorpusFormatError(path, f"grade {grade!r} is not an integer", line_no) from None
+        first_line.setdefault(query_id, line_no)
+    return qrels, first_line
+
+
+def resolve_qrels_path(path: str | Path, split: str = "test") -> Path:
+    """``path`` itself, or ``path/qrels/<split>.tsv`` when ``path`` is a BEIR folder.
+
+    Raises:
+        CorpusFormatError: nothing readable there.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "qrels" / f"{split}.tsv"
+    if not path.is_file():
+        raise CorpusFormatError(path, "qrels file not found")
+    return path
+
+
+def load_qrels(path: str | Path, split: str = "test") -> dict[str, dict[str, int]]:
+    """Judgements of a qrels file in either format, detected from its first line: BEIR's
+    ``query-id<TAB>corpus-id<TAB>score`` (header optional) or TREC's ``qid iteration docid grade``.
+
+    Args:
+        path: the qrels file, or a BEIR folder (its ``qrels/<split>.tsv``).
+        split: the split read from a BEIR folder.
+
+    Returns:
+        ``query_id -> {doc_id: grade}``, queries in file order.
+
+    Raises:
+        CorpusFormatError: missing file, no judgement, or a malformed line (file and line named).
+    """
+    path = resolve_qrels_path(path, split)
+    lines = _lines(path)
+    if not lines:
+        raise CorpusFormatError(path, "holds no judgements")
+    first = lines[0][1]
+    if len(first.split("\t")) == 3:
+        qrels, _ = read_qrels(path)
+    elif len(first.split()) == 4:
+        qrels, _ = read_trec_qrels(path)
+    else:
+        raise CorpusFormatError(
+            path,
+            "neither BEIR qrels (query-id<TAB>corpus-id<TAB>score) nor TREC qrels (qid iteration docid grade)",
+            lines[0][0],
+        )
+    if not qrels:
+        raise CorpusFormatError(path, "holds no judgements")
+    return qrels
+
+
+def read_topics(path: str | Path) -> dict[str, str]:
+    """``query_id -> text`` of a topics file: BEIR's ``queries.jsonl`` (a ``.jsonl`` file, or a BEIR
+    folder holding one) or pyserini's TSV topics (``qid<TAB>text`` a line).
+
+    Raises:
+        CorpusFormatError: missing file, no topic, malformed line or duplicate id (file and line named).
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / QUERIES_FILE
+    if not path.is_file():
+        raise CorpusFormatError(path, "topics file not found")
+    lines = _lines(path)
+    if path.suffix == ".jsonl" or (lines and lines[0][1].lstrip().startswith("{")):
+        topics = read_queries(path)
+    else:
+        topics = {}
+        first_line: dict[str, int] = {}
+        for line_no, text in lines:
+            query_id, tab, query = text.partition("\t")
+            query_id = query_id.strip()
+            if not tab or not query_id:
+                raise CorpusFormatError(path, "expected qid<TAB>text (pyserini's TSV topics)", line_no)
+            first = first_line.setdefault(query_id, line_no)
+            if first != line_no:
+                raise CorpusFormatError(path, f"duplicate query id {query_id!r} (first on line {first})", line_no)
+            topics[query_id] = query
+    if not topics:
+        raise CorpusFormatError(path, "holds no topics")
+    return topics

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from sparsearch.backends.base import SearchBackend
 from sparsearch.eval.beir_data import BeirTopics
-from sparsearch.eval.metrics import Run, aggregate_metrics
+from sparsearch.eval.metrics import Measure, Run, aggregate_metrics, drop_identical_ids, truncate_run
 from sparsearch.types import Encoder
 
 
@@ -37,6 +37,7 @@ class EvalReport:
     index: dict[str, float]
     postings_touched_per_query: float | None = None
     first_query_ms: float | None = None
+    ignore_identical_ids: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -112,17 +113,41 @@ def evaluate(
     model: str,
     index_stats: dict[str, float],
     depth: int = 1000,
+    metrics: Sequence[str | Measure] | None = None,
+    ignore_identical_ids: bool = False,
     on_progress: Callable[[int], None] | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    check: Callable[[Run], None] | None = None,
 ) -> tuple[EvalReport, Run]:
     """Run every judged query through ``backend`` and score the run against the qrels.
 
     A first query runs once before the timed run (:func:`first_query_ms`), so the latency figures
     are warm; its own time is reported apart as ``first_query_ms``. ``clock`` (seconds) is for tests.
+
+    Args:
+        metrics: metric names (:func:`~sparsearch.eval.metrics.parse_metric`); default
+            :data:`~sparsearch.eval.metrics.DEFAULT_METRICS`.
+        ignore_identical_ids: drop hits whose doc id is the query id (BEIR's rule,
+            :func:`~sparsearch.eval.metrics.drop_identical_ids`); each query then searches one hit
+            deeper (at most 10,000), so ``depth`` hits remain, as BEIR does.
+        check: called with the run before it is scored (e.g. to refuse a run that shares no id with
+            the qrels).
+
+    Returns:
+        The report and the scored run (without identical ids when they are ignored).
     """
-    first_ms = first_query_ms(backend, encoder, topics.queries, depth, clock=clock)
+    # one hit deeper so that `depth` remain after the drop, as BEIR does; never past 10,000 (the
+    # engines' default index.max_result_window)
+    search_depth = min(depth + 1, 10_000) if ignore_identical_ids else depth
+    first_ms = first_query_ms(backend, encoder, topics.queries, search_depth, clock=clock)
     costs: list[int] = []
-    run, encode_ms, search_ms = run_queries(backend, encoder, topics.queries, depth, on_progress, costs, clock=clock)
+    run, encode_ms, search_ms = run_queries(
+        backend, encoder, topics.queries, search_depth, on_progress, costs, clock=clock
+    )
+    if ignore_identical_ids:
+        run = truncate_run(drop_identical_ids(run), depth)
+    if check is not None:
+        check(run)
     touched = float(np.mean(costs)) if costs else None
 
     def pct(values: list[float], q: float) -> float:
@@ -135,7 +160,7 @@ def evaluate(
         docs=backend.count(),
         queries=len(topics.queries),
         depth=depth,
-        metrics=aggregate_metrics(topics.qrels, run),
+        metrics=aggregate_metrics(topics.qrels, run, metrics),
         latency_ms={
             "query_encode_p50": pct(encode_ms, 50),
             "search_p50": pct(search_ms, 50),
@@ -146,5 +171,6 @@ def evaluate(
         index=index_stats,
         postings_touched_per_query=touched,
         first_query_ms=first_ms,
+        ignore_identical_ids=ignore_identical_ids,
     )
     return report, run
