@@ -243,6 +243,8 @@ class NeuralSparseEncoder(BatchEncoder):
         self._fingerprint: EncoderFingerprint | None = None
         self.loaded_from: Path | None = None
         """The saved model directory this encoder was loaded from (``None``: built in memory)."""
+        self.source_layout: str | None = None
+        """How a ``--model`` directory made elsewhere was read, in words (``None``: built-in or saved)."""
         if idf is not None:
             self._check_idf(idf)
 
@@ -275,6 +277,11 @@ class NeuralSparseEncoder(BatchEncoder):
     def set_idf(self, idf: IdfTable) -> None:
         self._check_idf(idf)
         self.idf = idf
+        self._fingerprint = None
+
+    def clear_idf(self) -> None:
+        """Forget the query weights (shipped or fitted), so the next indexing job fits them on its corpus."""
+        self.idf = None
         self._fingerprint = None
 
     def _require_idf(self) -> IdfTable:

@@ -447,10 +447,10 @@ class SpladeEncoder(NeuralSparseEncoder):
         self._save_common(directory, extra)
 
 
-def load_huggingface_checkpoint(path: str | Path) -> NeuralSparseEncoder:
+def load_huggingface_checkpoint(path: str | Path, kind: Kind = "inference-free") -> NeuralSparseEncoder:
     """An encoder over a plain Hugging Face checkpoint directory, chosen by its architecture.
 
-    ``*ForMaskedLM`` -> inference-free :class:`SpladeEncoder`; ``*ForCausalLM`` -> echo
+    ``*ForMaskedLM`` -> :class:`SpladeEncoder` of ``kind``; ``*ForCausalLM`` -> echo
     :class:`~sparsearch.encoders.llm_splade.EchoSpladeEncoder`. Both need an IDF table, fitted on the
     corpus when indexing.
 
@@ -465,7 +465,7 @@ def load_huggingface_checkpoint(path: str | Path) -> NeuralSparseEncoder:
     except (OSError, ValueError) as error:
         raise ModelNotFoundError(f"{path / 'config.json'}: unreadable ({error})") from error
     if any(str(a).endswith("ForMaskedLM") for a in architectures):
-        return SpladeEncoder.from_mlm(path, kind="inference-free")
+        return SpladeEncoder.from_mlm(path, kind=kind)
     if any(str(a).endswith("ForCausalLM") for a in architectures):
         from sparsearch.encoders.llm_splade import EchoSpladeEncoder
 
