@@ -205,7 +205,7 @@ def test_plain_masked_lm_kind_is_an_explicit_choice(layouts: dict[str, Path]) ->
     default = load_encoder(path)
     assert default.kind == "inference-free" and not default.is_fitted
     siamese = load_encoder(path, kind="siamese")
-    assert siamese.kind == "siamese" and "served as siamese" in (siamese.source_layout or "")
+    assert siamese.kind == "siamese" and (siamese.source_layout or "").startswith("siamese SPLADE")
     assert siamese.encode_query(QUERIES[0]).weights
     with pytest.raises(UsageError, match="contradicts"):
         load_encoder(layouts["st-siamese"], kind="inference-free")
@@ -213,3 +213,18 @@ def test_plain_masked_lm_kind_is_an_explicit_choice(layouts: dict[str, Path]) ->
         load_encoder(path, kind="dense")
     with pytest.raises(UsageError, match="built-in"):
         load_encoder("bm25", kind="siamese")
+
+
+# -- the CLI says which kind it used --------------------------------------------------------------------
+def test_cli_index_reports_the_kind(layouts: dict[str, Path], tiny_data: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from sparsearch.cli import app
+
+    runner = CliRunner()
+    args = ["index", "--data", str(tiny_data), "--model", str(layouts["masked-lm"])]
+    result = runner.invoke(app, [*args, "--index", str(tmp_path / "a"), "--model-kind", "siamese"])
+    assert result.exit_code == 0, result.output
+    assert "siamese SPLADE" in result.output and "inference-free" not in result.output
+    result = runner.invoke(app, [*args, "--index", str(tmp_path / "b"), "--model-kind", "dense"])
+    assert result.exit_code != 0 and "unknown model kind" in result.output

@@ -95,7 +95,7 @@ def load_external(layout: Layout, kind: Kind) -> SpladeEncoder:
         kind: the kind to serve a plain ``masked-lm`` folder as (other layouts have their own).
 
     Returns:
-        The encoder, with ``source_layout`` set to ``layout.reason``. Inference-free layouts with
+        The encoder, with ``source_layout`` = its kind and ``layout.reason``. Inference-free layouts with
         shipped weights come fitted; a plain masked LM fits IDF on the corpus it indexes.
     """
     assert layout.document_dir is not None
@@ -116,5 +116,5 @@ def load_external(layout: Layout, kind: Kind) -> SpladeEncoder:
         encoder = SpladeEncoder.from_mlm(layout.path, kind=kind, name=name, options=options)
     else:
         raise UsageError(f"{layout.path}: layout {layout.name} is not loaded here")
-    encoder.source_layout = f"{layout.reason}; served as {encoder.kind} SPLADE"
+    encoder.source_layout = f"{encoder.kind} SPLADE ({layout.reason})"
     return encoder
