@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -228,3 +229,57 @@ def test_cli_index_reports_the_kind(layouts: dict[str, Path], tiny_data: Path, t
     assert "siamese SPLADE" in result.output and "inference-free" not in result.output
     result = runner.invoke(app, [*args, "--index", str(tmp_path / "b"), "--model-kind", "dense"])
     assert result.exit_code != 0 and "unknown model kind" in result.output
+
+
+# -- where the folder comes from: the Hugging Face cache, a pip package --------------------------------
+def populate_hub_cache(cache: Path, repo_id: str, model: Path, revision: str = "0123456789abcdef") -> Path:
+    """The layout huggingface_hub writes: blobs/, snapshots/<rev>/ of symlinks to them, refs/main."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    snapshot = repo / "snapshots" / revision
+    (repo / "blobs").mkdir(parents=True)
+    for number, file in enumerate(sorted(f for f in model.rglob("*") if f.is_file())):
+        blob = repo / "blobs" / f"{number:040x}"
+        blob.write_bytes(file.read_bytes())
+        link = snapshot / file.relative_to(model)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(blob)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+    return snapshot
+
+
+def test_hub_ids_resolve_through_the_local_cache_only(
+    layouts: dict[str, Path], tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "hub"
+    populate_hub_cache(cache, "acme/tiny-splade", layouts["st-siamese"])
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    encoder = load_encoder("acme/tiny-splade")
+    assert encoder.kind == "siamese"
+    expected = dict(encoder.encode_query(QUERIES[0]).weights)
+    build_embedded_index(tiny_data, tmp_path / "index", encoder)
+    shutil.rmtree(cache)  # the index carries the weights, not links into the cache
+    with Searcher.open(tmp_path / "index") as searcher:
+        assert dict(searcher.encoder.encode_query(QUERIES[0]).weights) == pytest.approx(expected)
+    with pytest.raises(ModelNotFoundError, match="hf download acme/absent"):
+        load_encoder("acme/absent")
+
+
+def test_a_folder_inside_a_pip_package(
+    layouts: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    site = tmp_path / "site"
+    shutil.copytree(layouts["opensearch-doc-only"], site / "acme_models" / "model")
+    info = site / "acme_models-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-models\nVersion: 1.0\n")
+    monkeypatch.syspath_prepend(str(site))
+    encoder = load_encoder("pkg:acme-models/acme_models/model")
+    assert encoder.kind == "inference-free" and encoder.is_fitted
+    with pytest.raises(ModelNotFoundError, match="has no folder"):
+        load_encoder("pkg:acme-models/acme_models/absent")
+    with pytest.raises(ModelNotFoundError, match="not installed"):
+        load_encoder("pkg:no-such-distribution/model")

@@ -175,6 +175,7 @@ def link_or_copy_tree(source: Path, target: Path) -> None:
     modified in place, so a link is as good as a copy and costs nothing)."""
 
     def link_or_copy(src: str, dst: str) -> None:
+        src = os.path.realpath(src)  # a Hugging Face cache snapshot holds symlinks to blobs: link the file
         try:
             os.link(src, dst)
         except OSError:

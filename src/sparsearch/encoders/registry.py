@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sparsearch.encoders.bm25 import BM25Encoder, bm25_wordpiece, bm25_words
 from sparsearch.encoders.layouts import Layout, detect_layout
+from sparsearch.encoders.sources import resolve_model_source
 from sparsearch.errors import ModelNotFoundError, UsageError
 from sparsearch.types import Encoder
 
@@ -142,8 +143,9 @@ def load_encoder(spec: str | Path | None = None, *, kind: str | None = None, ref
     """An encoder for ``spec``: a built-in model name, a model directory, or ``None`` (default).
 
     Args:
-        spec: a built-in name (:data:`BUILTIN_MODELS`) or a model directory of any layout
-            :func:`~sparsearch.encoders.layouts.detect_layout` knows.
+        spec: a built-in name (:data:`BUILTIN_MODELS`), or a model directory of any layout
+            :func:`~sparsearch.encoders.layouts.detect_layout` knows, given as a path, a Hugging Face
+            id in the local cache or ``pkg:DIST/PATH`` (:mod:`sparsearch.encoders.sources`).
         kind: ``"inference-free"`` or ``"siamese"``, for a plain ``*ForMaskedLM`` directory (``None``:
             inference-free). Other layouts say their kind themselves; a different ``kind`` is refused.
         refit_idf: drop the query weights a model ships with (a Router's ``SparseStaticEmbedding``,
@@ -161,10 +163,11 @@ def load_encoder(spec: str | Path | None = None, *, kind: str | None = None, ref
         if kind is not None or refit_idf:
             raise UsageError(f"--model-kind and --refit-idf apply to model directories, not to the built-in {spec!r}")
         return BUILTIN_MODELS[spec].load()
-    path = Path(spec)
-    if not path.is_dir():
+    path = resolve_model_source(spec)
+    if path is None:
         raise ModelNotFoundError(
-            f"unknown model {str(spec)!r}: use one of {', '.join(sorted(BUILTIN_MODELS))} or a model directory"
+            f"unknown model {str(spec)!r}: use one of {', '.join(sorted(BUILTIN_MODELS))}, a model directory, "
+            "a Hugging Face id in the local cache (ORG/NAME) or pkg:DISTRIBUTION/PATH"
         )
     layout = detect_layout(path)
     encoder = _load_layout(layout, kind)
