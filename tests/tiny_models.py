@@ -91,3 +91,48 @@ def tiny_mlm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_llm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny Llama causal-LM checkpoint directory."""
     return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama") / "tiny-llama")
+
+
+# -- the same tiny BERT in the layouts other tools save (tests/encoders/test_layouts.py) ---------------
+def build_st_siamese(path: Path, mlm_dir: Path, pooling_strategy: str = "max") -> Path:
+    """A sentence-transformers siamese SPLADE folder (masked LM + SpladePooling), saved by ``.save()``."""
+    from sentence_transformers import SparseEncoder
+    from sentence_transformers.sparse_encoder.modules import SpladePooling, Transformer
+
+    transformer = Transformer(str(mlm_dir), transformer_task="fill-mask")
+    SparseEncoder(modules=[transformer, SpladePooling(pooling_strategy)]).save(str(path))
+    return path
+
+
+def build_st_router(path: Path, mlm_dir: Path, seed: int = 0, query_model: bool = False) -> Path:
+    """A sentence-transformers inference-free Router: SparseStaticEmbedding queries with random
+    weights (a quarter of them 0), masked LM + SpladePooling documents. ``query_model``: a masked LM
+    on the query route too (a layout sparsearch refuses)."""
+    import torch
+    from sentence_transformers import SparseEncoder
+    from sentence_transformers.sparse_encoder.modules import Router, SparseStaticEmbedding, SpladePooling, Transformer
+
+    document = Transformer(str(mlm_dir), transformer_task="fill-mask")
+    generator = torch.Generator().manual_seed(seed)
+    weight = torch.rand(len(document.tokenizer), generator=generator) * 3
+    weight[torch.rand(len(document.tokenizer), generator=generator) < 0.25] = 0.0
+    if query_model:
+        query: list = [Transformer(str(mlm_dir), transformer_task="fill-mask"), SpladePooling("max")]
+    else:
+        query = [SparseStaticEmbedding(tokenizer=document.tokenizer, weight=weight, frozen=True)]
+    router = Router.for_query_document(query_modules=query, document_modules=[document, SpladePooling("max")])
+    SparseEncoder(modules=[router]).save(str(path))
+    return path
+
+
+def build_opensearch_doc_only(path: Path, seed: int = 0) -> Path:
+    """A tiny BERT MLM saved with ``save_pretrained`` plus an OpenSearch ``idf.json`` (``{token: weight}``)
+    covering the vocabulary except a few tokens."""
+    import random
+
+    build_tiny_bert(path, seed=seed)
+    vocab = json.loads((path / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"]
+    rng = random.Random(seed)
+    idf = {token: round(rng.uniform(0.1, 5.0), 4) for token in sorted(vocab) if rng.random() > 0.1}
+    (path / "idf.json").write_text(json.dumps(idf), encoding="utf-8")
+    return path

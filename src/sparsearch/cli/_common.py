@@ -205,8 +205,40 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} GB"
 
 
+ModelKindOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model-kind",
+        help="For a plain Hugging Face *ForMaskedLM directory: inference-free (default; queries are IDF-weighted "
+        "tokens) or siamese (queries run the model). Other layouts say their kind in their files.",
+    ),
+]
+RefitIdfOption = Annotated[
+    bool,
+    typer.Option(
+        "--refit-idf",
+        help="Ignore the query weights a model ships with (Router SparseStaticEmbedding, OpenSearch idf.json) "
+        "and fit IDF on the corpus.",
+    ),
+]
+
+
+def model_description(encoder: object) -> str | None:
+    """How ``--model`` was read and served, for the CLI's summary (``None``: nothing to add)."""
+    layout = getattr(encoder, "source_layout", None)
+    kind = getattr(encoder, "kind", None)
+    return layout or (f"{kind} SPLADE" if kind else None)
+
+
 def build_index_with_progress(
-    data: Path | Source, index: Path, model: str | None, batch_size: int, overwrite: bool, allow_empty: bool = False
+    data: Path | Source,
+    index: Path,
+    model: str | None,
+    batch_size: int,
+    overwrite: bool,
+    allow_empty: bool = False,
+    model_kind: str | None = None,
+    refit_idf: bool = False,
 ):
     """Build an embedded index with a docs/s progress bar; returns ``(index, summary, encoder)``."""
     from sparsearch.encoders.registry import load_encoder
@@ -215,7 +247,8 @@ def build_index_with_progress(
 
     source = open_source(data)  # resolved once: a corpus, or a `sparsearch encode` output
     # an encode output is indexed with the encoder it was made with unless --model says otherwise
-    encoder = load_encoder(model if model is not None else source.saved_encoder_dir)
+    spec = model if model is not None else source.saved_encoder_dir
+    encoder = load_encoder(spec, kind=model_kind, refit_idf=refit_idf)
     total = source.count()
     with progress_bar("docs") as progress:
         task = progress.add_task("indexing", total=total)
@@ -260,7 +293,14 @@ def check_url_option(backend: str, url: str | None) -> None:
         raise UsageError("--url is for --backend opensearch or elasticsearch; the embedded engine reads --index DIR")
 
 
-def index_engine_with_progress(data: Path, backend, model: str | None, **options):  # noqa: ANN001, ANN201
+def index_engine_with_progress(  # noqa: ANN201
+    data: Path,
+    backend,  # noqa: ANN001
+    model: str | None,
+    model_kind: str | None = None,
+    refit_idf: bool = False,
+    **options,
+):
     """Run :func:`sparsearch.jobs.build_engine.index_corpus` with a docs/s progress bar.
 
     Returns:
@@ -270,7 +310,7 @@ def index_engine_with_progress(data: Path, backend, model: str | None, **options
     from sparsearch.encoders.registry import load_encoder
     from sparsearch.jobs.build_engine import index_corpus
 
-    encoder = load_encoder(model)
+    encoder = load_encoder(model, kind=model_kind, refit_idf=refit_idf)
     total = count_lines(data)
     with progress_bar("docs") as progress:
         task = progress.add_task("indexing", total=total)

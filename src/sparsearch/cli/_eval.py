@@ -13,11 +13,14 @@ from rich.table import Table
 
 from sparsearch.cli._common import (
     BackendOption,
+    ModelKindOption,
+    RefitIdfOption,
     UrlOption,
     app,
     build_index_with_progress,
     check_url_option,
     index_engine_with_progress,
+    model_description,
     progress_bar,
     stderr,
     stdout,
@@ -50,6 +53,8 @@ def evaluate(
         str | None,
         typer.Option("--model", help="Model to build a fresh index with (default: the shipped trained model)."),
     ] = None,
+    model_kind: ModelKindOption = None,
+    refit_idf: RefitIdfOption = False,
     index: Annotated[
         str | None,
         typer.Option(
@@ -133,6 +138,8 @@ def evaluate(
         _evaluate_index(
             data,
             model,
+            model_kind,
+            refit_idf,
             index,
             backend,
             url,
@@ -150,6 +157,8 @@ def evaluate(
 def _evaluate_index(  # noqa: PLR0913 - the eval command's options
     data: Path,
     model: str | None,
+    model_kind: str | None,
+    refit_idf: bool,
     index: str | None,
     backend: str,
     url: str | None,
@@ -180,16 +189,20 @@ def _evaluate_index(  # noqa: PLR0913 - the eval command's options
         if backend != "embedded":
             if index is None:
                 raise UsageError(f"--backend {backend} needs --index NAME (the alias to evaluate or to build)")
-            opened, encoder, index_stats = _open_engine(data, index, backend, url, model, batch_size)
+            opened, encoder, index_stats = _open_engine(
+                data, index, backend, url, model, batch_size, model_kind=model_kind, refit_idf=refit_idf
+            )
             stack.callback(opened.close)
         elif index is None:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sparsearch-eval-")))
-            opened, _, encoder = build_index_with_progress(data, tmp / "index", model, batch_size, overwrite=False)
+            opened, _, encoder = build_index_with_progress(
+                data, tmp / "index", model, batch_size, overwrite=False, model_kind=model_kind, refit_idf=refit_idf
+            )
         else:
             searcher = stack.enter_context(Searcher.open(index))
             opened, encoder = searcher.backend, searcher.encoder
             if model is not None:  # an explicit model must be the one the index was built with
-                requested = load_encoder(model)
+                requested = load_encoder(model, kind=model_kind, refit_idf=refit_idf)
                 fit_if_needed(requested, data)
                 opened.fingerprint.check_compatible(requested.fingerprint, where=f"index {index}")
         if backend == "embedded":
@@ -242,6 +255,8 @@ def _evaluate_index(  # noqa: PLR0913 - the eval command's options
         table.add_row("avg terms / document", f"{report.index['avg_terms_per_doc']:.1f}")
     if "engine_version" in report.index:
         table.add_row("engine version", str(report.index["engine_version"]))
+    if description := model_description(encoder):
+        table.add_row("model kind", description)
     stdout.print(table)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -345,7 +360,14 @@ def _check_judged_documents(backend, topics, qrels: Path, chunk: int = 500) -> N
 
 
 def _open_engine(  # noqa: ANN202 - (backend, encoder, stats)
-    data: Path, alias: str, backend_kind: str, url: str | None, model: str | None, batch_size: int
+    data: Path,
+    alias: str,
+    backend_kind: str,
+    url: str | None,
+    model: str | None,
+    batch_size: int,
+    model_kind: str | None = None,
+    refit_idf: bool = False,
 ):
     """Open the engine alias (building it from ``data`` first when it does not exist); returns
     ``(backend, encoder, index_stats)``."""
@@ -358,11 +380,13 @@ def _open_engine(  # noqa: ANN202 - (backend, encoder, stats)
     if opened.live_indexes():
         encoder = Searcher(opened).encoder  # the encoder stored with the index
         if model is not None:  # an explicit model must be the one the index was built with
-            requested = load_encoder(model)
+            requested = load_encoder(model, kind=model_kind, refit_idf=refit_idf)
             fit_if_needed(requested, data)
             opened.fingerprint.check_compatible(requested.fingerprint, where=f"{backend_kind} index {alias}")
     else:
-        summary, encoder = index_engine_with_progress(data, opened, model, batch_size=batch_size)
+        summary, encoder = index_engine_with_progress(
+            data, opened, model, model_kind=model_kind, refit_idf=refit_idf, batch_size=batch_size
+        )
         if summary.failures:
             raise UsageError(
                 f"{len(summary.failures)} documents failed to index (see {summary.failures_file}); fix them and rerun"

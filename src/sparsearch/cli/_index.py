@@ -13,12 +13,15 @@ from rich.table import Table
 from sparsearch.cli._common import (
     BackendOption,
     Command,
+    ModelKindOption,
+    RefitIdfOption,
     UrlOption,
     app,
     build_index_with_progress,
     check_url_option,
     human_bytes,
     index_engine_with_progress,
+    model_description,
     stderr,
     stdout,
     user_errors,
@@ -63,6 +66,8 @@ def index(
             help="A built-in model (listed below) or a saved model directory.",
         ),
     ] = None,
+    model_kind: ModelKindOption = None,
+    refit_idf: RefitIdfOption = False,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Documents encoded per batch.")] = 256,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing embedded index.")] = False,
     allow_empty: Annotated[
@@ -119,11 +124,16 @@ def index(
                 "failures_path": failures,
                 "allow_empty": allow_empty,
             }
+            options.update(model_kind=model_kind, refit_idf=refit_idf)
             _index_engine(data, index, model, backend, url, options)
             return
-        built, summary, _ = build_index_with_progress(source, Path(index), model, batch_size, overwrite, allow_empty)
+        built, summary, encoder = build_index_with_progress(
+            source, Path(index), model, batch_size, overwrite, allow_empty, model_kind=model_kind, refit_idf=refit_idf
+        )
         table = Table(title=f"index {summary.path}", show_header=False)
         table.add_row("model", built.fingerprint.name)
+        if description := model_description(encoder):
+            table.add_row("model kind", description)
         table.add_row("documents", f"{summary.documents:,}")
         table.add_row("postings", f"{summary.postings:,}")
         table.add_row("avg terms / document", f"{summary.avg_terms_per_doc:.1f}")
@@ -160,6 +170,8 @@ def _index_engine(
     table = Table(title=f"{backend_kind} index {summary.alias} -> {summary.index}", show_header=False)
     table.add_row("engine", f"{backend.product} {summary.engine_version} at {backend.url}")
     table.add_row("model", encoder.fingerprint.name)
+    if description := model_description(encoder):
+        table.add_row("model kind", description)
     table.add_row("documents", f"{summary.documents:,}")
     table.add_row("sent", f"{summary.sent:,}")
     if summary.resumed:

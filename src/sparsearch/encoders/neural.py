@@ -175,6 +175,7 @@ def link_or_copy_tree(source: Path, target: Path) -> None:
     modified in place, so a link is as good as a copy and costs nothing)."""
 
     def link_or_copy(src: str, dst: str) -> None:
+        src = os.path.realpath(src)  # a Hugging Face cache snapshot holds symlinks to blobs: link the file
         try:
             os.link(src, dst)
         except OSError:
@@ -243,6 +244,8 @@ class NeuralSparseEncoder(BatchEncoder):
         self._fingerprint: EncoderFingerprint | None = None
         self.loaded_from: Path | None = None
         """The saved model directory this encoder was loaded from (``None``: built in memory)."""
+        self.source_layout: str | None = None
+        """How a ``--model`` directory made elsewhere was read, in words (``None``: built-in or saved)."""
         if idf is not None:
             self._check_idf(idf)
 
@@ -275,6 +278,11 @@ class NeuralSparseEncoder(BatchEncoder):
     def set_idf(self, idf: IdfTable) -> None:
         self._check_idf(idf)
         self.idf = idf
+        self._fingerprint = None
+
+    def clear_idf(self) -> None:
+        """Forget the query weights (shipped or fitted), so the next indexing job fits them on its corpus."""
+        self.idf = None
         self._fingerprint = None
 
     def _require_idf(self) -> IdfTable:

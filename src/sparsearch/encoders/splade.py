@@ -27,6 +27,8 @@ Saved model directory (``encoder.save(path)``; the indexer saves it as ``INDEX/e
     tokenizer.json       the query side reads only this (and idf.json): no torch at search time
     idf.json             the IDF table, once fitted
     sparse_encoder/      SparseEncoder.save() output (copied when <= 1 GiB, else referenced by path)
+    modules.json         with config_sentence_transformers.json: SparseEncoder(path) loads the root
+                         folder too (when the weights are copied)
 """
 
 from __future__ import annotations
@@ -445,12 +447,34 @@ class SpladeEncoder(NeuralSparseEncoder):
         if self._digest is not None:
             extra["model_digest"] = self._digest
         self._save_common(directory, extra)
+        if entry["copied"]:
+            write_sentence_transformers_root(directory, WEIGHTS_DIR)
 
 
-def load_huggingface_checkpoint(path: str | Path) -> NeuralSparseEncoder:
+def write_sentence_transformers_root(directory: Path, weights_dir: str) -> None:
+    """Make ``SparseEncoder(directory)`` load the model saved in ``directory/weights_dir``.
+
+    Writes ``modules.json`` (the saved modules, their paths prefixed with ``weights_dir``) and
+    ``config_sentence_transformers.json`` at the root; ``config.json`` stays sparsearch's own (the
+    modules read theirs from ``weights_dir``), and sparsearch itself reads the root ``config.json``
+    first, so both tools load the same folder.
+    """
+    import json
+
+    source = directory / weights_dir
+    modules = json.loads((source / "modules.json").read_text(encoding="utf-8"))
+    for module in modules:
+        module["path"] = f"{weights_dir}/{module['path']}".rstrip("/")
+    (directory / "modules.json").write_text(json.dumps(modules, indent=2), encoding="utf-8")
+    settings = source / "config_sentence_transformers.json"
+    if settings.is_file():
+        (directory / settings.name).write_text(settings.read_text(encoding="utf-8"), encoding="utf-8")
+
+
+def load_huggingface_checkpoint(path: str | Path, kind: Kind = "inference-free") -> NeuralSparseEncoder:
     """An encoder over a plain Hugging Face checkpoint directory, chosen by its architecture.
 
-    ``*ForMaskedLM`` -> inference-free :class:`SpladeEncoder`; ``*ForCausalLM`` -> echo
+    ``*ForMaskedLM`` -> :class:`SpladeEncoder` of ``kind``; ``*ForCausalLM`` -> echo
     :class:`~sparsearch.encoders.llm_splade.EchoSpladeEncoder`. Both need an IDF table, fitted on the
     corpus when indexing.
 
@@ -465,7 +489,7 @@ def load_huggingface_checkpoint(path: str | Path) -> NeuralSparseEncoder:
     except (OSError, ValueError) as error:
         raise ModelNotFoundError(f"{path / 'config.json'}: unreadable ({error})") from error
     if any(str(a).endswith("ForMaskedLM") for a in architectures):
-        return SpladeEncoder.from_mlm(path, kind="inference-free")
+        return SpladeEncoder.from_mlm(path, kind=kind)
     if any(str(a).endswith("ForCausalLM") for a in architectures):
         from sparsearch.encoders.llm_splade import EchoSpladeEncoder
 
