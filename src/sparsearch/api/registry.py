@@ -140,7 +140,7 @@ class IndexHandle:
 
 
 class EmbeddedHandle(IndexHandle):
-    """An embedded index directory, reopened when it changes on disk."""
+    """An embedded index directory, refreshed to its latest commit before each request."""
 
     kind = "embedded"
 

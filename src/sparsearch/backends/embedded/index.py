@@ -107,28 +107,25 @@ class EmbeddedIndex:
         return cls(Path(path), auto_merge=auto_merge)
 
     # -- loading commits ---------------------------------------------------------------------------
-    def _reader(self, entry: SegmentEntry) -> SegmentReader:
-        directory = self.path / entry.name
+    @staticmethod
+    def _reader_key(directory: Path) -> tuple[str, int, int]:
         stat = os.stat(directory)
-        key = (entry.name, stat.st_dev, stat.st_ino)  # a rebuilt index may reuse a name: not its inode
-        reader = self._readers.get(key)
-        if reader is None:
-            reader = SegmentReader(directory, entry.n_docs)
-        return reader
+        return directory.name, stat.st_dev, stat.st_ino  # a rebuilt index may reuse a name: not its inode
 
     def _open_commit(self, commit: Commit) -> Snapshot:
-        views = [SegmentView.open(self._reader(entry), entry.deletes) for entry in commit.segments]
-        self._remember(views)
+        readers: dict[tuple[str, int, int], SegmentReader] = {}
+        views = []
+        for entry in commit.segments:
+            key = self._reader_key(self.path / entry.name)
+            reader = self._readers.get(key) or SegmentReader(self.path / entry.name, entry.n_docs)
+            readers[key] = reader
+            views.append(SegmentView.open(reader, entry.deletes))
+        self._readers = readers  # readers of dropped segments live on in older snapshots only
         return Snapshot(commit, views)
 
     def _remember(self, views: Sequence[SegmentView]) -> None:
-        """Keep the readers of ``views`` for the next commits (only those: readers of dropped
-        segments live on in older snapshots only)."""
-        readers = {}
-        for view in views:
-            stat = os.stat(view.reader.directory)
-            readers[(view.reader.name, stat.st_dev, stat.st_ino)] = view.reader
-        self._readers = readers
+        """Keep the readers of ``views`` (a commit this object wrote) for the next commits."""
+        self._readers = {self._reader_key(view.reader.directory): view.reader for view in views}
 
     def _load(self) -> Snapshot:
         """Open the current commit, retrying when a concurrent writer removes its files meanwhile."""
@@ -173,10 +170,6 @@ class EmbeddedIndex:
         """Whether the index on disk holds a commit this object does not search yet (one read of the
         manifest). Raises :class:`IndexNotFoundError` when the index is gone."""
         return read_raw(self.path) != self._snapshot.commit.raw
-
-    def reopen(self) -> EmbeddedIndex:
-        """A new :class:`EmbeddedIndex` on the current commit; this one is left as it is."""
-        return type(self).open(self.path, auto_merge=self.auto_merge)
 
     def pinned(self) -> EmbeddedIndex:
         """This index fixed at its current commit: reads (searches, documents, explanations) through the
