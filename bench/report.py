@@ -126,6 +126,56 @@ def plot_latency(scale: dict, path: Path) -> None:
     plt.close(fig)
 
 
+REFERENCE_ORDER = ("bm25", "dense (reference)", "ensemble (reference)")
+
+
+def collections_lines(section: dict, result: dict) -> list[str]:
+    """The generalization table: nDCG@10 per (model, collection) with the mean of the collections, then
+    each row's cost (postings per query, search and query-encoding p50)."""
+    rows = [r for r in section["rows"] if "error" not in r]
+    collections = section["collections"]
+    lines = ["## Quality on the four development collections", ""]
+    lines += earlier_run_note(section.get("run_at"), result, KEPT_SECTION)
+    lines.append(
+        "nDCG@10 of `sparsearch eval` (embedded engine, all judged queries). Every choice inside a model "
+        "(mixing weight, steps, fusion) was made on documents or held-out pseudo-queries; these queries only "
+        "measure. `adapted` is `sparsearch adapt` on each collection's own documents. The references are not "
+        "sparsearch models (`bench/references.py`): dense all-MiniLM-L6-v2 (best 160-word window) and the "
+        "min-max ensemble of word BM25 and dense over their top-100 (equal weights)."
+    )
+    lines.append("")
+
+    def label(model: str) -> str:
+        return "adapted" if model.startswith("adapted") else model
+
+    models = list(dict.fromkeys(label(r["model"]) for r in rows))
+    models.sort(key=lambda m: REFERENCE_ORDER.index(m) if m in REFERENCE_ORDER else len(REFERENCE_ORDER))
+    score = {(label(r["model"]), r["collection"]): r for r in rows}
+    lines.append("| model | " + " | ".join(collections) + " | mean |")
+    lines.append("|---|" + "---|" * (len(collections) + 1))
+    for model in models:
+        values = [score.get((model, c), {}).get("ndcg@10") for c in collections]
+        cells = [f"{v:.4f}" if v is not None else "–" for v in values]
+        mean = f"{sum(values) / len(values):.4f}" if all(v is not None for v in values) else "–"
+        lines.append(f"| {model} | " + " | ".join(cells) + f" | {mean} |")
+    lines += ["", "Cost of each row (postings per query: the postings of the query's terms, the cost of "
+              "exhaustive scoring; p50 on one thread):", ""]  # fmt: skip
+    lines.append("| collection | model | R@100 | terms/doc | postings/query | search p50 ms | query encode p50 ms |")
+    lines.append("|---|---|---|---|---|---|---|")
+    for r in rows:
+        terms = f"{r['avg_terms_per_doc']:.1f}" if "avg_terms_per_doc" in r else "–"
+        postings = f"{r['postings_per_query']:,.0f}" if "postings_per_query" in r else "–"
+        search = f"{r['search_p50_ms']:.3f}" if "search_p50_ms" in r else "–"
+        lines.append(
+            f"| {r['collection']} | {label(r['model'])} | {r['recall@100']:.4f} | {terms} | {postings} | {search} | "
+            f"{r.get('query_encode_p50_ms', 0):.3f} |"
+        )
+    for r in section["rows"]:
+        if "error" in r:
+            lines.append(f"\n{r['model']} on {r['collection']} failed: `{r['error'][:300]}`")
+    return [*lines, ""]
+
+
 def plot_quality(quality: dict, path: Path) -> None:
     import matplotlib
 
@@ -443,6 +493,8 @@ def write_report(result: dict, bench: Path) -> None:
         lines.append("")
         plot_quality(quality, plots / "quality_vs_sparsity.png")
         lines += ["![quality against sparsity](results/quality_vs_sparsity.png)", ""]
+    if sections.get("collections"):
+        lines += collections_lines(sections["collections"], result)
     installs = result.get("peer_install", {})
     lines += ["## Peers that could not run", ""]
     problems = [f"- {peer}: {status}" for peer, status in installs.items() if status != "ok"]

@@ -8,6 +8,9 @@
 2. quality: ``sparsearch eval`` of every model kind on the development collections bundled in data/
    (cranfield, cisi), with sparsity (terms per document) and query cost (postings per query) next to nDCG@10 and R@100;
    bench/bm25_parity.py adds bm25s on the same text,
+   the four development collections (cranfield, cisi, cacm, npl): bm25, the default model, its
+   ``sparsearch adapt`` version and the hybrid mode against the dense and ensemble references
+   (bench/references.py), with the mean of the four,
 3. engines on the real collections: the benchmark model's vectors (documents and queries) go to
    every engine; exact top-10, recall against it, nDCG@10 from each engine's own top-10,
 4. engines at scale: synthetic corpora fitted to the model's vectors on the first collection (document
@@ -294,6 +297,38 @@ def quality(
     return {"rows": rows, "bm25_parity": parity, "bm25_parity_error": None if parity else done.stderr[-500:]}
 
 
+# -- 2b. the four development collections ------------------------------------------------------------
+FOUR_COLLECTIONS = ("cranfield", "cisi", "cacm", "npl")
+"""The generalization table: every choice of a model is made on documents or pseudo-queries; these
+collections' queries only measure (docs/method.md#held-out-selection-rules)."""
+
+
+def collections_quality(
+    collections: list[Path], model: str, work: Path, reencode: bool = False, adapt_minutes: float = 30.0,
+    adapt_seed: int = 13,
+) -> dict:  # fmt: skip
+    """BM25, the default model and its adapted version (``sparsearch eval``), plus the dense and ensemble
+    references (``bench/references.py``), on each collection."""
+    from references import reference_runs
+
+    rows = quality_rows(collections, ["bm25", model, ADAPTED], work, reencode, adapt_minutes, adapt_seed)
+    for data in collections:
+        log(f"dense and ensemble references on {data.name}")
+        for reference in reference_runs(data, work)["rows"]:
+            rows.append(
+                {
+                    "model": reference["model"],
+                    "collection": data.name,
+                    "ndcg@10": reference["metrics"]["ndcg@10"],
+                    "recall@100": reference["metrics"]["recall@100"],
+                    "query_encode_p50_ms": reference["query_encode_p50_ms"],
+                    "kind": "reference",
+                    "command": f"bench/references.py --data {data}",
+                }
+            )
+    return {"rows": rows, "collections": [c.name for c in collections]}
+
+
 # -- corpora ---------------------------------------------------------------------------------------
 def _save_csr(path: Path, rows: list[tuple[np.ndarray, np.ndarray]], weight_dtype) -> None:
     lengths = np.array([len(t) for t, _ in rows], dtype=np.int64)
@@ -514,7 +549,10 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="*", help="synthetic corpus sizes (overrides the defaults)")
     parser.add_argument("--engines", nargs="*", default=list(ENGINES), choices=list(ENGINES))
     parser.add_argument(
-        "--sections", nargs="*", default=["quality", "real", "scale"], choices=["quality", "real", "scale"]
+        "--sections",
+        nargs="*",
+        default=["quality", "collections", "real", "scale"],
+        choices=["quality", "collections", "real", "scale"],
     )
     parser.add_argument("--data", type=Path, nargs="*", help="BEIR collections (default: data/cisi and data/cranfield)")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per engine step")
@@ -550,7 +588,7 @@ def main() -> None:
         "repeats": args.repeats,
         "sections": {},
     }
-    for section in ("quality", "real", "scale"):  # sections not rerun keep their last results
+    for section in ("quality", "collections", "real", "scale"):  # sections not rerun keep their last results
         if section not in args.sections and section in previous.get("sections", {}):
             result["sections"][section] = previous["sections"][section]
 
@@ -582,6 +620,16 @@ def main() -> None:
             result["sections"]["quality"]["load_average"] = [section_start, load_average()]
             result["sections"]["quality"]["adapt_minutes"] = args.adapt_minutes
             result["sections"]["quality"]["run_at"] = result["created_at"]
+
+        # 2b. the four development collections
+        if "collections" in args.sections:
+            four = [ROOT / "data" / name for name in FOUR_COLLECTIONS]
+            section_start = load_average()
+            result["sections"]["collections"] = collections_quality(
+                four, model, args.work, args.reencode, args.adapt_minutes, args.adapt_seed
+            )
+            result["sections"]["collections"]["load_average"] = [section_start, load_average()]
+            result["sections"]["collections"]["run_at"] = result["created_at"]
 
         # 3. real collections
         if "real" in args.sections:

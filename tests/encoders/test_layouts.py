@@ -231,6 +231,31 @@ def test_cli_index_reports_the_kind(layouts: dict[str, Path], tiny_data: Path, t
     assert result.exit_code != 0 and "unknown model kind" in result.output
 
 
+def test_cli_encode_takes_the_kind_and_keeps_it_for_indexing(
+    layouts: dict[str, Path], tiny_data: Path, tmp_path: Path
+) -> None:
+    """``sparsearch encode --model-kind siamese``: the encode output carries the siamese encoder, so the
+    index built from it answers queries through the MLM; --refit-idf on a plain MLM is refused as on index."""
+    from typer.testing import CliRunner
+
+    from sparsearch.backends.embedded.index import EmbeddedIndex
+    from sparsearch.cli import app
+
+    runner = CliRunner()
+    args = ["encode", "--data", str(tiny_data), "--model", str(layouts["masked-lm"])]
+    result = runner.invoke(app, [*args, "--output", str(tmp_path / "enc"), "--model-kind", "siamese"])
+    assert result.exit_code == 0, result.output
+    assert "siamese SPLADE" in result.output
+    result = runner.invoke(app, ["index", "--data", str(tmp_path / "enc"), "--index", str(tmp_path / "idx")])
+    assert result.exit_code == 0, result.output
+    saved = load_encoder(EmbeddedIndex.open(tmp_path / "idx").encoder_dir)
+    assert saved.kind == "siamese"
+    expected = load_encoder(layouts["masked-lm"], kind="siamese").encode_query(QUERIES[0]).weights
+    assert saved.encode_query(QUERIES[0]).weights == pytest.approx(expected)
+    result = runner.invoke(app, [*args, "--output", str(tmp_path / "enc2"), "--model-kind", "dense"])
+    assert result.exit_code != 0 and "unknown model kind" in result.output
+
+
 # -- where the folder comes from: the Hugging Face cache, a pip package --------------------------------
 def populate_hub_cache(cache: Path, repo_id: str, model: Path, revision: str = "0123456789abcdef") -> Path:
     """The layout huggingface_hub writes: blobs/, snapshots/<rev>/ of symlinks to them, refs/main."""

@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from sparsearch.cli._common import app, progress_bar, stderr, stdout, user_errors
+from sparsearch.cli._common import (
+    ModelKindOption,
+    RefitIdfOption,
+    app,
+    model_description,
+    progress_bar,
+    stderr,
+    stdout,
+    user_errors,
+)
 
 
 # -- encode --------------------------------------------------------------------------------------------
@@ -24,6 +33,8 @@ def encode(
         ),
     ],
     output: Annotated[Path, typer.Option("--output", help="Output directory (created; a rerun resumes it).")],
+    model_kind: ModelKindOption = None,
+    refit_idf: RefitIdfOption = False,
     shard: Annotated[
         str | None, typer.Option("--shard", help="I/N: encode the documents at positions I, I+N, I+2N, ...")
     ] = None,
@@ -72,7 +83,7 @@ def encode(
             from sparsearch.errors import require
 
             require("torch", "neural").set_num_threads(threads)
-        encoder = load_encoder(model)
+        encoder = load_encoder(model, kind=model_kind, refit_idf=refit_idf)
         if not isinstance(encoder, BatchEncoder):
             raise UsageError(
                 f"--model {model}: sparsearch encode needs a neural model; BM25 models are indexed directly "
@@ -103,6 +114,8 @@ def encode(
             )
         table = Table(title=f"encode {summary.output} (shard {summary.shard})", show_header=False)
         table.add_row("model", encoder.fingerprint.name)
+        if description := model_description(encoder):
+            table.add_row("model kind", description)
         table.add_row("documents", f"{summary.documents:,}")
         if summary.resumed_from:
             table.add_row("resumed after", f"{summary.resumed_from:,} documents already encoded")
