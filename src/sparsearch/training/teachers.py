@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse
 
-from sparsearch.encoders.bm25 import bm25_words
+from sparsearch.encoders.bm25 import BM25Encoder, bm25_words
 from sparsearch.encoders.dense import embed, embed_windows
 from sparsearch.training.pseudo_queries import PseudoQuery, PseudoQueryGenerator
 from sparsearch.types import Document, dot
@@ -146,6 +146,40 @@ def mine_and_score(
             )
         )
     return examples
+
+
+def score_candidates(
+    bm25: BM25Encoder, queries: Sequence[str], candidates: Sequence[Sequence[str]]
+) -> dict[str, list[list[float]]]:
+    """Raw scores of given candidates by both teachers (for data that comes without teacher scores).
+
+    Args:
+        bm25: word BM25 fitted on the collection (:func:`~sparsearch.encoders.bm25.bm25_words`).
+        queries: query texts, one per row.
+        candidates: per query, its candidate document texts (any number per query).
+
+    Returns:
+        ``{"bm25": ..., "dense": ...}``, each a list (one per query) of raw scores aligned with
+        ``candidates``; dense = all-MiniLM-L6-v2 cosine of the document's best window.
+    """
+    flat = [text for row in candidates for text in row]
+    window_embeddings, owners = embed_windows(flat)
+    query_embeddings = embed(list(queries))
+    bm25_documents = bm25.encode_document(flat)
+    scores: dict[str, list[list[float]]] = {"bm25": [], "dense": []}
+    start = 0
+    for i, (query, row) in enumerate(zip(queries, candidates, strict=True)):
+        rows = np.arange(start, start + len(row))
+        low, high = np.searchsorted(owners, [start, start + len(row)])  # owners ascend: this row's windows
+        dense = np.full(len(row), -1.0, dtype=np.float32)  # a blank candidate has no window
+        if high > low:
+            similarities = query_embeddings[i : i + 1] @ window_embeddings[low:high].T
+            dense = _max_per_document(similarities, owners[low:high] - start, len(row))[0]
+        encoded = bm25.encode_query(query).weights
+        scores["bm25"].append([dot(encoded, bm25_documents[j]) for j in rows])
+        scores["dense"].append([float(x) for x in dense])
+        start += len(row)
+    return scores
 
 
 def save_examples(examples: Sequence[TeacherExample], path: Path) -> None:
