@@ -161,7 +161,7 @@ def requirements(*extras: str) -> list[str]:
 @pytest.mark.parametrize(
     ("lock", "extras"),
     [
-        ("all.lock", ("neural", "train", "engines", "api", "eval", "bench", "dev")),
+        ("all.lock", ("neural", "train", "engines", "api", "eval", "bench", "dev", "lucene")),
         ("api.lock", ("api", "engines")),
     ],
 )
@@ -180,5 +180,6 @@ def test_locks_pin_what_pyproject_asks_for(lock: str, extras: tuple[str, ...]) -
 def test_the_image_lock_is_torch_free_and_agrees_with_the_full_lock() -> None:
     api, full = locked(ROOT / "requirements" / "api.lock"), locked(ROOT / "requirements" / "all.lock")
     assert not NEURAL_PACKAGES & set(api)
+    assert not {"pyserini", "pyjnius"} & set(api)  # the lucene extra (a JVM, a 165 MB jar) stays out of the image
     assert NEURAL_PACKAGES <= set(full)
     assert {name: full.get(name) for name in api} == api  # the same pins where both have a package

@@ -101,3 +101,13 @@ def test_train_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "sentence_transformers.sparse_encoder.losses", None)
     with pytest.raises(MissingExtraError, match=r"pip install 'sparsearch\[train\]'"):
         losses.flops_regulariser(None)
+
+
+def test_lucene_extra(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # noqa: ANN001
+    from sparsearch.backends.factory import open_backend
+
+    monkeypatch.setitem(sys.modules, "pyserini", None)
+    with pytest.raises(
+        MissingExtraError, match=r"'pyserini' package: install it with pip install 'sparsearch\[lucene\]'"
+    ):
+        open_backend("lucene", index=tmp_path)

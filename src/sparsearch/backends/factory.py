@@ -1,4 +1,5 @@
-"""Open any search backend by kind: ``embedded`` (a local directory), ``opensearch`` or ``elasticsearch``."""
+"""Open any search backend by kind: ``embedded`` (a local directory), ``lucene`` (a local Lucene impact
+index, read-only, through pyserini), ``opensearch`` or ``elasticsearch``."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from sparsearch.errors import UsageError
 if TYPE_CHECKING:
     from sparsearch.backends.engines.client import SearchEngineBackend
 
-BackendKind = Literal["embedded", "opensearch", "elasticsearch"]
-BACKEND_KINDS: tuple[str, ...] = ("embedded", "opensearch", "elasticsearch")
+BackendKind = Literal["embedded", "lucene", "opensearch", "elasticsearch"]
+BACKEND_KINDS: tuple[str, ...] = ("embedded", "lucene", "opensearch", "elasticsearch")
+LOCAL_KINDS: tuple[str, ...] = ("embedded", "lucene")
+"""Backends whose ``--index`` is a local directory (no ``--url``)."""
 
 
 def check_backend_kind(kind: str) -> str:
@@ -28,28 +31,35 @@ def open_backend(kind: str, *, index: str | Path, url: str | None = None) -> Sea
     """Open an existing index.
 
     Args:
-        kind: ``embedded``, ``opensearch`` or ``elasticsearch``.
-        index: the index directory (embedded) or the alias name on the engine.
+        kind: ``embedded``, ``lucene``, ``opensearch`` or ``elasticsearch``.
+        index: the index directory (embedded, lucene) or the alias name on the engine.
         url: engine URL (``http(s)://[user:pass@]host:port``; default ``http://localhost:9200``);
-            must not be given for ``embedded``.
+            must not be given for ``embedded`` or ``lucene``.
 
     Returns:
         An :class:`~sparsearch.backends.embedded.index.EmbeddedIndex`,
+        :class:`~sparsearch.backends.lucene.index.LuceneIndex`,
         :class:`~sparsearch.backends.engines.opensearch.OpenSearchBackend` or
         :class:`~sparsearch.backends.engines.elasticsearch.ElasticsearchBackend`. Engine backends connect
         lazily: the first call reaches the server.
 
     Raises:
-        UsageError: unknown kind, or ``url`` given for the embedded engine.
-        IndexNotFoundError: no embedded index at ``index``.
+        UsageError: unknown kind, or ``url`` given for a local index.
+        IndexNotFoundError: no embedded or Lucene index at ``index``.
+        MissingExtraError: ``lucene`` without pyserini (``pip install 'sparsearch[lucene]'``).
+        JavaNotFoundError: ``lucene`` without a Java 21+ JDK.
     """
     check_backend_kind(kind)
+    if kind in LOCAL_KINDS and url is not None:
+        raise UsageError(f"--url is for --backend opensearch or elasticsearch; the {kind} backend reads --index DIR")
     if kind == "embedded":
-        if url is not None:
-            raise UsageError("--url is for --backend opensearch or elasticsearch; the embedded engine reads --index")
         from sparsearch.backends.embedded.index import EmbeddedIndex
 
         return EmbeddedIndex.open(index)
+    if kind == "lucene":
+        from sparsearch.backends.lucene.index import LuceneIndex
+
+        return LuceneIndex.open(index)
     return open_engine(kind, alias=str(index), url=url)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 # Importing a command module registers its subcommand on ``app`` (cheap: heavy imports are inside
 # the commands).
-from sparsearch.cli import _encode, _eval, _index, _merge, _search, _serve, _train  # noqa: F401
+from sparsearch.cli import _encode, _eval, _export, _index, _merge, _search, _serve, _train  # noqa: F401
 from sparsearch.cli._common import app
 
 __all__ = ["app", "main"]

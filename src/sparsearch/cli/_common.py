@@ -245,9 +245,16 @@ def build_index_with_progress(
     from sparsearch.jobs.build_embedded import build_embedded_index
     from sparsearch.jobs.source import open_source
 
-    source = open_source(data)  # resolved once: a corpus, or a `sparsearch encode` output
-    # an encode output is indexed with the encoder it was made with unless --model says otherwise
+    source = open_source(data)  # resolved once: a corpus, a `sparsearch encode` output, a JsonVectorCollection
+    # an encode output or an export is indexed with the encoder it was made with unless --model says otherwise
     spec = model if model is not None else source.saved_encoder_dir
+    if spec is None and source.jsonvector is not None:
+        from sparsearch.errors import UsageError
+
+        raise UsageError(
+            f"{source.jsonvector.folder} holds vectors made by another tool (no sparsearch export sidecar): pass "
+            "--model, the encoder that encodes the queries (it must use the same tokens as the vectors)"
+        )
     encoder = load_encoder(spec, kind=model_kind, refit_idf=refit_idf)
     total = source.count()
     with progress_bar("docs") as progress:
@@ -268,7 +275,8 @@ BackendOption = Annotated[
     str,
     typer.Option(
         "--backend",
-        help="Search engine: embedded (a local index directory), opensearch or elasticsearch.",
+        help="Search engine: embedded (a local index directory), lucene (a local read-only Lucene impact index, "
+        "through pyserini: needs sparsearch[lucene] and Java 21+), opensearch or elasticsearch.",
         envvar="SPARSEARCH_BACKEND",
     ),
 ]
@@ -285,12 +293,12 @@ UrlOption = Annotated[
 
 def check_url_option(backend: str, url: str | None) -> None:
     """``--url`` belongs to the engine backends only."""
-    from sparsearch.backends.factory import check_backend_kind
+    from sparsearch.backends.factory import LOCAL_KINDS, check_backend_kind
     from sparsearch.errors import UsageError
 
     check_backend_kind(backend)
-    if backend == "embedded" and url is not None:
-        raise UsageError("--url is for --backend opensearch or elasticsearch; the embedded engine reads --index DIR")
+    if backend in LOCAL_KINDS and url is not None:
+        raise UsageError(f"--url is for --backend opensearch or elasticsearch; the {backend} backend reads --index DIR")
 
 
 def index_engine_with_progress(  # noqa: ANN201

@@ -186,7 +186,7 @@ def _evaluate_index(  # noqa: PLR0913 - the eval command's options
     topics = load_beir_topics(data, split)
     qrels_file = data / "qrels" / f"{split}.tsv"
     with contextlib.ExitStack() as stack:
-        if backend != "embedded":
+        if backend not in ("embedded", "lucene"):
             if index is None:
                 raise UsageError(f"--backend {backend} needs --index NAME (the alias to evaluate or to build)")
             opened, encoder, index_stats = _open_engine(
@@ -198,8 +198,14 @@ def _evaluate_index(  # noqa: PLR0913 - the eval command's options
             opened, _, encoder = build_index_with_progress(
                 data, tmp / "index", model, batch_size, overwrite=False, model_kind=model_kind, refit_idf=refit_idf
             )
+            if backend == "lucene":  # its vectors through pyserini's Lucene indexer
+                from sparsearch.jobs.build_lucene import build_lucene_index
+
+                with stderr.status("indexing with pyserini (Lucene)"):
+                    opened, _ = build_lucene_index(opened.path, tmp / "lucene")
+                stack.callback(opened.close)
         else:
-            searcher = stack.enter_context(Searcher.open(index))
+            searcher = stack.enter_context(Searcher.open(index, backend=backend))
             opened, encoder = searcher.backend, searcher.encoder
             if model is not None:  # an explicit model must be the one the index was built with
                 requested = load_encoder(model, kind=model_kind, refit_idf=refit_idf)
@@ -211,6 +217,16 @@ def _evaluate_index(  # noqa: PLR0913 - the eval command's options
                 "postings": stats["nnz"],
                 "avg_terms_per_doc": stats["avg_terms_per_doc"],
                 "bytes": directory_bytes(opened.path),
+            }
+        elif backend == "lucene":
+            manifest = opened.stats()
+            index_stats = {
+                "postings": manifest["postings"],
+                "avg_terms_per_doc": manifest["avg_terms_per_doc"],
+                "bytes": directory_bytes(opened.path),
+                "doc_scale": manifest["doc_scale"],
+                "query_max_impact": manifest["query_max_impact"],
+                "engine_version": f"pyserini {manifest['pyserini_version']} (Java {manifest['java_version']})",
             }
         _check_judged_documents(opened, topics, qrels=qrels_file)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -26,6 +26,10 @@ from sparsearch.cli._common import (
     stdout,
     user_errors,
 )
+from sparsearch.errors import UsageError
+
+if TYPE_CHECKING:
+    from sparsearch.jobs.source import Source
 
 
 # -- index ---------------------------------------------------------------------------------------------
@@ -55,7 +59,14 @@ class _IndexCommand(Command):
 
 @app.command(cls=_IndexCommand)
 def index(
-    data: Annotated[Path, typer.Option("--data", help="BEIR folder (with corpus.jsonl) or a corpus .jsonl file.")],
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data",
+            help="BEIR folder (with corpus.jsonl), a corpus .jsonl file, a `sparsearch encode` output, or a "
+            "JsonVectorCollection folder (a `sparsearch export`, or integer vectors from pyserini: give --scale).",
+        ),
+    ],
     index: Annotated[
         str, typer.Option("--index", help="Embedded: directory of the index to create. Engines: the alias name.")
     ],
@@ -74,9 +85,19 @@ def index(
         bool,
         typer.Option("--allow-empty", help="Build an index even when the corpus has no documents (refused otherwise)."),
     ] = False,
+    scale: Annotated[
+        float | None,
+        typer.Option(
+            "--scale",
+            help="JsonVectorCollection without a sparsearch sidecar: divide its integer weights by this "
+            "(e.g. 100 for pyserini's encoded corpora; 1 keeps them). Needs --model for the queries.",
+        ),
+    ] = None,
     backend: BackendOption = "embedded",
     url: UrlOption = None,
-    threads: Annotated[int, typer.Option("--threads", min=1, max=64, help="Engines: parallel bulk requests.")] = 2,
+    threads: Annotated[
+        int, typer.Option("--threads", min=1, max=64, help="Engines: parallel bulk requests. Lucene: indexing threads.")
+    ] = 2,
     chunk_size: Annotated[
         int, typer.Option("--chunk-size", min=1, max=10000, help="Engines: documents per bulk request.")
     ] = 500,
@@ -110,8 +131,16 @@ def index(
         check_url_option(backend, url)
         # an empty corpus is nearly always a wrong path: refuse it before a model is loaded, an engine
         # contacted or an index replaced (--overwrite, an alias swap)
-        source = open_source(data)
+        source = open_source(data, scale=scale)
         check_not_empty(source, allow_empty=allow_empty)
+        if backend == "lucene":
+            _index_lucene(source, Path(index), model, batch_size, overwrite, threads, model_kind, refit_idf)
+            return
+        if backend != "embedded" and source.jsonvector is not None:
+            raise UsageError(
+                f"--backend {backend} reads a corpus; import the JsonVectorCollection into an embedded index first "
+                "(sparsearch index --data FOLDER --index DIR)"
+            )
         if backend != "embedded":
             options = {
                 "batch_size": batch_size,
@@ -143,6 +172,50 @@ def index(
         )
         stdout.print(table)
         _warn_empty(summary.empty_documents)
+
+
+def _index_lucene(  # noqa: PLR0913 - the index command's options
+    source: Source,
+    index: Path,
+    model: str | None,
+    batch_size: int,
+    overwrite: bool,
+    threads: int,
+    model_kind: str | None,
+    refit_idf: bool,
+) -> None:
+    """``index --backend lucene``: an embedded index in a temporary folder (the encoding), then its vectors
+    through pyserini's Lucene indexer (:func:`~sparsearch.jobs.build_lucene.build_lucene_index`)."""
+    import tempfile
+
+    from sparsearch.backends.embedded.index import check_index_target
+    from sparsearch.backends.lucene.java import java_environment
+    from sparsearch.jobs.build_lucene import build_lucene_index
+
+    check_index_target(index, overwrite=overwrite)  # before the encoding
+    java_environment()  # no Java 21+: say so before the encoding
+    index.resolve().parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="sparsearch-lucene-", dir=index.resolve().parent) as tmp:
+        _, encoded, encoder = build_index_with_progress(
+            source, Path(tmp) / "embedded", model, batch_size, False, model_kind=model_kind, refit_idf=refit_idf
+        )
+        with stderr.status("indexing with pyserini (Lucene)"):
+            built, summary = build_lucene_index(Path(tmp) / "embedded", index, threads=threads, overwrite=overwrite)
+    built.close()
+    table = Table(title=f"lucene index {summary.path}", show_header=False)
+    table.add_row("model", built.fingerprint.name)
+    if description := model_description(encoder):
+        table.add_row("model kind", description)
+    table.add_row("documents", f"{summary.documents:,}")
+    table.add_row("postings", f"{summary.postings:,} ({summary.dropped:,} weights rounded to 0, left out)")
+    table.add_row("document scale", f"{summary.doc_scale:.6g} (impact = round(weight x scale))")
+    table.add_row("bytes on disk", f"{summary.bytes:,} ({human_bytes(summary.bytes)})")
+    table.add_row(
+        "seconds",
+        f"encode {encoded.seconds:.2f}, export {summary.export_seconds:.2f}, pyserini {summary.lucene_seconds:.2f}",
+    )
+    stdout.print(table)
+    _warn_empty(encoded.empty_documents)
 
 
 def _warn_empty(empty_documents: list[str]) -> None:

@@ -8,6 +8,8 @@ _EXPORTS = {
     "IndexSummary": "sparsearch.jobs.build_embedded",
     "build_embedded_index": "sparsearch.jobs.build_embedded",
     "index_corpus": "sparsearch.jobs.build_engine",
+    "build_lucene_index": "sparsearch.jobs.build_lucene",
+    "export_jsonvector": "sparsearch.jobs.export",
     "EncodedOutput": "sparsearch.jobs.encode",
     "run_encode_job": "sparsearch.jobs.encode",
     "Source": "sparsearch.jobs.source",

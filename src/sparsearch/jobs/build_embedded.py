@@ -13,6 +13,7 @@ from sparsearch.backends.embedded.index import EmbeddedIndex, check_index_target
 from sparsearch.backends.embedded.writer import IndexWriter
 from sparsearch.encoders.sparse_batch import SparseBatch
 from sparsearch.jobs.encode import check_neural
+from sparsearch.jobs.jsonvector import JsonVectorCollection
 from sparsearch.jobs.source import Corpus, Source, check_not_empty, open_source
 from sparsearch.types import BatchEncoder, Document, Encoder, ProgressCallback, iter_batches
 
@@ -34,6 +35,18 @@ def fit_if_needed(encoder: Encoder, corpus: Corpus | Source) -> None:
     """Fit corpus statistics (BM25's df/avgdl, an IDF table) when the encoder has none yet."""
     if not encoder.is_fitted:
         encoder.fit(d.full_text for d in open_source(corpus).iter_documents())
+
+
+def check_jsonvector_encoder(collection: JsonVectorCollection, encoder: Encoder) -> None:
+    """An export's vectors are searched with the encoder that made them; another tool's are searched with
+    ``encoder`` as given (fitted on the collection's text when it needs corpus statistics).
+
+    Raises:
+        EncoderMismatchError: ``encoder`` is not the encoder recorded in the export's sidecar.
+    """
+    fit_if_needed(encoder, collection.iter_documents())  # a no-op for the encoder saved with an export
+    if collection.info is not None:
+        collection.info.encoder.check_compatible(encoder.fingerprint, where=f"the export {collection.folder}")
 
 
 def iter_sparse_batches(
@@ -85,13 +98,22 @@ def build_embedded_index(
     encoded = source.encoded is not None  # vectors written by `sparsearch encode`: read, never re-encoded
     if source.encoded is not None:
         source.encoded.check_encoder(encoder)
+    elif source.jsonvector is not None:
+        check_jsonvector_encoder(source.jsonvector, encoder)
     else:
         fit_if_needed(encoder, source)
     writer = IndexWriter(index_path, encoder.fingerprint, overwrite=overwrite)
     empty: list[str] = []
     with writer:
         encoder.save(writer.encoder_dir)
-        if encoded or isinstance(encoder, BatchEncoder):  # CSR rows: no per-token Python objects
+        if source.jsonvector is not None:  # integer vectors made elsewhere (sparsearch export, pyserini)
+            for batch_pairs in iter_batches(iter(source.jsonvector), batch_size):
+                batch, vectors = [d for d, _ in batch_pairs], [v for _, v in batch_pairs]
+                empty.extend(d.doc_id for d, v in zip(batch, vectors, strict=True) if not v)
+                writer.add(batch, vectors)
+                if on_progress is not None:
+                    on_progress(len(batch))
+        elif encoded or isinstance(encoder, BatchEncoder):  # CSR rows: no per-token Python objects
             for batch, rows, vocabulary in iter_sparse_batches(source, encoder, batch_size):
                 empty.extend(d.doc_id for d, n in zip(batch, rows.lengths(), strict=True) if n == 0)
                 writer.add_csr(batch, rows.indptr, rows.term_ids, rows.weights, vocabulary)
