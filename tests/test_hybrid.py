@@ -16,7 +16,7 @@ from sparsearch.backends.embedded.index import EmbeddedIndex
 from sparsearch.backends.embedded.writer import IndexWriter
 from sparsearch.encoders.dense import EMBEDDING_DIM, DenseWindows
 from sparsearch.errors import MissingExtraError, UsageError
-from sparsearch.hybrid import RRF_K, Fusion, HybridBackend, fuse, fused_top_k, minmax, ranks
+from sparsearch.hybrid import DEFAULT_FUSION, RRF_K, Fusion, HybridBackend, fuse, fused_top_k, minmax, ranks
 from sparsearch.types import Document, EncodedQuery, EncoderFingerprint, dot
 
 FINGERPRINT = EncoderFingerprint(name="random", vocab_hash="v", idf_hash="i")
@@ -76,7 +76,8 @@ def reference_fusion(
     if not pool:
         return []
     q = fake_embed(text)
-    dense = {d: float(np.max(windows[d].astype(np.float32) @ q)) if len(windows[d]) else -1.0 for d, _ in pool}
+    q64 = q.astype(np.float64)
+    dense = {d: float(np.max(windows[d].astype(np.float64) @ q64)) if len(windows[d]) else -1.0 for d, _ in pool}
     sparse = dict(pool)
     w = fusion.dense_weight
 
@@ -263,8 +264,10 @@ def test_searcher_hybrid_on_the_tiny_dense_index(tiny_dense_index: Path) -> None
         sparse = searcher.search(text, 100, with_documents=False)
         hybrid = searcher.search(text, 10, mode="hybrid")
         q = embed_query(text)
-        dense = np.array([np.max(stored[h.doc_id].astype(np.float32) @ q) for h in sparse])
-        expected = fused_top_k([h.doc_id for h in sparse], np.array([h.score for h in sparse]), dense, Fusion(), 10)
+        dense = np.array([np.max(stored[h.doc_id].astype(np.float64) @ q.astype(np.float64)) for h in sparse])
+        expected = fused_top_k(
+            [h.doc_id for h in sparse], np.array([h.score for h in sparse]), dense, DEFAULT_FUSION, 10
+        )
         assert [(h.doc_id, h.score) for h in hybrid] == [(h.doc_id, h.score) for h in expected]
         assert hybrid[0].title is not None
         with pytest.raises(UsageError, match="unknown search mode"):

@@ -1,5 +1,5 @@
 """``"mode": "hybrid"`` over HTTP: the Searcher's fused hits, dense vectors kept by upserts, and a
-400 naming what is missing (dense vectors in the index, the neural extra on the server)."""
+409 naming what is missing (dense vectors in the index, the neural extra on the server)."""
 
 from __future__ import annotations
 
@@ -49,15 +49,20 @@ def test_upserted_documents_get_dense_vectors(hybrid_client, tiny_dense_index: P
     np.testing.assert_allclose(stored.astype(np.float32), expected.astype(np.float32), atol=2e-3)
 
 
-def test_an_index_without_dense_vectors_answers_400(hybrid_client) -> None:
+def test_an_index_without_dense_vectors_answers_409(hybrid_client) -> None:
     response = hybrid_client.post("/v1/search", json={"query": QUERY, "index": "plain", "mode": "hybrid"})
-    assert_error(response, 400, "hybrid_unavailable", "'plain'", "--dense")
+    assert_error(response, 409, "hybrid_unavailable", "'plain'", "--dense")
     assert hybrid_client.post("/v1/search", json={"query": QUERY, "index": "plain"}).status_code == 200
 
 
-def test_hybrid_with_explain_answers_400(hybrid_client) -> None:
-    response = hybrid_client.post("/v1/search", json={"query": QUERY, "mode": "hybrid", "explain": True})
-    assert_error(response, 400, "hybrid_explain", "mode sparse")
+def test_hybrid_explain_explains_the_sparse_stage(hybrid_client, tiny_dense_index: Path) -> None:
+    with Searcher.open(tiny_dense_index) as searcher:
+        sparse = {h.doc_id: h.score for h in searcher.search(QUERY, 100, with_documents=False)}
+    body = hybrid_client.post("/v1/search", json={"query": QUERY, "mode": "hybrid", "explain": True}).json()
+    assert body["hits"]
+    for hit in body["hits"]:
+        total = sum(m["contribution"] for m in hit["explain"]["matched"])
+        assert total == pytest.approx(sparse[hit["id"]])  # the sparse dot product, not the fused score
 
 
 def test_an_unknown_mode_answers_422(hybrid_client) -> None:
@@ -65,10 +70,10 @@ def test_an_unknown_mode_answers_422(hybrid_client) -> None:
     assert_error(response, 422, "invalid_request", "mode")
 
 
-def test_without_the_neural_extra_hybrid_answers_400_and_sparse_still_works(
+def test_without_the_neural_extra_hybrid_answers_409_and_sparse_still_works(
     hybrid_client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "torch", None)
     response = hybrid_client.post("/v1/search", json={"query": QUERY, "mode": "hybrid"})
-    assert_error(response, 400, "hybrid_unavailable", "pip install 'sparsearch[neural]'")
+    assert_error(response, 409, "hybrid_unavailable", "pip install 'sparsearch[neural]'")
     assert hybrid_client.post("/v1/search", json={"query": QUERY}).status_code == 200

@@ -101,7 +101,8 @@ SearchMode = Annotated[
     Field(
         description="sparse: the inference-free dot product (default). hybrid: the top 100 sparse candidates "
         "re-ranked by fusing in the dense model's cosine (the index must be built with --dense and the server "
-        "needs the neural extra); at most 100 hits, scored by the fusion; no explain.",
+        "needs the neural extra, else 409); at most 100 hits, scored by the fusion; explain then explains the "
+        "sparse stage (contributions add up to the sparse dot product, not to the fused score).",
     ),
 ]
 

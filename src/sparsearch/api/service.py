@@ -215,21 +215,14 @@ def search(
 
     Args:
         deadline: the request's time budget and cancellation flag; ``None``: no limit.
-        mode: ``"sparse"`` or ``"hybrid"`` (:mod:`sparsearch.hybrid`: fused scores, at most 100 hits).
+        mode: ``"sparse"`` or ``"hybrid"`` (:mod:`sparsearch.hybrid`: fused scores, at most 100 hits;
+            ``explain`` then explains the sparse stage: contributions add up to the sparse dot product).
 
     Raises:
         ApiError: 503 when the engine is unreachable, 501 when explain is asked of a backend without it,
-            504 past the deadline, 499 once the deadline was cancelled (the client went away), 400 for
-            hybrid mode with explain, on an index without dense vectors or on a server without the
-            ``neural`` extra.
+            504 past the deadline, 499 once the deadline was cancelled (the client went away), 409 for
+            hybrid mode on an index without dense vectors or on a server without the ``neural`` extra.
     """
-    if mode == "hybrid" and explain:
-        raise ApiError(
-            400,
-            "hybrid_explain",
-            "explain lists sparse token contributions, which do not add up to a hybrid (fused) score: "
-            "search with mode sparse to explain, or without explain in hybrid mode",
-        )
     started = time.perf_counter()
     deadline = deadline if deadline is not None else Deadline(math.inf)
     encoder = handle.encoder
@@ -268,8 +261,8 @@ def search(
 
 
 def _hybrid(handle: IndexHandle, backend: SearchBackend) -> SearchBackend:
-    """``backend`` answering in hybrid mode, or a 400 naming what is missing (dense vectors in the
-    index, the dense model on the server)."""
+    """``backend`` answering in hybrid mode, or a 409 naming what is missing (dense vectors in the
+    index, the dense model on the server): the request is valid, the index or server cannot answer it."""
     from sparsearch.errors import MissingExtraError, UsageError
     from sparsearch.hybrid import HybridBackend
 
@@ -278,7 +271,7 @@ def _hybrid(handle: IndexHandle, backend: SearchBackend) -> SearchBackend:
             return HybridBackend(backend)
     except (UsageError, MissingExtraError) as error:
         message = f"index {handle.name!r} cannot search in hybrid mode: {error}"
-        raise ApiError(400, "hybrid_unavailable", message) from None
+        raise ApiError(409, "hybrid_unavailable", message) from None
 
 
 def upsert(handle: IndexHandle, documents: Sequence[Document]) -> int:

@@ -52,7 +52,9 @@ def test_engine_hybrid_is_the_fusion_of_its_candidates(dense_engine: OpenSearchB
         q = embed_query(text)
         ids = [hit.doc_id for hit, _ in candidates]
         sparse = np.array([hit.score for hit, _ in candidates])
-        dense = np.array([np.max(w.astype(np.float32) @ q) if len(w) else -1.0 for _, w in candidates])
+        dense = np.array(
+            [np.max(w.astype(np.float64) @ q.astype(np.float64)) if len(w) else -1.0 for _, w in candidates]
+        )
         expected = fused_top_k(ids, sparse, dense, DEFAULT_FUSION, 5)
         hits = hybrid.search(query, 5)
         assert [h.doc_id for h in hits] == [h.doc_id for h in expected]

@@ -30,7 +30,9 @@ from sparsearch.api.schemas import (
 )
 from sparsearch.api.settings import Settings
 
-router = APIRouter(prefix="/v1/search", tags=["search"], responses=error_responses(*COMMON_ERRORS, 404, 501, 503, 504))
+router = APIRouter(
+    prefix="/v1/search", tags=["search"], responses=error_responses(*COMMON_ERRORS, 404, 409, 501, 503, 504)
+)
 
 
 async def _search(
@@ -88,7 +90,7 @@ async def search(
 
     ``"mode": "hybrid"`` re-ranks the top 100 sparse candidates by fusing in the dense model's cosine
     (the query is embedded at request time): the index must be built with ``--dense`` and the server
-    needs the ``neural`` extra, else 400 ``hybrid_unavailable``.
+    needs the ``neural`` extra, else 409 ``hybrid_unavailable``.
     """
     handle = registry.get(body.index)
 
