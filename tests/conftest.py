@@ -93,3 +93,22 @@ def opensearch_url() -> str:
 
 # The tiny random models (a BERT MLM, a Llama causal LM) that encoder, training, job and CLI tests share.
 from tests.tiny_models import tiny_llm_dir, tiny_mlm_dir  # noqa: E402, F401
+
+
+@pytest.fixture(scope="session")
+def _tiny_dense_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/data/tiny with BM25 and the dense model's window embeddings (``--dense``: hybrid search)."""
+    from sparsearch.encoders.registry import load_encoder
+    from sparsearch.jobs.build_embedded import build_embedded_index
+
+    path = tmp_path_factory.mktemp("tiny-dense") / "index"
+    build_embedded_index(TINY, path, load_encoder("bm25"), dense=True)
+    return path
+
+
+@pytest.fixture
+def tiny_dense_index(_tiny_dense_index: Path, tmp_path: Path) -> Path:
+    """A private copy of the session's tiny index with dense vectors."""
+    copy = tmp_path / "dense-index"
+    shutil.copytree(_tiny_dense_index, copy)
+    return copy

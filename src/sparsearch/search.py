@@ -21,6 +21,7 @@ from pathlib import Path
 from types import TracebackType
 
 from sparsearch.backends.base import SearchBackend
+from sparsearch.errors import UsageError
 from sparsearch.types import Document, EncodedQuery, Encoder, Hit
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class Searcher:
         self._backend = backend
         self._encoder = encoder
         self._model = model
+        self._hybrid: SearchBackend | None = None
 
     @classmethod
     def open(
@@ -99,27 +101,56 @@ class Searcher:
         """The query as the index's encoder sees it (empty weights: only stop words or unknown tokens)."""
         return self.encoder.encode_query(query)
 
-    def search(self, query: str | EncodedQuery, top_k: int = 10, *, with_documents: bool = True) -> list[Hit]:
+    def search(
+        self, query: str | EncodedQuery, top_k: int = 10, *, with_documents: bool = True, mode: str = "sparse"
+    ) -> list[Hit]:
         """The top ``top_k`` hits for one query (none when the query encodes to no token).
 
         Args:
             query: text, or a query already encoded by :attr:`encoder`.
             top_k: number of hits (fewer when fewer documents match).
             with_documents: fill each hit's ``title`` and ``text`` from the stored documents.
+            mode: ``"sparse"`` (inference-free dot product) or ``"hybrid"``: the sparse top
+                candidates fused with the dense model's cosine (:mod:`sparsearch.hybrid`; the index
+                must be built with ``--dense``, the ``neural`` extra installed; scores are fused scores).
+
+        Raises:
+            UsageError: an unknown ``mode``, or ``"hybrid"`` on an index without dense vectors.
+            MissingExtraError: ``"hybrid"`` without the ``neural`` extra.
         """
-        return self.search_batch([query], top_k, with_documents=with_documents)[0]
+        return self.search_batch([query], top_k, with_documents=with_documents, mode=mode)[0]
 
     def search_batch(
-        self, queries: Sequence[str | EncodedQuery], top_k: int = 10, *, with_documents: bool = True
+        self,
+        queries: Sequence[str | EncodedQuery],
+        top_k: int = 10,
+        *,
+        with_documents: bool = True,
+        mode: str = "sparse",
     ) -> list[list[Hit]]:
         """One hit list per query, in query order (see :meth:`search`)."""
+        backend = self.backend_for(mode)
         encoded = [self.encode_query(q) if isinstance(q, str) else q for q in queries]
         non_empty = [q for q in encoded if not q.is_empty]
-        found = iter(self._backend.search_batch(non_empty, top_k) if non_empty else [])
+        found = iter(backend.search_batch(non_empty, top_k) if non_empty else [])
         hit_lists = [[] if q.is_empty else next(found) for q in encoded]
         if with_documents:
             hit_lists = self._with_documents(hit_lists)
         return hit_lists
+
+    def backend_for(self, mode: str) -> SearchBackend:
+        """The backend answering ``mode``: the index itself (``"sparse"``) or its
+        :class:`~sparsearch.hybrid.HybridBackend` (``"hybrid"``, created on first use: it checks the
+        index's dense vectors and loads the dense model)."""
+        from sparsearch.hybrid import SEARCH_MODES, HybridBackend
+
+        if mode == "sparse":
+            return self._backend
+        if mode != "hybrid":
+            raise UsageError(f"unknown search mode {mode!r}: use one of {', '.join(SEARCH_MODES)}")
+        if self._hybrid is None:
+            self._hybrid = HybridBackend(self._backend)
+        return self._hybrid
 
     def _with_documents(self, hit_lists: list[list[Hit]]) -> list[list[Hit]]:
         ids = [hit.doc_id for hits in hit_lists for hit in hits]

@@ -96,6 +96,17 @@ TopK = Annotated[
 ]
 
 
+SearchMode = Annotated[
+    Literal["sparse", "hybrid"],
+    Field(
+        description="sparse: the inference-free dot product (default). hybrid: the top 100 sparse candidates "
+        "re-ranked by fusing in the dense model's cosine (the index must be built with --dense and the server "
+        "needs the neural extra, else 409); at most 100 hits, scored by the fusion; explain then explains the "
+        "sparse stage (contributions add up to the sparse dot product, not to the fused score).",
+    ),
+]
+
+
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -109,6 +120,7 @@ class SearchRequest(_Request):
             "examples": [
                 {"query": EXAMPLE_QUERY, "top_k": 5},
                 {"query": "boundary layer transition", "top_k": 3, "index": "cranfield", "explain": True},
+                {"query": "boundary layer transition", "top_k": 10, "mode": "hybrid"},
             ]
         }
     )
@@ -121,6 +133,7 @@ class SearchRequest(_Request):
         description="Add, per hit, the query tokens that matched and their contribution (query weight x "
         "document weight; the contributions sum to the score) and where they occur in title and snippet.",
     )
+    mode: SearchMode = "sparse"
 
 
 class BatchSearchRequest(_Request):
@@ -138,6 +151,7 @@ class BatchSearchRequest(_Request):
     top_k: TopK = 10
     index: IndexName | None = None
     explain: bool = False
+    mode: SearchMode = "sparse"
 
 
 class MatchedToken(BaseModel):
@@ -169,7 +183,9 @@ class SearchHit(BaseModel):
     """One ranked document."""
 
     id: str = Field(description="The document's id.", examples=["184"])
-    score: float = Field(description="Dot product of query and document weights.", examples=[21.73])
+    score: float = Field(
+        description="Dot product of query and document weights (hybrid mode: the fused score).", examples=[21.73]
+    )
     title: str | None = Field(None, description="Stored title (null when the backend stores none).")
     snippet: str | None = Field(
         None, description="The start of the stored text, or with explain, a passage around the first match."

@@ -205,6 +205,7 @@ def search(
     snippet_chars: int,
     metrics: Metrics,
     deadline: Deadline | None = None,
+    mode: str = "sparse",
 ) -> SearchOutcome:
     """Answer ``queries`` on one index: encode each, retrieve the top ``top_k``, attach documents.
 
@@ -214,10 +215,13 @@ def search(
 
     Args:
         deadline: the request's time budget and cancellation flag; ``None``: no limit.
+        mode: ``"sparse"`` or ``"hybrid"`` (:mod:`sparsearch.hybrid`: fused scores, at most 100 hits;
+            ``explain`` then explains the sparse stage: contributions add up to the sparse dot product).
 
     Raises:
         ApiError: 503 when the engine is unreachable, 501 when explain is asked of a backend without it,
-            504 past the deadline, 499 once the deadline was cancelled (the client went away).
+            504 past the deadline, 499 once the deadline was cancelled (the client went away), 409 for
+            hybrid mode on an index without dense vectors or on a server without the ``neural`` extra.
     """
     started = time.perf_counter()
     deadline = deadline if deadline is not None else Deadline(math.inf)
@@ -231,7 +235,8 @@ def search(
     words = _word_tokens(encoder)
     engine_seconds = 0.0
     results: list[list[SearchHit]] = []
-    with handle.reading() as backend:  # embedded: pinned to one commit for the whole request
+    with handle.reading() as index_backend:  # embedded: pinned to one commit for the whole request
+        backend = _hybrid(handle, index_backend) if mode == "hybrid" else index_backend
         for first in range(0, len(encoded), QUERIES_PER_CHUNK):
             chunk = encoded[first : first + QUERIES_PER_CHUNK]
             deadline.check()
@@ -255,24 +260,49 @@ def search(
     return SearchOutcome(hits=results, model=encoder.fingerprint.name, took_ms=(finished - started) * 1000.0)
 
 
+def _hybrid(handle: IndexHandle, backend: SearchBackend) -> SearchBackend:
+    """``backend`` answering in hybrid mode, or a 409 naming what is missing (dense vectors in the
+    index, the dense model on the server): the request is valid, the index or server cannot answer it."""
+    from sparsearch.errors import MissingExtraError, UsageError
+    from sparsearch.hybrid import HybridBackend
+
+    try:
+        with handle.engine_errors("read the index's dense model"):
+            return HybridBackend(backend)
+    except (UsageError, MissingExtraError) as error:
+        message = f"index {handle.name!r} cannot search in hybrid mode: {error}"
+        raise ApiError(409, "hybrid_unavailable", message) from None
+
+
 def upsert(handle: IndexHandle, documents: Sequence[Document]) -> int:
-    """Encode ``documents`` with the index's encoder (as the indexing job does) and add or replace them.
+    """Encode ``documents`` with the index's encoder (as the indexing job does) and add or replace them;
+    an index with dense vectors (built with ``--dense``) gets the documents' window embeddings too.
 
     Returns:
         The number of documents in the index afterwards.
     """
+    from sparsearch.encoders.dense import encode_with_windows
+
     encoder = handle.encoder
-    vectors = encoder.encode_document([document.full_text for document in documents])
+    texts = [document.full_text for document in documents]
+    with handle.reading() as current, handle.engine_errors("read the index"):
+        stores_dense = bool(getattr(current, "dense_identity", None))
+    dense = None
+    if stores_dense:
+        vectors, dense = encode_with_windows(encoder, texts)
+    else:
+        vectors = encoder.encode_document(texts)
     with handle.writing() as backend:
         if handle.encoder is not encoder:  # the index was rebuilt with another model meanwhile
             raise ApiError(
                 409, "index_changed", f"index {handle.name!r} changed while encoding; send the request again"
             )
         with handle.engine_errors("upsert"):
+            extra = {"dense": dense} if dense is not None else {}
             if handle.kind == "embedded":  # checked again under the index's writer lock
-                backend.upsert(documents, vectors, fingerprint=encoder.fingerprint)  # type: ignore[call-arg]
+                backend.upsert(documents, vectors, fingerprint=encoder.fingerprint, **extra)  # type: ignore[call-arg]
             else:
-                backend.upsert(documents, vectors)
+                backend.upsert(documents, vectors, **extra)  # type: ignore[call-arg]
         with handle.engine_errors("count"):
             return int(backend.count())
 

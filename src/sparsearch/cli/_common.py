@@ -239,8 +239,10 @@ def build_index_with_progress(
     allow_empty: bool = False,
     model_kind: str | None = None,
     refit_idf: bool = False,
+    dense: bool = False,
 ):
-    """Build an embedded index with a docs/s progress bar; returns ``(index, summary, encoder)``."""
+    """Build an embedded index with a docs/s progress bar; returns ``(index, summary, encoder)``.
+    ``dense``: store dense window embeddings too (hybrid search)."""
     from sparsearch.encoders.registry import load_encoder
     from sparsearch.jobs.build_embedded import build_embedded_index
     from sparsearch.jobs.source import open_source
@@ -267,7 +269,35 @@ def build_index_with_progress(
             overwrite=overwrite,
             allow_empty=allow_empty,
             on_progress=lambda n: progress.advance(task, n),
+            dense=dense,
         ) + (encoder,)
+
+
+DenseOption = Annotated[
+    bool,
+    typer.Option(
+        "--dense",
+        help="Also store each document's all-MiniLM-L6-v2 window embeddings (768 bytes per 160 words) so the "
+        "index can answer --mode hybrid (needs the neural extra).",
+    ),
+]
+ModeOption = Annotated[
+    str,
+    typer.Option(
+        "--mode",
+        help="sparse (inference-free, the default) or hybrid (sparse candidates fused with the dense model's "
+        "cosine; needs an index built with --dense and the neural extra).",
+    ),
+]
+
+
+def check_mode(mode: str) -> str:
+    """Raise :class:`UsageError` for a ``--mode`` other than ``sparse`` or ``hybrid``."""
+    from sparsearch.errors import UsageError
+
+    if mode not in ("sparse", "hybrid"):
+        raise UsageError(f"--mode {mode!r}: use sparse or hybrid")
+    return mode
 
 
 # -- search engines (--backend / --url) ----------------------------------------------------------------

@@ -14,10 +14,12 @@ from rich.table import Table
 from sparsearch.cli._common import (
     BackendOption,
     ModelKindOption,
+    ModeOption,
     RefitIdfOption,
     UrlOption,
     app,
     build_index_with_progress,
+    check_mode,
     check_url_option,
     index_engine_with_progress,
     model_description,
@@ -107,6 +109,7 @@ def evaluate(
     depth: Annotated[int, typer.Option("--depth", min=1, max=10000, help="Results retrieved per query.")] = 1000,
     split: Annotated[str, typer.Option("--split", help="Qrels split to evaluate.")] = "test",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 256,
+    mode: ModeOption = "sparse",
 ) -> None:
     """Evaluate a model and engine on a BEIR collection (nDCG@10, recall@100/1000, MRR@10, MAP, latency),
     or score an existing TREC run against qrels (--run FILE --qrels FILE)."""
@@ -120,7 +123,10 @@ def evaluate(
             name for value in [*(metrics or []), *(more_metrics or [])] for name in value.replace(",", " ").split()
         ]
         measures = parse_metrics(names) if metrics else parse_metrics(DEFAULT_METRICS)
+        check_mode(mode)
         if qrels is not None:
+            if mode != "sparse":
+                raise UsageError("--mode goes with --data (searching an index); --qrels scores an existing run")
             if data is not None or index is not None or model is not None or backend != "embedded" or url:
                 raise UsageError(
                     "--qrels scores the existing run given by --run: it takes no --data, --index, --model, "
@@ -151,6 +157,7 @@ def evaluate(
             depth,
             split,
             batch_size,
+            mode,
         )
 
 
@@ -170,8 +177,10 @@ def _evaluate_index(  # noqa: PLR0913 - the eval command's options
     depth: int,
     split: str,
     batch_size: int,
+    mode: str = "sparse",
 ) -> None:
-    """``eval --data``: search the judged queries in an index (built first without ``--index``) and score them."""
+    """``eval --data``: search the judged queries in an index (built first without ``--index``, with dense
+    vectors in hybrid mode) and score them."""
     from sparsearch._files import directory_bytes
     from sparsearch.encoders.registry import load_encoder
     from sparsearch.eval.beir_data import load_beir_topics
@@ -179,6 +188,7 @@ def _evaluate_index(  # noqa: PLR0913 - the eval command's options
     from sparsearch.eval.metrics import per_query_metrics, write_per_query
     from sparsearch.eval.runner import evaluate as run_evaluation
     from sparsearch.eval.trec import write_trec_run
+    from sparsearch.hybrid import HybridBackend
     from sparsearch.jobs.build_embedded import fit_if_needed
     from sparsearch.search import Searcher
 
@@ -190,13 +200,28 @@ def _evaluate_index(  # noqa: PLR0913 - the eval command's options
             if index is None:
                 raise UsageError(f"--backend {backend} needs --index NAME (the alias to evaluate or to build)")
             opened, encoder, index_stats = _open_engine(
-                data, index, backend, url, model, batch_size, model_kind=model_kind, refit_idf=refit_idf
+                data,
+                index,
+                backend,
+                url,
+                model,
+                batch_size,
+                model_kind=model_kind,
+                refit_idf=refit_idf,
+                dense=mode == "hybrid",
             )
             stack.callback(opened.close)
         elif index is None:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sparsearch-eval-")))
             opened, _, encoder = build_index_with_progress(
-                data, tmp / "index", model, batch_size, overwrite=False, model_kind=model_kind, refit_idf=refit_idf
+                data,
+                tmp / "index",
+                model,
+                batch_size,
+                overwrite=False,
+                model_kind=model_kind,
+                refit_idf=refit_idf,
+                dense=mode == "hybrid",
             )
             if backend == "lucene":  # its vectors through pyserini's Lucene indexer
                 from sparsearch.jobs.build_lucene import build_lucene_index
@@ -229,6 +254,7 @@ def _evaluate_index(  # noqa: PLR0913 - the eval command's options
                 "engine_version": f"pyserini {manifest['pyserini_version']} (Java {manifest['java_version']})",
             }
         _check_judged_documents(opened, topics, qrels=qrels_file)
+        searched = HybridBackend(opened) if mode == "hybrid" else opened
 
         def check(run: dict[str, dict[str, float]]) -> None:
             where = f"index {index}" if index is not None else "the index built from --data"
@@ -240,7 +266,7 @@ def _evaluate_index(  # noqa: PLR0913 - the eval command's options
         with progress_bar("queries") as progress:
             task = progress.add_task("querying", total=len(topics.queries))
             report, run = run_evaluation(
-                opened,
+                searched,
                 encoder,
                 topics,
                 dataset=data.name,
@@ -251,9 +277,10 @@ def _evaluate_index(  # noqa: PLR0913 - the eval command's options
                 ignore_identical_ids=ignore_identical_ids,
                 on_progress=lambda n: progress.advance(task, n),
                 check=check,
+                mode=mode,
             )
     table = Table(
-        title=f"{report.dataset} · {report.model} · {report.backend} · "
+        title=f"{report.dataset} · {report.model} · {report.backend} · {report.mode} · "
         f"{report.queries} queries · {report.docs:,} docs"
         + (" · identical ids ignored" if ignore_identical_ids else "")
     )
@@ -384,9 +411,10 @@ def _open_engine(  # noqa: ANN202 - (backend, encoder, stats)
     batch_size: int,
     model_kind: str | None = None,
     refit_idf: bool = False,
+    dense: bool = False,
 ):
-    """Open the engine alias (building it from ``data`` first when it does not exist); returns
-    ``(backend, encoder, index_stats)``."""
+    """Open the engine alias (building it from ``data`` first when it does not exist, with dense vectors
+    when ``dense``); returns ``(backend, encoder, index_stats)``."""
     from sparsearch.backends.factory import open_engine
     from sparsearch.encoders.registry import load_encoder
     from sparsearch.jobs.build_embedded import fit_if_needed
@@ -401,7 +429,7 @@ def _open_engine(  # noqa: ANN202 - (backend, encoder, stats)
             opened.fingerprint.check_compatible(requested.fingerprint, where=f"{backend_kind} index {alias}")
     else:
         summary, encoder = index_engine_with_progress(
-            data, opened, model, model_kind=model_kind, refit_idf=refit_idf, batch_size=batch_size
+            data, opened, model, model_kind=model_kind, refit_idf=refit_idf, batch_size=batch_size, dense=dense
         )
         if summary.failures:
             raise UsageError(

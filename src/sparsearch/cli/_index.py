@@ -13,6 +13,7 @@ from rich.table import Table
 from sparsearch.cli._common import (
     BackendOption,
     Command,
+    DenseOption,
     ModelKindOption,
     RefitIdfOption,
     UrlOption,
@@ -117,6 +118,7 @@ def index(
     field_type: Annotated[
         str, typer.Option("--field-type", help="Engines: rank_features, or sparse_vector (Elasticsearch 8.15+).")
     ] = "rank_features",
+    dense: DenseOption = False,
 ) -> None:
     """Encode a corpus into an index: an embedded directory, or a new version behind an engine alias.
 
@@ -152,12 +154,21 @@ def index(
                 "keep_old": keep_old,
                 "failures_path": failures,
                 "allow_empty": allow_empty,
+                "dense": dense,
             }
             options.update(model_kind=model_kind, refit_idf=refit_idf)
             _index_engine(data, index, model, backend, url, options)
             return
         built, summary, encoder = build_index_with_progress(
-            source, Path(index), model, batch_size, overwrite, allow_empty, model_kind=model_kind, refit_idf=refit_idf
+            source,
+            Path(index),
+            model,
+            batch_size,
+            overwrite,
+            allow_empty,
+            model_kind=model_kind,
+            refit_idf=refit_idf,
+            dense=dense,
         )
         table = Table(title=f"index {summary.path}", show_header=False)
         table.add_row("model", built.fingerprint.name)
@@ -165,6 +176,8 @@ def index(
             table.add_row("model kind", description)
         table.add_row("documents", f"{summary.documents:,}")
         table.add_row("postings", f"{summary.postings:,}")
+        if dense:
+            table.add_row("dense vectors", str(built.dense_identity["model"]))
         table.add_row("avg terms / document", f"{summary.avg_terms_per_doc:.1f}")
         table.add_row("bytes on disk", f"{summary.bytes:,} ({human_bytes(summary.bytes)})")
         table.add_row(

@@ -12,8 +12,10 @@ from rich.table import Table
 
 from sparsearch.cli._common import (
     BackendOption,
+    ModeOption,
     UrlOption,
     app,
+    check_mode,
     check_url_option,
     progress_bar,
     stderr,
@@ -62,12 +64,17 @@ def search(
         str | None, typer.Option("--run-tag", help="The run's tag column (default: the index's model name).")
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Topics searched per batch (--topics).")] = 64,
+    mode: ModeOption = "sparse",
 ) -> None:
-    """Search an index with a text query, or every query of a topics file into a TREC run."""
+    """Search an index with a text query, or every query of a topics file into a TREC run.
+
+    --mode hybrid re-ranks the top 100 sparse candidates by fusing in the dense model's cosine
+    (index built with --dense); it returns at most 100 hits, scored by the fusion."""
     with user_errors():
         from sparsearch.search import Searcher
 
         check_url_option(backend, url)
+        check_mode(mode)
         if topics is not None:
             if query is not None:
                 raise UsageError("give either a query or --topics FILE, not both")
@@ -75,7 +82,7 @@ def search(
                 raise UsageError("--topics needs --run FILE: where to write the TREC run")
             if as_json:
                 raise UsageError("--json answers one query; --topics writes a TREC run (--run)")
-            _search_topics(index, backend, url, model, topics, run_file, run_tag, top_k or 1000, batch_size)
+            _search_topics(index, backend, url, model, topics, run_file, run_tag, top_k or 1000, batch_size, mode)
             return
         if run_file is not None or run_tag is not None:
             raise UsageError("--run and --run-tag go with --topics FILE (a single query prints its hits)")
@@ -85,7 +92,7 @@ def search(
         with Searcher.open(index, backend=backend, url=url, model=model) as searcher:
             started = time.perf_counter()
             encoded = searcher.encode_query(query)
-            hits = searcher.search(encoded, top_k)
+            hits = searcher.search(encoded, top_k, mode=mode)
             took_ms = (time.perf_counter() - started) * 1000.0
             model_name = searcher.backend.fingerprint.name
         if as_json:
@@ -115,6 +122,7 @@ def _search_topics(  # noqa: PLR0913 - the search command's options
     run_tag: str | None,
     hits: int,
     batch_size: int,
+    mode: str = "sparse",
 ) -> None:
     """``search --topics``: every topic through :meth:`Searcher.search_batch`, written as a TREC run."""
     from sparsearch.eval.beir_data import read_topics
@@ -131,7 +139,7 @@ def _search_topics(  # noqa: PLR0913 - the search command's options
             task = progress.add_task("searching", total=len(items))
             for start in range(0, len(items), batch_size):
                 batch = items[start : start + batch_size]
-                hit_lists = searcher.search_batch([text for _, text in batch], hits, with_documents=False)
+                hit_lists = searcher.search_batch([text for _, text in batch], hits, with_documents=False, mode=mode)
                 for (query_id, _), found in zip(batch, hit_lists, strict=True):
                     writer.write(query_id, {hit.doc_id: hit.score for hit in found})
                     without_hits += not found

@@ -29,7 +29,7 @@ import numpy as np
 
 from sparsearch._cache import cache_root
 from sparsearch.encoders.analyzers import WordPieceAnalyzer
-from sparsearch.encoders.dense import DENSE_MODEL_NAME, embed, embed_windows
+from sparsearch.encoders.dense import DENSE_MODEL_NAME, DenseWindows, embed, embed_windows
 from sparsearch.encoders.idf import IdfTable
 from sparsearch.errors import IndexFormatError, require
 from sparsearch.types import BaseEncoder, EncodedQuery, EncoderFingerprint, SparseVector, stable_hash
@@ -230,7 +230,15 @@ class SemanticChannelEncoder(BaseEncoder):
 
     def encode_document(self, texts: Sequence[str]) -> list[SparseVector]:
         """Top-``top_k`` tokens by cosine above ``threshold``; empty texts give empty maps."""
+        return self.encode_document_with_windows(texts)[0]
+
+    def encode_document_with_windows(self, texts: Sequence[str]) -> tuple[list[SparseVector], DenseWindows]:
+        """:meth:`encode_document` plus the dense-model window embeddings it computed on the way (the
+        ones ``sparsearch index --dense`` stores for hybrid search: no second forward pass)."""
         embeddings, owners = embed_windows(texts)
+        return self._weights(texts, embeddings, owners), DenseWindows.from_owners(embeddings, owners, len(texts))
+
+    def _weights(self, texts: Sequence[str], embeddings: np.ndarray, owners: np.ndarray) -> list[SparseVector]:
         vectors: list[SparseVector] = [{} for _ in texts]
         if not len(owners):
             return vectors

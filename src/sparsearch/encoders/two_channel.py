@@ -16,10 +16,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sparsearch.encoders.analyzers import WordAnalyzer
 from sparsearch.encoders.bm25 import BM25Encoder
 from sparsearch.types import BaseEncoder, EncodedQuery, Encoder, EncoderFingerprint, SparseVector, stable_hash
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from sparsearch.encoders.dense import DenseWindows
 
 LEXICAL_PREFIX = "w:"
 CONFIG_FILE = "config.json"
@@ -75,6 +79,19 @@ class TwoChannelEncoder(BaseEncoder):
         lexical = self.lexical.encode_document(texts)
         learned = self.learned.encode_document(texts)
         return [{**lex, **lrn} for lex, lrn in zip(lexical, learned, strict=True)]
+
+    def encode_document_with_windows(self, texts: Sequence[str]) -> tuple[list[SparseVector], DenseWindows]:
+        """:meth:`encode_document` plus the dense window embeddings, reused from the learned channel
+        when it computes them (the semantic channel does), else computed here."""
+        from sparsearch.encoders.dense import embed_documents
+
+        lexical = self.lexical.encode_document(texts)
+        with_windows = getattr(self.learned, "encode_document_with_windows", None)
+        if with_windows is not None:
+            learned, windows = with_windows(texts)
+        else:
+            learned, windows = self.learned.encode_document(texts), embed_documents(texts)
+        return [{**lex, **lrn} for lex, lrn in zip(lexical, learned, strict=True)], windows
 
     def encode_query(self, text: str) -> EncodedQuery:
         weights = dict(self.lexical.encode_query(text).weights)

@@ -23,7 +23,8 @@ class EvalReport:
     ``first_query_ms`` is the cold first query (encode + search) of the process, run once before them
     and never counted in them: it pays one-time costs (compiling or loading the search kernel, an
     encoder's lazy loading, an engine connection). ``index`` holds ``postings``, ``avg_terms_per_doc``
-    and ``bytes`` of the searched index.
+    and ``bytes`` of the searched index. ``mode`` is ``sparse`` or ``hybrid`` (:mod:`sparsearch.hybrid`:
+    its search times include embedding the query with the dense model).
     """
 
     dataset: str
@@ -38,6 +39,7 @@ class EvalReport:
     postings_touched_per_query: float | None = None
     first_query_ms: float | None = None
     ignore_identical_ids: bool = False
+    mode: str = "sparse"
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -118,6 +120,7 @@ def evaluate(
     on_progress: Callable[[int], None] | None = None,
     clock: Callable[[], float] = time.perf_counter,
     check: Callable[[Run], None] | None = None,
+    mode: str = "sparse",
 ) -> tuple[EvalReport, Run]:
     """Run every judged query through ``backend`` and score the run against the qrels.
 
@@ -132,6 +135,7 @@ def evaluate(
             deeper (at most 10,000), so ``depth`` hits remain, as BEIR does.
         check: called with the run before it is scored (e.g. to refuse a run that shares no id with
             the qrels).
+        mode: recorded in the report (``backend`` is then a :class:`~sparsearch.hybrid.HybridBackend`).
 
     Returns:
         The report and the scored run (without identical ids when they are ignored).
@@ -172,5 +176,6 @@ def evaluate(
         postings_touched_per_query=touched,
         first_query_ms=first_ms,
         ignore_identical_ids=ignore_identical_ids,
+        mode=mode,
     )
     return report, run

@@ -11,6 +11,7 @@ from pathlib import Path
 from sparsearch._files import directory_bytes
 from sparsearch.backends.embedded.index import EmbeddedIndex, check_index_target
 from sparsearch.backends.embedded.writer import IndexWriter
+from sparsearch.encoders.dense import embed_documents, encode_with_windows
 from sparsearch.encoders.sparse_batch import SparseBatch
 from sparsearch.jobs.encode import check_neural
 from sparsearch.jobs.jsonvector import JsonVectorCollection
@@ -76,6 +77,7 @@ def build_embedded_index(
     overwrite: bool = False,
     allow_empty: bool = False,
     on_progress: ProgressCallback | None = None,
+    dense: bool = False,
 ) -> tuple[EmbeddedIndex, IndexSummary]:
     """Encode every document of ``corpus`` and write an embedded index at ``index_path``.
 
@@ -86,23 +88,33 @@ def build_embedded_index(
     A corpus without documents is refused unless ``allow_empty`` is true (an empty index is nearly
     always a wrong path, and with ``overwrite`` it would replace the index at ``index_path``).
 
+    With ``dense``, every document's dense-model window embeddings are stored too (float16, 768
+    bytes a window of 160 words) for hybrid search (:mod:`sparsearch.hybrid`); an encoder that
+    computes them anyway (the shipped default model) hands them over, else the dense model runs once more.
+
     Raises:
         CorpusFormatError: the corpus is missing, malformed (file and line in the message) or, without
             ``allow_empty``, empty; an existing index at ``index_path`` is then left untouched.
         IndexExistsError: ``index_path`` exists and ``overwrite`` is false (checked before any work).
+        MissingExtraError: ``dense`` without the ``neural`` extra.
     """
     started = time.perf_counter()
     check_index_target(index_path, overwrite=overwrite)  # fail before the (long) fitting pass
     source = open_source(corpus)  # resolved once: which input it is, and its files
     check_not_empty(source, allow_empty=allow_empty)  # before fitting, and before anything is written
     encoded = source.encoded is not None  # vectors written by `sparsearch encode`: read, never re-encoded
+    identity = None
+    if dense:
+        from sparsearch.encoders.dense import dense_model_identity
+
+        identity = dense_model_identity()  # fails now, not after the fitting pass, without the extra
     if source.encoded is not None:
         source.encoded.check_encoder(encoder)
     elif source.jsonvector is not None:
         check_jsonvector_encoder(source.jsonvector, encoder)
     else:
         fit_if_needed(encoder, source)
-    writer = IndexWriter(index_path, encoder.fingerprint, overwrite=overwrite)
+    writer = IndexWriter(index_path, encoder.fingerprint, overwrite=overwrite, dense=identity)
     empty: list[str] = []
     with writer:
         encoder.save(writer.encoder_dir)
@@ -116,14 +128,19 @@ def build_embedded_index(
         elif encoded or isinstance(encoder, BatchEncoder):  # CSR rows: no per-token Python objects
             for batch, rows, vocabulary in iter_sparse_batches(source, encoder, batch_size):
                 empty.extend(d.doc_id for d, n in zip(batch, rows.lengths(), strict=True) if n == 0)
-                writer.add_csr(batch, rows.indptr, rows.term_ids, rows.weights, vocabulary)
+                windows = embed_documents([d.full_text for d in batch]) if dense else None
+                writer.add_csr(batch, rows.indptr, rows.term_ids, rows.weights, vocabulary, dense=windows)
                 if on_progress is not None:
                     on_progress(len(batch))
         else:
             for batch in iter_batches(source.iter_documents(), batch_size):
-                vectors = encoder.encode_document([d.full_text for d in batch])
+                texts = [d.full_text for d in batch]
+                if dense:
+                    vectors, windows = encode_with_windows(encoder, texts)
+                else:
+                    vectors, windows = encoder.encode_document(texts), None
                 empty.extend(d.doc_id for d, v in zip(batch, vectors, strict=True) if not v)
-                writer.add(batch, vectors)
+                writer.add(batch, vectors, dense=windows)
                 if on_progress is not None:
                     on_progress(len(batch))
     index = writer.index

@@ -97,7 +97,7 @@ def write_failures_file(path: Path, failures: list[BulkFailure]) -> None:
 
 
 def _find_resumable(
-    backend: SearchEngineBackend, live: list[str], fingerprint: dict, field_type: str, job: dict
+    backend: SearchEngineBackend, live: list[str], fingerprint: dict, field_type: str, job: dict, dense: dict | None
 ) -> str | None:
     candidates = [
         name
@@ -108,6 +108,7 @@ def _find_resumable(
         and meta.get("encoder") == fingerprint
         and meta.get("field_type") == field_type
         and meta.get("job") == job
+        and meta.get("dense") == dense
     ]
     return candidates[-1] if candidates else None
 
@@ -128,6 +129,7 @@ def index_corpus(
     retry: RetryPolicy | None = None,
     allow_empty: bool = False,
     on_progress: ProgressCallback | None = None,
+    dense: bool = False,
 ) -> EngineIndexSummary:
     """Encode ``corpus`` into a new (or resumed) version behind ``backend.index`` and swap the alias.
 
@@ -148,6 +150,7 @@ def index_corpus(
             working directory); read and rewritten by every run.
         allow_empty: build (and make live) a version even when the corpus has no documents; refused
             otherwise, before the engine is contacted, since the alias swap would empty a served index.
+        dense: also store each document's dense window embeddings (``binary`` field) for hybrid search.
 
     Returns:
         The summary; ``swapped`` is false when documents failed (they are in ``failures_file``).
@@ -168,11 +171,16 @@ def index_corpus(
     backend.check_field_type(field_type)
     live = backend.live_indexes()
     job = corpus_signature(corpus)
+    identity = None
+    if dense:
+        from sparsearch.encoders.dense import dense_model_identity
+
+        identity = dense_model_identity()
     fit_if_needed(encoder, corpus)
     fingerprint = encoder.fingerprint
 
     # 1. the version to write: resume an unfinished build of the same job, or start a new one
-    version = _find_resumable(backend, live, fingerprint.to_dict(), field_type, job)
+    version = _find_resumable(backend, live, fingerprint.to_dict(), field_type, job, identity)
     present: set[str] = set()
     if version is not None:
         backend.refresh(version)  # refreshes are off while building: make every written document visible
@@ -180,7 +188,9 @@ def index_corpus(
         log.info("resuming %s: %d documents already written", version, len(present))
     else:
         version = backend.next_version_name()
-        backend.create_version(version, fingerprint, shards=shards, replicas=replicas, field_type=field_type, job=job)
+        backend.create_version(
+            version, fingerprint, shards=shards, replicas=replicas, field_type=field_type, job=job, dense=identity
+        )
     retried_from_file = len(read_failures_file(failures_file))
     with tempfile.TemporaryDirectory(prefix="sparsearch-encoder-") as tmp:
         encoder.save(Path(tmp))
@@ -205,12 +215,19 @@ def index_corpus(
                     todo.append(document)
             if on_progress is not None and len(todo) < len(batch):
                 on_progress(len(batch) - len(todo))
-            vectors = encoder.encode_document([d.full_text for d in todo])
-            for document, vector in zip(todo, vectors, strict=True):
+            texts = [d.full_text for d in todo]
+            if dense:
+                from sparsearch.encoders.dense import encode_with_windows
+
+                vectors, windows = encode_with_windows(encoder, texts)
+                rows = [windows.document(row) for row in range(windows.n_docs)]
+            else:
+                vectors, rows = encoder.encode_document(texts), [None] * len(todo)
+            for document, vector, dense_rows in zip(todo, vectors, rows, strict=True):
                 if not vector:
                     empty.append(document.doc_id)
                 try:
-                    yield bodies.build_index_action(version, document, vector)
+                    yield bodies.build_index_action(version, document, vector, dense_rows)
                 except ValueError as error:
                     failures.append(BulkFailure(document.doc_id, "invalid", str(error), document.title, document.text))
                     if on_progress is not None:

@@ -283,7 +283,7 @@ def test_docstring_examples_run() -> None:
     import doctest
 
     results = doctest.testmod(bodies)
-    assert results.attempted == 4 and results.failed == 0
+    assert results.attempted == 7 and results.failed == 0
 
 
 def test_token_pruning_from_the_environment() -> None:
@@ -298,3 +298,45 @@ def test_token_pruning_from_the_environment() -> None:
     for bad in ("yes please", "5", "500,0.4"):
         with pytest.raises(UsageError, match="SPARSEARCH_ES_TOKEN_PRUNING|between"):
             token_pruning_from_env({TOKEN_PRUNING_ENV: bad})
+
+
+# -- dense vectors (hybrid search) ---------------------------------------------------------------------
+def test_dense_windows_round_trip_through_the_source() -> None:
+    import numpy as np
+
+    from sparsearch.types import Document
+
+    windows = np.random.default_rng(0).normal(size=(3, bodies.DENSE_DIM)).astype(np.float16)
+    source = bodies.build_document_source(Document("a", "text"), {"t": 1.0}, windows)
+    np.testing.assert_array_equal(bodies.decode_dense(source[bodies.DENSE_FIELD]), windows)
+    assert bodies.decode_dense(bodies.encode_dense(np.zeros((0, bodies.DENSE_DIM)))).shape == (0, bodies.DENSE_DIM)
+    assert bodies.DENSE_FIELD not in bodies.build_document_source(Document("a", "text"), {"t": 1.0})
+
+
+def test_dense_values_are_checked() -> None:
+    import numpy as np
+
+    from sparsearch.errors import IndexFormatError
+
+    with pytest.raises(ValueError, match="finite"):
+        bodies.encode_dense(np.full((1, bodies.DENSE_DIM), np.nan))
+    with pytest.raises(ValueError, match=r"\(n, 384\)"):
+        bodies.encode_dense(np.zeros((1, 10)))
+    with pytest.raises(IndexFormatError, match="not whole float16 rows"):
+        bodies.decode_dense("AAAA")
+    with pytest.raises(IndexFormatError, match="not base64"):
+        bodies.decode_dense("***")
+
+
+def test_a_dense_query_returns_the_dense_field_and_a_plain_one_nothing() -> None:
+    assert bodies.build_query({"t": 1.0}, 5, with_dense=True)["_source"] == [bodies.DENSE_FIELD]
+    assert bodies.build_query({"t": 1.0}, 5)["_source"] is False
+    assert bodies.DENSE_FIELD not in bodies.build_index_body(bodies.build_meta(FINGERPRINT))["mappings"]["properties"]
+
+
+def test_parse_dense_hits_refuses_a_hit_without_windows() -> None:
+    from sparsearch.errors import IndexFormatError
+
+    response = {"hits": {"hits": [{"_id": "a", "_score": 1.0, "_source": {}}]}}
+    with pytest.raises(IndexFormatError, match="--dense"):
+        bodies.parse_dense_hits(response)

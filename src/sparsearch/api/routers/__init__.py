@@ -10,7 +10,8 @@ _ERROR_DESCRIPTIONS = {
     400: "Malformed request (a body that is not valid JSON, a Host the service does not serve).",
     401: "Missing or wrong API key (only when the service has API keys).",
     404: "Unknown index, document or route.",
-    409: "Conflicting update (the index changed meanwhile): send the request again.",
+    409: "Conflicting update (the index changed meanwhile): send the request again. Search: hybrid_unavailable, "
+    "mode hybrid on an index built without --dense or on a server without the neural extra.",
     413: "Request body larger than the service accepts.",
     415: "Request body not encoded as UTF-8 (or a charset other than utf-8 declared).",
     422: "A field is missing, of the wrong type or out of bounds, or the request asks for more hits than "

@@ -30,7 +30,9 @@ from sparsearch.api.schemas import (
 )
 from sparsearch.api.settings import Settings
 
-router = APIRouter(prefix="/v1/search", tags=["search"], responses=error_responses(*COMMON_ERRORS, 404, 501, 503, 504))
+router = APIRouter(
+    prefix="/v1/search", tags=["search"], responses=error_responses(*COMMON_ERRORS, 404, 409, 501, 503, 504)
+)
 
 
 async def _search(
@@ -44,6 +46,7 @@ async def _search(
     explain: bool,
     settings: Settings,
     metrics: Metrics,
+    mode: str = "sparse",
 ) -> Response:
     """Check the cost, then in a worker thread and under the settings' deadline, search and write
     ``answer(outcome)`` as JSON; after a large request, hand freed memory back to the system (once the
@@ -60,6 +63,7 @@ async def _search(
             snippet_chars=settings.snippet_chars,
             metrics=metrics,
             deadline=deadline,
+            mode=mode,
         )
         return answer(outcome).model_dump_json(exclude_none=True).encode("utf-8")
 
@@ -83,6 +87,10 @@ async def search(
     With ``explain``, each hit lists the query tokens it matched with their contribution (query
     weight x document weight; they add up to the score) and where they occur in title and snippet.
     ``top_k`` with ``explain`` is limited by ``SPARSEARCH_MAX_EXPLAINED_HITS_PER_REQUEST``.
+
+    ``"mode": "hybrid"`` re-ranks the top 100 sparse candidates by fusing in the dense model's cosine
+    (the query is embedded at request time): the index must be built with ``--dense`` and the server
+    needs the ``neural`` extra, else 409 ``hybrid_unavailable``.
     """
     handle = registry.get(body.index)
 
@@ -99,6 +107,7 @@ async def search(
         explain=body.explain,
         settings=settings,
         metrics=metrics,
+        mode=body.mode,
     )
 
 
@@ -132,4 +141,5 @@ async def search_batch(
         explain=body.explain,
         settings=settings,
         metrics=metrics,
+        mode=body.mode,
     )

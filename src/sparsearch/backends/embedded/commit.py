@@ -6,7 +6,8 @@ Format 3 (written by this version)::
      "encoder_dir": "encoder", "encoder": {...fingerprint...},
      "segments": [{"name": "seg-000001", "n_docs": 1400, "nnz": 95310, "n_terms": 4691,
                    "deletes": "del-000007.npy", "n_deleted": 3}, ...],
-     "n_docs": 1401, "deleted_documents": 3, "nnz": ..., "n_terms": ..., ...}
+     "n_docs": 1401, "deleted_documents": 3, "nnz": ..., "n_terms": ..., ...,
+     "dense": {"model": "all-MiniLM-L6-v2", "weights_sha256": ..., "dim": 384, ...}}   (--dense only)
 
 A commit is published by replacing ``manifest.json`` atomically (:func:`~sparsearch._files.write_json_atomic`)
 after every file it names is on disk, so a reader sees the old commit or the new one. Formats 1 and 2
@@ -158,10 +159,15 @@ def build_manifest(
     n_terms: int,
     avg_terms_per_doc: float,
     empty_documents: int,
+    dense: dict | None = None,
 ) -> dict:
-    """The manifest of a new commit (counts over live documents; ``nnz`` counts stored postings)."""
+    """The manifest of a new commit (counts over live documents; ``nnz`` counts stored postings).
+
+    ``dense``: the identity of the dense model whose window embeddings every segment stores
+    (:func:`~sparsearch.encoders.dense.dense_model_identity`; indexes built with ``--dense``), else ``None``.
+    """
     n_live = sum(entry.n_live for entry in segments)
-    return {
+    manifest = {
         "format_version": FORMAT_VERSION,
         "sparsearch_version": __version__,
         "created_at": created_at,
@@ -186,6 +192,9 @@ def build_manifest(
         },
         "quantization": "none",
     }
+    if dense is not None:
+        manifest["dense"] = dict(dense)
+    return manifest
 
 
 def publish(path: Path, manifest: dict) -> None:

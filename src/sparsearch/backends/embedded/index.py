@@ -64,6 +64,7 @@ from sparsearch.backends.embedded.merge import pick_all, pick_merge, write_merge
 from sparsearch.backends.embedded.postings import PostingsBuilder, naming_bad_weights
 from sparsearch.backends.embedded.segment import SegmentReader, SegmentView, segment_name, write_deletes, write_segment
 from sparsearch.backends.embedded.snapshot import ScratchBuffers, Snapshot
+from sparsearch.encoders.dense import DenseWindows
 from sparsearch.errors import IndexExistsError, IndexFormatError, IndexNotFoundError, UsageError
 from sparsearch.types import Document, EncodedQuery, EncoderFingerprint, Hit, SparseVector
 
@@ -288,6 +289,24 @@ class EmbeddedIndex:
         snapshot = snapshot or self._snapshot
         return snapshot.search([self._query_weights(query) for query in queries], top_k, self._scratch)
 
+    @property
+    def dense_identity(self) -> dict | None:
+        """The dense model that embedded the documents (indexes built with ``--dense``), else ``None``."""
+        return self._snapshot.manifest.get("dense")
+
+    def search_candidates(self, queries: Sequence[EncodedQuery], top_k: int) -> list[list[tuple[Hit, np.ndarray]]]:
+        """Hybrid search's first stage: each query's exact sparse top ``top_k`` (as :meth:`search_batch`),
+        each hit with its stored window embeddings, float16 (n_windows, 384), all read from one commit.
+
+        Raises:
+            UsageError: the index stores no dense vectors (built without ``--dense``).
+        """
+        snapshot = self._snapshot
+        if "dense" not in snapshot.manifest:
+            raise UsageError(f"index {self.path} stores no dense vectors: rebuild it with sparsearch index --dense")
+        hit_lists = self._search_chunk(queries, top_k, snapshot)
+        return [[(hit, snapshot.dense_windows(hit.doc_id)) for hit in hits] for hits in hit_lists]
+
     def postings_touched(self, query: EncodedQuery) -> int:
         """Number of postings the query reads (its cost on this index)."""
         return self._snapshot.postings_touched(self._query_weights(query))
@@ -329,6 +348,7 @@ class EmbeddedIndex:
             n_terms=n_terms,
             avg_terms_per_doc=avg_terms,
             empty_documents=empty,
+            dense=base.manifest.get("dense"),
         )
         publish(self.path, manifest)
         commit = Commit(read_raw(self.path), manifest, tuple(entries))
@@ -359,6 +379,7 @@ class EmbeddedIndex:
         vectors: Sequence[SparseVector],
         *,
         fingerprint: EncoderFingerprint | None = None,
+        dense: DenseWindows | None = None,
     ) -> None:
         """Add documents; a document whose ``doc_id`` exists replaces the old one. Searchable by this
         object when the call returns, by others from their next :meth:`refresh`.
@@ -367,9 +388,12 @@ class EmbeddedIndex:
             fingerprint: the encoder that made ``vectors``; checked against the commit the update
                 applies to, under the writer lock (an ``--overwrite`` with another model may have
                 committed since the vectors were encoded).
+            dense: the documents' window embeddings (:func:`~sparsearch.encoders.dense.embed_documents`);
+                required by an index that stores them (built with ``--dense``), refused by one that does not.
 
         Raises:
-            UsageError: a repeated id in the batch, or a weight that is not finite and > 0.
+            UsageError: a repeated id in the batch, a weight that is not finite and > 0, or ``dense``
+                missing (or given) where the index does (not) store dense vectors.
             EncoderMismatchError: ``fingerprint`` is not the index's encoder.
         """
         if len(documents) != len(vectors):
@@ -383,15 +407,23 @@ class EmbeddedIndex:
         with naming_bad_weights(documents, 0):
             builder.add_documents(vectors)
         postings = builder.build()
+        if dense is not None and dense.n_docs != len(documents):
+            raise ValueError(f"{len(documents)} documents but dense windows for {dense.n_docs}")
         with self._writing() as base:
             if fingerprint is not None:
                 self.fingerprint.check_compatible(fingerprint, where=f"index {self.path}")
+            if (dense is None) != ("dense" not in base.manifest):
+                raise UsageError(
+                    f"index {self.path} stores dense vectors: upsert needs the documents' dense windows too"
+                    if dense is None
+                    else f"index {self.path} stores no dense vectors (built without --dense): upsert without dense"
+                )
             entries, views = list(base.commit.segments), list(base.views)
             self._tombstone(base, entries, views, new_ids)
             tmp = self.path / SEGMENT_TMP
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir()
-            write_segment(tmp, postings, new_ids, [(d.title, d.text) for d in documents])
+            write_segment(tmp, postings, new_ids, [(d.title, d.text) for d in documents], dense=dense)
             name = segment_name(base.commit.next_segment)
             os.rename(tmp, self.path / name)
             fsync_dir(self.path)

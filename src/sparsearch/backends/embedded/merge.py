@@ -28,6 +28,7 @@ from sparsearch.backends.embedded.commit import SegmentEntry
 from sparsearch.backends.embedded.docstore import DocStoreWriter
 from sparsearch.backends.embedded.postings import Postings, PostingsBuilder
 from sparsearch.backends.embedded.segment import SegmentView, write_segment
+from sparsearch.encoders.dense import DenseWindows
 
 MERGE_FACTOR = 8
 MAX_DELETED_SHARE = 0.25
@@ -70,6 +71,8 @@ def write_merged(directory: Path, views: Sequence[SegmentView]) -> tuple[Posting
     store = DocStoreWriter(directory)
     doc_ids: list[str] = []
     mappings = []
+    with_dense = bool(views) and all(view.reader.dense is not None for view in views)
+    dense_parts: list[DenseWindows] = []  # window embeddings follow their documents (--dense indexes)
     for view in views:
         reader = view.reader
         live = view.live_rank >= 0
@@ -87,7 +90,10 @@ def write_merged(directory: Path, views: Sequence[SegmentView]) -> tuple[Posting
             if alive:
                 store.add(*row)
         mappings.append(mapping)
+        if with_dense:
+            dense_parts.append(reader.dense.take(np.flatnonzero(live)))  # type: ignore[union-attr]
     store.close()
     postings = builder.build().without_unused_terms()
-    write_segment(directory, postings, doc_ids)
+    dense = DenseWindows.concat(dense_parts) if with_dense else None
+    write_segment(directory, postings, doc_ids, dense=dense)
     return postings, mappings

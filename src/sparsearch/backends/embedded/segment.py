@@ -11,6 +11,8 @@ Files of a segment folder (every array a ``.npy`` file, memory-mapped where larg
       doc_ids.json           doc_idx -> external doc_id
       doc_id_rank.npy        int32 (n_docs,) rank of each doc_id in sorted order (tie-breaks)
       docs.jsonl, docs_offsets.npy   stored title and text
+      dense.npy              float16 (n_windows, 384) dense-model window embeddings (``--dense`` indexes only)
+      dense_indptr.npy       int64 (n_docs + 1,) document i owns windows dense_indptr[i]:dense_indptr[i+1]
       del-000007.npy         int32 sorted doc_idx of the deleted documents as of commit 7 (a new
                              file per commit that deletes in this segment; the manifest names the current one)
 
@@ -33,8 +35,11 @@ import numpy as np
 from sparsearch._files import fsync_dir, save_npy, write_text_synced
 from sparsearch.backends.embedded.docstore import DocStore, DocStoreWriter
 from sparsearch.backends.embedded.postings import Postings, offsets_dtype, unknown_max_weights
+from sparsearch.encoders.dense import DenseWindows
 
 SEGMENT_PREFIX = "seg-"
+DENSE_FILE = "dense.npy"
+DENSE_INDPTR_FILE = "dense_indptr.npy"
 LEGACY_PREFIX = "gen-"
 """Formats 1 and 2 kept all documents in one ``gen-NNNNNN`` folder: read as one segment."""
 
@@ -48,7 +53,11 @@ def deletes_name(commit: int) -> str:
 
 
 def write_segment(
-    directory: Path, postings: Postings, doc_ids: Sequence[str], rows: Iterable[tuple[str, str]] = ()
+    directory: Path,
+    postings: Postings,
+    doc_ids: Sequence[str],
+    rows: Iterable[tuple[str, str]] = (),
+    dense: DenseWindows | None = None,
 ) -> None:
     """Write one segment's files into ``directory`` (which exists) and flush them to disk.
 
@@ -58,6 +67,7 @@ def write_segment(
         doc_ids: external id of each row.
         rows: ``(title, text)`` of each row, or empty when the caller wrote the doc store itself
             (:class:`~sparsearch.backends.embedded.docstore.DocStoreWriter`, streaming builds).
+        dense: the rows' window embeddings (indexes built with ``--dense``), ``dense.n_docs == len(doc_ids)``.
     """
     if rows:
         store = DocStoreWriter(directory)
@@ -72,6 +82,11 @@ def write_segment(
     rank = np.empty(len(doc_ids), dtype=np.int32)
     rank[np.argsort(np.asarray(doc_ids, dtype=object), kind="stable")] = np.arange(len(doc_ids), dtype=np.int32)
     save_npy(directory / "doc_id_rank.npy", rank)
+    if dense is not None:
+        if dense.n_docs != len(doc_ids):
+            raise ValueError(f"dense windows for {dense.n_docs} documents, {len(doc_ids)} ids")
+        save_npy(directory / DENSE_FILE, np.asarray(dense.embeddings, dtype=np.float16))
+        save_npy(directory / DENSE_INDPTR_FILE, np.asarray(dense.indptr, dtype=np.int64))
     fsync_dir(directory)
 
 
@@ -111,6 +126,14 @@ class SegmentReader:
         if len(self.doc_ids) != n_docs or self.doc_id_rank.shape != (n_docs,):
             raise ValueError(f"{len(self.doc_ids)} doc ids for {n_docs} documents")
         self.store = DocStore(directory)
+        self.dense: DenseWindows | None = None
+        """Window embeddings (memory-mapped) when the index was built with ``--dense``, else ``None``."""
+        if (directory / DENSE_INDPTR_FILE).is_file():
+            self.dense = DenseWindows(
+                np.load(directory / DENSE_FILE, mmap_mode="r"), np.load(directory / DENSE_INDPTR_FILE)
+            )
+            if self.dense.n_docs != n_docs:
+                raise ValueError(f"{DENSE_INDPTR_FILE} covers {self.dense.n_docs} documents, not {n_docs}")
         self.term_index: dict[str, int] = {token: i for i, token in enumerate(vocab)}
 
     @property

@@ -24,6 +24,7 @@ import numpy as np
 from sparsearch.backends.embedded.commit import Commit
 from sparsearch.backends.embedded.kernels import search_queries
 from sparsearch.backends.embedded.segment import SegmentView
+from sparsearch.errors import IndexFormatError
 from sparsearch.types import Document, EncoderFingerprint, Hit
 
 
@@ -163,6 +164,21 @@ class Snapshot:
         mask = docs == doc
         vocab = view.reader.postings.vocab
         return {vocab[t]: float(w) for t, w in zip(term_ids[mask], weights[mask], strict=True)}
+
+    def dense_windows(self, doc_id: str) -> np.ndarray:
+        """The stored window embeddings of one live document, float16 (n_windows, 384).
+
+        Raises:
+            KeyError: no live document ``doc_id``.
+            IndexFormatError: its segment has no dense files although the manifest says it should.
+        """
+        found = self.locate(doc_id)
+        if found is None:
+            raise KeyError(doc_id)
+        view, doc = found
+        if view.reader.dense is None:
+            raise IndexFormatError(f"{view.reader.directory}: dense vectors missing; rebuild the index with --dense")
+        return view.reader.dense.document(doc)
 
     def get_documents(self, doc_ids: Sequence[str]) -> list[Document | None]:
         documents: list[Document | None] = []

@@ -40,6 +40,7 @@ from sparsearch.backends.embedded.index import EmbeddedIndex, check_index_target
 from sparsearch.backends.embedded.lock import LOCK_FILE, file_lock
 from sparsearch.backends.embedded.postings import PostingsBuilder, naming_bad_weights
 from sparsearch.backends.embedded.segment import segment_name, write_segment
+from sparsearch.encoders.dense import DenseWindows
 from sparsearch.errors import IndexFormatError, IndexNotFoundError, UsageError
 from sparsearch.types import Document, EncoderFingerprint
 
@@ -60,10 +61,16 @@ class IndexWriter:
         path: target directory.
         fingerprint: the encoder's identity, stored in the manifest.
         overwrite: replace an existing index at ``path`` (else :class:`IndexExistsError`).
+        dense: the dense model's identity (:func:`~sparsearch.encoders.dense.dense_model_identity`) when
+            the index stores window embeddings for hybrid search; every ``add`` then passes ``dense``.
     """
 
-    def __init__(self, path: str | Path, fingerprint: EncoderFingerprint, *, overwrite: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, fingerprint: EncoderFingerprint, *, overwrite: bool = False, dense: dict | None = None
+    ) -> None:
         self.path = Path(path)
+        self.dense = dense
+        self._dense_parts: list[DenseWindows] = []
         self.fingerprint = fingerprint
         self.overwrite = overwrite
         check_index_target(self.path, overwrite=overwrite)
@@ -94,13 +101,30 @@ class IndexWriter:
         self._store = DocStoreWriter(self.tmp / _FIRST_SEGMENT)
         return self
 
-    def add(self, documents: Sequence[Document], vectors: Sequence[Mapping[str, float]]) -> None:
-        """Append documents and their vectors (same length, same order)."""
+    def add(
+        self,
+        documents: Sequence[Document],
+        vectors: Sequence[Mapping[str, float]],
+        dense: DenseWindows | None = None,
+    ) -> None:
+        """Append documents and their vectors (same length, same order), and with ``dense`` indexes
+        their window embeddings (``dense.n_docs == len(documents)``)."""
         if len(documents) != len(vectors):
             raise ValueError(f"{len(documents)} documents but {len(vectors)} vectors")
+        self._check_dense(len(documents), dense)
         with naming_bad_weights(documents, self._builder.n_docs):
             self._builder.add_documents(vectors)
-        self._add_documents(documents)
+        self._add_documents(documents, dense)
+
+    def _check_dense(self, n_docs: int, dense: DenseWindows | None) -> None:
+        if (dense is None) != (self.dense is None):
+            raise UsageError(
+                "this index stores dense vectors: pass dense= to add()"
+                if self.dense is not None
+                else "dense= given to an IndexWriter created without dense= (the model identity)"
+            )
+        if dense is not None and dense.n_docs != n_docs:
+            raise ValueError(f"{n_docs} documents but dense windows for {dense.n_docs}")
 
     def add_csr(
         self,
@@ -109,16 +133,18 @@ class IndexWriter:
         term_ids: np.ndarray,
         weights: np.ndarray,
         vocabulary: Sequence[str],
+        dense: DenseWindows | None = None,
     ) -> None:
         """Append documents whose vectors come as CSR arrays (see :meth:`PostingsBuilder.add_csr`);
         the fast path for pre-encoded or generated vectors (no per-token Python objects)."""
         if len(documents) != len(indptr) - 1:
             raise ValueError(f"{len(documents)} documents but {len(indptr) - 1} rows")
+        self._check_dense(len(documents), dense)
         with naming_bad_weights(documents, self._builder.n_docs):
             self._builder.add_csr(indptr, term_ids, weights, vocabulary)
-        self._add_documents(documents)
+        self._add_documents(documents, dense)
 
-    def _add_documents(self, documents: Sequence[Document]) -> None:
+    def _add_documents(self, documents: Sequence[Document], dense: DenseWindows | None) -> None:
         if self._store is None:
             raise UsageError("use IndexWriter as a context manager: with IndexWriter(...) as writer: ...")
         for document in documents:
@@ -127,6 +153,8 @@ class IndexWriter:
             self._seen.add(document.doc_id)
             self._doc_ids.append(document.doc_id)
             self._store.add(document.title, document.text)
+        if dense is not None:
+            self._dense_parts.append(dense)
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
@@ -135,7 +163,10 @@ class IndexWriter:
             if exc_type is not None:
                 return
             postings = self._builder.build()
-            write_segment(self.tmp / _FIRST_SEGMENT, postings, self._doc_ids)
+            dense = DenseWindows.concat(self._dense_parts) if self.dense is not None else None
+            if dense is not None and not self._dense_parts:
+                dense = DenseWindows.empty(len(self._doc_ids))
+            write_segment(self.tmp / _FIRST_SEGMENT, postings, self._doc_ids, dense=dense)
             lengths = postings.doc_lengths()
             manifest = build_manifest(
                 commit=1,
@@ -147,6 +178,7 @@ class IndexWriter:
                 n_terms=len(postings.vocab),
                 avg_terms_per_doc=float(lengths.mean()) if postings.n_docs else 0.0,
                 empty_documents=int((lengths == 0).sum()),
+                dense=self.dense,
             )
             check_index_target(self.path, overwrite=self.overwrite)  # somebody may have created it meanwhile
             if (self.path / MANIFEST_FILE).is_file():

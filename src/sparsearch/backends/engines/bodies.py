@@ -25,6 +25,15 @@ name is not a valid path either. :func:`escape_feature` maps every token to a sa
 ``%`` -> ``%25``, ``.`` -> ``%2E``, and the empty token -> ``%``. WordPiece tokens (``##ing``),
 prefixed word tokens (``w:run``) and any other unicode pass through unchanged.
 
+**Dense vectors (hybrid search).** An index built with ``--dense`` keeps each document's dense-model
+window embeddings in ``_source`` under :data:`DENSE_FIELD`, a ``binary`` field (base64 of the float16
+little-endian (n_windows, 384) array: 1,024 characters a window): never indexed, no doc values, no
+k-NN plugin needed; hybrid search reads them back with its sparse candidates and fuses client-side
+(:mod:`sparsearch.hybrid`). The ``binary`` type is the same on both engines:
+https://docs.opensearch.org/docs/2.19/field-types/supported-field-types/binary/ and
+https://www.elastic.co/guide/en/elasticsearch/reference/8.19/binary.html (not stored separately,
+not searchable, ``doc_values`` off by default; the Elasticsearch side checked against the docs only).
+
 **Weights.** Engines only store positive normal float32 weights; :func:`build_document_source`
 rejects zero, negative, non-finite, subnormal and too-large weights with the token named.
 
@@ -42,6 +51,7 @@ https://www.elastic.co/docs/reference/query-languages/query-dsl/query-dsl-sparse
 
 from __future__ import annotations
 
+import base64
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -51,7 +61,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from sparsearch import __version__
-from sparsearch.errors import EngineError, UsageError
+from sparsearch.errors import EngineError, IndexFormatError, UsageError
 from sparsearch.types import Document, EncoderFingerprint
 
 FEATURES_FIELD = "features"
@@ -64,6 +74,10 @@ INDEX_FORMAT_VERSION = 1
 """Bumped when the mapping or the meta layout changes incompatibly."""
 
 FIELD_TYPES = ("rank_features", "sparse_vector")
+
+DENSE_FIELD = "dense"
+"""The ``binary`` field holding a document's window embeddings (indexes built with ``--dense``)."""
+DENSE_DIM = 384
 
 TEXT_FIELDS = ("title", "text")
 """Document fields indexed as searchable ``text`` for the engine's own queries (BM25, highlighting)."""
@@ -220,25 +234,33 @@ def build_meta(
     return {META_KEY: entry}
 
 
-def build_mapping(meta: Mapping[str, object], *, field_type: str = "rank_features") -> dict[str, object]:
+def build_mapping(
+    meta: Mapping[str, object], *, field_type: str = "rank_features", dense: bool = False
+) -> dict[str, object]:
     """The index mapping: ``doc_id`` (keyword, the tie-break sort key), ``title`` and ``text`` (searchable
     ``text`` fields with the engine's standard analyzer, so its own BM25 ``match`` queries, highlighting
     and hybrid queries work next to ours; they never take part in sparsearch's scores) and the features
     field. ``dynamic: strict`` so a malformed document is rejected instead of widening the mapping.
 
     Indexes built before this mapping mapped ``title``/``text`` with ``"index": false``; they still
-    search and return documents the same way (only the engine's text queries need a rebuild)."""
+    search and return documents the same way (only the engine's text queries need a rebuild).
+
+    With ``dense``, a ``binary`` :data:`DENSE_FIELD` holds the window embeddings (see the module docstring).
+
+    Example:
+        >>> build_mapping({}, dense=True)["properties"]["dense"]
+        {'type': 'binary'}
+    """
     if field_type not in FIELD_TYPES:
         raise UsageError(f"unknown field type {field_type!r}: use one of {', '.join(FIELD_TYPES)}")
-    return {
-        "dynamic": "strict",
-        "_meta": dict(meta),
-        "properties": {
-            "doc_id": {"type": "keyword"},
-            **{field: {"type": "text"} for field in TEXT_FIELDS},
-            FEATURES_FIELD: {"type": field_type},
-        },
+    properties: dict[str, object] = {
+        "doc_id": {"type": "keyword"},
+        **{field: {"type": "text"} for field in TEXT_FIELDS},
+        FEATURES_FIELD: {"type": field_type},
     }
+    if dense:
+        properties[DENSE_FIELD] = {"type": "binary"}
+    return {"dynamic": "strict", "_meta": dict(meta), "properties": properties}
 
 
 def build_index_body(
@@ -248,6 +270,7 @@ def build_index_body(
     replicas: int | None = None,
     field_type: str = "rank_features",
     bulk_loading: bool = False,
+    dense: bool = False,
 ) -> dict[str, object]:
     """Settings and mappings for ``PUT /<index>``.
 
@@ -259,6 +282,7 @@ def build_index_body(
             single node, one on a cluster).
         field_type: ``rank_features`` or ``sparse_vector``.
         bulk_loading: disable refreshes for a bulk load (re-enable with :func:`build_live_settings`).
+        dense: add the ``binary`` field of window embeddings (hybrid search).
     """
     if shards < 1:
         raise UsageError(f"shards must be at least 1 (got {shards})")
@@ -271,7 +295,7 @@ def build_index_body(
         settings["number_of_replicas"] = replicas
     if bulk_loading:
         settings["refresh_interval"] = "-1"
-    return {"settings": {"index": settings}, "mappings": build_mapping(meta, field_type=field_type)}
+    return {"settings": {"index": settings}, "mappings": build_mapping(meta, field_type=field_type, dense=dense)}
 
 
 def build_live_settings() -> dict[str, object]:
@@ -280,8 +304,45 @@ def build_live_settings() -> dict[str, object]:
 
 
 # -- documents ----------------------------------------------------------------------------------------
-def build_document_source(document: Document, vector: Mapping[str, float]) -> dict[str, object]:
-    """The ``_source`` of one document: ``doc_id``, ``title``, ``text`` and escaped ``features``.
+def encode_dense(windows: np.ndarray) -> str:
+    """(n_windows, 384) embeddings as the :data:`DENSE_FIELD` value: base64 of float16 little-endian.
+
+    Example:
+        >>> value = encode_dense(np.full((2, 384), 0.5))
+        >>> len(value), decode_dense(value).shape, float(decode_dense(value)[1, 0])
+        (2048, (2, 384), 0.5)
+
+    Raises:
+        ValueError: not (n, 384), or not finite.
+    """
+    array = np.asarray(windows, dtype=np.float32)
+    if array.ndim != 2 or array.shape[1] != DENSE_DIM or not np.all(np.isfinite(array)):
+        raise ValueError(f"dense windows must be finite (n, {DENSE_DIM}), got {array.shape}")
+    return base64.b64encode(array.astype("<f2").tobytes()).decode("ascii")
+
+
+def decode_dense(value: str | None) -> np.ndarray:
+    """Inverse of :func:`encode_dense`: float16 (n_windows, 384); ``None`` or ``""`` (no text) -> (0, 384).
+
+    Raises:
+        IndexFormatError: not base64 of whole 384-wide float16 rows.
+    """
+    if not value:
+        return np.zeros((0, DENSE_DIM), dtype=np.float16)
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (ValueError, TypeError) as error:
+        raise IndexFormatError(f"a stored {DENSE_FIELD!r} value is not base64 ({error})") from None
+    if len(raw) % (2 * DENSE_DIM):
+        raise IndexFormatError(f"a stored {DENSE_FIELD!r} value has {len(raw)} bytes, not whole float16 rows")
+    return np.frombuffer(raw, dtype="<f2").reshape(-1, DENSE_DIM).astype(np.float16)
+
+
+def build_document_source(
+    document: Document, vector: Mapping[str, float], dense: np.ndarray | None = None
+) -> dict[str, object]:
+    """The ``_source`` of one document: ``doc_id``, ``title``, ``text``, escaped ``features`` and, for
+    an index with dense vectors, the document's (n_windows, 384) window embeddings (:func:`encode_dense`).
 
     Raises:
         ValueError: a weight is not a positive normal float32 (the message names the document and token).
@@ -289,29 +350,47 @@ def build_document_source(document: Document, vector: Mapping[str, float]) -> di
     features = {
         escape_feature(token): _check_weight(token, weight, document.doc_id) for token, weight in vector.items()
     }
-    return {"doc_id": document.doc_id, "title": document.title, "text": document.text, FEATURES_FIELD: features}
+    source: dict[str, object] = {
+        "doc_id": document.doc_id,
+        "title": document.title,
+        "text": document.text,
+        FEATURES_FIELD: features,
+    }
+    if dense is not None:
+        source[DENSE_FIELD] = encode_dense(dense)
+    return source
 
 
-def build_index_action(index: str, document: Document, vector: Mapping[str, float]) -> dict[str, object]:
+def build_index_action(
+    index: str, document: Document, vector: Mapping[str, float], dense: np.ndarray | None = None
+) -> dict[str, object]:
     """One bulk ``index`` action with ``_id`` = ``doc_id``: re-sending it overwrites, never duplicates."""
     return {
         "_op_type": "index",
         "_index": index,
         "_id": document.doc_id,
-        "_source": build_document_source(document, vector),
+        "_source": build_document_source(document, vector, dense),
     }
 
 
 def iter_bulk_actions(
-    index: str, documents: Iterable[Document], vectors: Iterable[Mapping[str, float]]
+    index: str,
+    documents: Iterable[Document],
+    vectors: Iterable[Mapping[str, float]],
+    dense: Iterable[np.ndarray] | None = None,
 ) -> Iterator[dict[str, object]]:
-    """Bulk ``index`` actions for the clients' bulk helpers, one per document, in order.
+    """Bulk ``index`` actions for the clients' bulk helpers, one per document, in order (with each
+    document's window embeddings when ``dense`` is given).
 
     Raises:
         ValueError: on the first invalid weight (see :func:`build_document_source`).
     """
-    for document, vector in zip(documents, vectors, strict=True):
-        yield build_index_action(index, document, vector)
+    if dense is None:
+        for document, vector in zip(documents, vectors, strict=True):
+            yield build_index_action(index, document, vector)
+        return
+    for document, vector, rows in zip(documents, vectors, dense, strict=True):
+        yield build_index_action(index, document, vector, rows)
 
 
 def build_delete_action(index: str, doc_id: str) -> dict[str, object]:
@@ -395,6 +474,7 @@ def build_query(
     *,
     field_type: str = "rank_features",
     pruning: TokenPruning | None = None,
+    with_dense: bool = False,
 ) -> dict[str, object]:
     """A search body whose scores are ``sum of q_weight x stored d_weight`` (unless ``pruning`` is set).
 
@@ -409,6 +489,7 @@ def build_query(
             ``"prune": false`` so a field's default pruning never applies).
         pruning: ``sparse_vector`` only: turn Elasticsearch's token pruning on with this
             ``pruning_config`` (faster, approximate scores).
+        with_dense: return each hit's :data:`DENSE_FIELD` in ``_source`` (hybrid search's candidates).
 
     Raises:
         UsageError: empty query, ``top_k < 1``, a negative weight, or ``pruning`` with ``rank_features``.
@@ -446,7 +527,7 @@ def build_query(
         "size": top_k,
         "query": query,
         "sort": [{"_score": {"order": "desc"}}, {"doc_id": {"order": "asc"}}],
-        "_source": False,
+        "_source": [DENSE_FIELD] if with_dense else False,
         "track_total_hits": False,
     }
 
@@ -513,3 +594,24 @@ def parse_hits(response: Mapping[str, object]) -> list[tuple[str, float]]:
         raise EngineError(f"search failed on {shards['failed']} shard(s): {shards.get('failures')}")
     hits = response["hits"]["hits"]  # type: ignore[index]
     return [(hit["_id"], float(hit["_score"])) for hit in hits]
+
+
+def parse_dense_hits(response: Mapping[str, object]) -> list[tuple[str, float, np.ndarray]]:
+    """``(doc_id, score, windows)`` of a :func:`build_query` ``with_dense`` response, in the engine's
+    order; ``windows`` float16 (n_windows, 384) (none for a document without text).
+
+    Raises:
+        EngineError: failed shards (see :func:`parse_hits`).
+        IndexFormatError: a hit without the dense field (a document indexed without dense vectors).
+    """
+    pairs = parse_hits(response)
+    hits = response["hits"]["hits"]  # type: ignore[index]
+    result = []
+    for (doc_id, score), hit in zip(pairs, hits, strict=True):
+        source = hit.get("_source") or {}
+        if DENSE_FIELD not in source:
+            raise IndexFormatError(
+                f"document {doc_id!r} has no dense vectors: rebuild the index with sparsearch index --dense"
+            )
+        result.append((doc_id, score, decode_dense(source[DENSE_FIELD])))
+    return result

@@ -313,11 +313,18 @@ class SearchEngineBackend:
         replicas: int | None = None,
         field_type: str = "rank_features",
         job: Mapping[str, object] | None = None,
+        dense: Mapping[str, object] | None = None,
     ) -> None:
-        """Create an empty version index for a bulk load (refresh disabled, state ``building``)."""
+        """Create an empty version index for a bulk load (refresh disabled, state ``building``);
+        ``dense``: the dense model's identity when documents carry window embeddings (hybrid search)."""
         self.check_field_type(field_type)
-        meta = bodies.build_meta(fingerprint, field_type=field_type, extra={"job": dict(job or {})})
-        body = bodies.build_index_body(meta, shards=shards, replicas=replicas, field_type=field_type, bulk_loading=True)
+        extra: dict[str, object] = {"job": dict(job or {})}
+        if dense is not None:
+            extra["dense"] = dict(dense)
+        meta = bodies.build_meta(fingerprint, field_type=field_type, extra=extra)
+        body = bodies.build_index_body(
+            meta, shards=shards, replicas=replicas, field_type=field_type, bulk_loading=True, dense=dense is not None
+        )
         with self.errors(f"create index {name}"):
             self.client.indices.create(index=name, body=body)
 
@@ -438,13 +445,15 @@ class SearchEngineBackend:
         return str(self.meta().get("field_type", "rank_features"))
 
     # -- search ------------------------------------------------------------------------------------
-    def _query_body(self, query: EncodedQuery, top_k: int) -> dict[str, object] | None:
+    def _query_body(self, query: EncodedQuery, top_k: int, *, with_dense: bool = False) -> dict[str, object] | None:
         self.fingerprint.check_compatible(query.encoder, where=f"{self.product} index {self.index}")
         if top_k < 1:
             raise UsageError(f"top_k must be at least 1 (got {top_k})")
         if not bodies.query_clauses(query.weights):
             return None
-        return bodies.build_query(query.weights, top_k, field_type=self.field_type, pruning=self.pruning)
+        return bodies.build_query(
+            query.weights, top_k, field_type=self.field_type, pruning=self.pruning, with_dense=with_dense
+        )
 
     def search(self, query: EncodedQuery, top_k: int = 10) -> list[Hit]:
         """Top-``top_k`` by the dot product of stored (9-significant-bit) weights; see :mod:`engine_bodies`."""
@@ -476,6 +485,48 @@ class SearchEngineBackend:
                 raise bodies.EngineError(f"{self.product} refused a query of the batch: {response['error']}")
             results.append([Hit(doc_id, score) for doc_id, score in bodies.parse_hits(response)])
             self._check_answered_by(query, response)
+        return results
+
+    # -- hybrid search (client-side fusion, docs/engines.md#hybrid-search) ---------------------------
+    @property
+    def dense_identity(self) -> dict | None:
+        """The dense model that embedded the live index's documents (built with ``--dense``), else ``None``."""
+        dense = self.meta().get("dense")
+        return dict(dense) if dense else None
+
+    def search_candidates(self, queries: Sequence[EncodedQuery], top_k: int) -> list[list[tuple[Hit, Any]]]:
+        """Hybrid search's first stage: each query's sparse top ``top_k`` (one ``_msearch``), each hit
+        with its window embeddings from ``_source``, float16 (n_windows, 384).
+
+        The engine cannot fuse itself: its ``hybrid`` query and normalization processor come with the
+        neural-search plugin (and a dense field with the k-NN plugin), which this deployment does not
+        assume; the fusion runs in :class:`~sparsearch.hybrid.HybridBackend`.
+
+        Raises:
+            UsageError: the index stores no dense vectors.
+        """
+        if not self.dense_identity:
+            raise UsageError(
+                f"{self.product} index {self.index} stores no dense vectors: rebuild it with sparsearch index --dense"
+            )
+        request_bodies = [self._query_body(query, top_k, with_dense=True) for query in queries]
+        sent = [body for body in request_bodies if body is not None]
+        responses: list[Mapping[str, Any]] = []
+        if sent:
+            with self.errors(f"search {self.index}"):
+                responses = list(self.client.msearch(body=bodies.build_msearch(self.index, sent))["responses"])
+        results: list[list[tuple[Hit, Any]]] = []
+        answers = iter(responses)
+        for query, body in zip(queries, request_bodies, strict=True):
+            if body is None:
+                results.append([])
+                continue
+            response = next(answers)
+            if "error" in response:
+                raise bodies.EngineError(f"{self.product} refused a query of the batch: {response['error']}")
+            found = bodies.parse_dense_hits(response)
+            self._check_answered_by(query, response)
+            results.append([(Hit(doc_id, score), windows) for doc_id, score, windows in found])
         return results
 
     # -- documents ---------------------------------------------------------------------------------
@@ -513,11 +564,22 @@ class SearchEngineBackend:
             for hit in self.scan(index or self.index, {"query": {"match_all": {}}, "_source": False}):
                 yield hit["_id"]
 
-    def upsert(self, documents: Sequence[Document], vectors: Sequence[SparseVector]) -> None:
+    def upsert(
+        self,
+        documents: Sequence[Document],
+        vectors: Sequence[SparseVector],
+        *,
+        dense: Any = None,  # noqa: ANN401
+    ) -> None:
         """Index documents into the live index (``_id`` = ``doc_id``: existing ones are replaced), then refresh.
+
+        Args:
+            dense: the documents' :class:`~sparsearch.encoders.dense.DenseWindows`; required by an
+                index with dense vectors (built with ``--dense``), refused by one without.
 
         Raises:
             EngineError: some documents were rejected (their ids and reasons are in the message).
+            UsageError: ``dense`` missing (or given) where the index does (not) store dense vectors.
         """
         from sparsearch.backends.engines.bulk import bulk_load
 
@@ -529,7 +591,14 @@ class SearchEngineBackend:
         target = self.live_indexes()
         if not target:
             self.meta()  # raises IndexNotFoundError
-        actions = bodies.iter_bulk_actions(target[0], documents, vectors)
+        if (dense is None) != (self.dense_identity is None):
+            raise UsageError(
+                f"{self.product} index {self.index} stores dense vectors: upsert needs the documents' dense windows"
+                if dense is None
+                else f"{self.product} index {self.index} stores no dense vectors: upsert without dense"
+            )
+        windows = [dense.document(row) for row in range(dense.n_docs)] if dense is not None else None
+        actions = bodies.iter_bulk_actions(target[0], documents, vectors, windows)
         result = bulk_load(self, actions)
         self.refresh()
         if result.failures:
