@@ -146,17 +146,20 @@ def model_stamp(model: str) -> str:
     return hashlib.sha256(config.read_bytes()).hexdigest() if config is not None and config.is_file() else ""
 
 
-def cached_index(model: str, data: Path, work: Path, reencode: bool = False, name: str | None = None) -> Path:
+def cached_index(
+    model: str, data: Path, work: Path, reencode: bool = False, name: str | None = None, dense: bool = False
+) -> Path:
     """The embedded index of ``data`` encoded by ``model``, built with ``sparsearch index`` once per
     (model, collection file): encoding is the slow part of a run (minutes for the semantic models on
     2 cores), not what is measured. ``--reencode`` rebuilds it after an encoder change. A model in
     :data:`SAME_DOCUMENTS` takes the document vectors of its partner's cached index (encoded once).
     ``name`` names the cache entry (default: the model's name); the model's ``config.json``
-    content is part of the key (:func:`model_stamp`), so a re-made model is re-encoded."""
+    content is part of the key (:func:`model_stamp`), so a re-made model is re-encoded. ``dense``
+    also stores the dense windows (``sparsearch index --dense``) for the hybrid mode."""
     stat = (data / "corpus.jsonl").stat()
     identity = f"{model}|{model_stamp(model)}|{data.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
     key = hashlib.sha256(identity.encode()).hexdigest()[:12]
-    path = work / "indexes" / f"{name or Path(model).name}-{data.name}-{key}"
+    path = work / "indexes" / f"{name or Path(model).name}{'-dense' if dense else ''}-{data.name}-{key}"
     if reencode and path.name not in _REENCODED:
         shutil.rmtree(path, ignore_errors=True)
         _REENCODED.add(path.name)
@@ -166,7 +169,8 @@ def cached_index(model: str, data: Path, work: Path, reencode: bool = False, nam
             return path
         log(f"encoding {data.name} with {model} (cached for later runs)")
         subprocess.run([str(SPARSEARCH), "index", "--data", str(data), "--index", str(path), "--model", model,
-                        "--overwrite"], check=True, capture_output=True, text=True)  # fmt: skip
+                        "--overwrite", *(["--dense"] if dense else [])], check=True, capture_output=True,
+                       text=True)  # fmt: skip
     return path
 
 
@@ -233,49 +237,59 @@ def adapted_model(data: Path, work: Path, minutes: float, seed: int, reencode: b
 # -- 2. quality ------------------------------------------------------------------------------------
 def quality_rows(
     collections: list[Path], models: list[str], work: Path, reencode: bool = False, adapt_minutes: float = 30.0,
-    adapt_seed: int = 13,
+    adapt_seed: int = 13, hybrid: tuple[str, ...] = (),
 ) -> list[dict]:  # fmt: skip
     """One ``sparsearch eval`` row per (collection, model); :data:`ADAPTED` stands for the collection's
-    own adapted model (labelled ``adapted (<collection>)``). A failure becomes ``{"error": ...}``."""
+    own adapted model (labelled ``adapted (<collection>)``). A model named in ``hybrid`` is indexed
+    with its dense windows and gets a second row, ``<model> hybrid`` (``--mode hybrid``). A failure
+    becomes ``{"error": ...}``."""
     rows = []
     for data in collections:
         for model in models:
-            label, spec, name = model, model, None
-            if model == ADAPTED:
-                label, name = f"adapted ({data.name})", "adapted"
-                try:
-                    spec = str(adapted_model(data, work, adapt_minutes, adapt_seed, reencode))
-                except RuntimeError as error:
-                    rows.append({"model": label, "collection": data.name, "error": str(error)})
-                    continue
-            out = work / "eval" / f"{name or Path(model).name}-{data.name}.json"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            index = cached_index(spec, data, work, reencode, name=name)
-            log(f"sparsearch eval {label} on {data.name}")
-            done = subprocess.run(
-                [str(SPARSEARCH), "eval", "--data", str(data), "--index", str(index),
-                 "--output", str(out)], capture_output=True, text=True,
-            )  # fmt: skip
-            if done.returncode != 0:
-                rows.append({"model": label, "collection": data.name, "error": done.stderr.strip()[-500:]})
-                continue
-            report = json.loads(out.read_text())
-            rows.append(
-                {
-                    "model": label,
-                    "collection": data.name,
-                    "ndcg@10": report["metrics"]["ndcg@10"],
-                    "recall@100": report["metrics"]["recall@100"],
-                    "avg_terms_per_doc": report["index"]["avg_terms_per_doc"],
-                    "postings_per_query": report["postings_touched_per_query"],
-                    "search_p50_ms": report["latency_ms"]["search_p50"],
-                    "query_encode_p50_ms": report["latency_ms"]["query_encode_p50"],
-                    "index_bytes": report["index"]["bytes"],
-                    "kind": encoder_kind(index),
-                    "command": f"sparsearch eval --data {data} --index INDEX  (INDEX = sparsearch index --model {spec})",  # noqa: E501
-                }
-            )
+            for mode in ("sparse", "hybrid") if model in hybrid else ("sparse",):
+                rows.append(_quality_row(data, model, work, reencode, adapt_minutes, adapt_seed, mode, model in hybrid))
     return rows
+
+
+def _quality_row(
+    data: Path, model: str, work: Path, reencode: bool, adapt_minutes: float, adapt_seed: int, mode: str,
+    dense: bool,
+) -> dict:  # fmt: skip
+    """One ``sparsearch eval`` row of :func:`quality_rows`."""
+    label, spec, name = model, model, None
+    if model == ADAPTED:
+        label, name = f"adapted ({data.name})", "adapted"
+        try:
+            spec = str(adapted_model(data, work, adapt_minutes, adapt_seed, reencode))
+        except RuntimeError as error:
+            return {"model": label, "collection": data.name, "error": str(error)}
+    if mode == "hybrid":
+        label = f"{label} hybrid"
+    out = work / "eval" / f"{name or Path(model).name}-{mode}-{data.name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    index = cached_index(spec, data, work, reencode, name=name, dense=dense)
+    log(f"sparsearch eval {label} on {data.name}")
+    done = subprocess.run(
+        [str(SPARSEARCH), "eval", "--data", str(data), "--index", str(index), "--mode", mode,
+         "--output", str(out)], capture_output=True, text=True,
+    )  # fmt: skip
+    if done.returncode != 0:
+        return {"model": label, "collection": data.name, "error": done.stderr.strip()[-500:]}
+    report = json.loads(out.read_text())
+    return {
+        "model": label,
+        "collection": data.name,
+        "ndcg@10": report["metrics"]["ndcg@10"],
+        "recall@100": report["metrics"]["recall@100"],
+        "avg_terms_per_doc": report["index"]["avg_terms_per_doc"],
+        "postings_per_query": report["postings_touched_per_query"],
+        "search_p50_ms": report["latency_ms"]["search_p50"],
+        "query_encode_p50_ms": report["latency_ms"]["query_encode_p50"],
+        "index_bytes": report["index"]["bytes"],
+        "kind": encoder_kind(index),
+        "command": f"sparsearch eval --data {data} --index INDEX --mode {mode}  (INDEX = sparsearch "
+        f"index --model {spec}{' --dense' if dense else ''})",
+    }
 
 
 def encoder_kind(index: Path) -> str:
@@ -311,7 +325,9 @@ def collections_quality(
     references (``bench/references.py``), on each collection."""
     from references import reference_runs
 
-    rows = quality_rows(collections, ["bm25", model, ADAPTED], work, reencode, adapt_minutes, adapt_seed)
+    rows = quality_rows(
+        collections, ["bm25", model, ADAPTED], work, reencode, adapt_minutes, adapt_seed, hybrid=(model,)
+    )
     for data in collections:
         log(f"dense and ensemble references on {data.name}")
         for reference in reference_runs(data, work)["rows"]:
@@ -595,7 +611,10 @@ def main() -> None:
     # 1. the peers' virtualenv
     from env import ensure_env
 
-    peer_python, peer_status = ensure_env(log=log)
+    if "real" in args.sections or "scale" in args.sections:
+        peer_python, peer_status = ensure_env(log=log)
+    else:  # the quality sections run the project's own CLI only; the kept sections keep their install record
+        peer_python, peer_status = Path(sys.executable), previous.get("peer_install", {})
     interpreters = {"project": Path(sys.executable), "peers": peer_python}
     result["peer_install"] = peer_status
     engines = [e for e in args.engines if e not in PEER_OF or peer_status.get(PEER_OF[e]) == "ok"]
