@@ -468,23 +468,37 @@ class SearchEngineBackend:
 
     def search_batch(self, queries: Sequence[EncodedQuery], top_k: int = 10) -> list[list[Hit]]:
         """One ``_msearch`` request for all queries; hit lists in query order."""
-        request_bodies = [self._query_body(query, top_k) for query in queries]
+        return [
+            [Hit(doc_id, score) for doc_id, score in bodies.parse_hits(response)] if response is not None else []
+            for response in self._msearch(queries, top_k)
+        ]
+
+    def _msearch(
+        self, queries: Sequence[EncodedQuery], top_k: int, *, with_dense: bool = False
+    ) -> list[Mapping[str, Any] | None]:
+        """One ``_msearch`` request for all queries: each query's response, in query order (``None`` for a
+        query without a token, which is not sent).
+
+        Raises:
+            EngineError: the engine refused one of the queries.
+        """
+        request_bodies = [self._query_body(query, top_k, with_dense=with_dense) for query in queries]
         sent = [body for body in request_bodies if body is not None]
         responses: list[Mapping[str, Any]] = []
         if sent:
             with self.errors(f"search {self.index}"):
                 responses = list(self.client.msearch(body=bodies.build_msearch(self.index, sent))["responses"])
-        results: list[list[Hit]] = []
         answers = iter(responses)
+        results: list[Mapping[str, Any] | None] = []
         for query, body in zip(queries, request_bodies, strict=True):
             if body is None:
-                results.append([])
+                results.append(None)
                 continue
             response = next(answers)
             if "error" in response:
                 raise bodies.EngineError(f"{self.product} refused a query of the batch: {response['error']}")
-            results.append([Hit(doc_id, score) for doc_id, score in bodies.parse_hits(response)])
             self._check_answered_by(query, response)
+            results.append(response)
         return results
 
     # -- hybrid search (client-side fusion, docs/engines.md#hybrid-search) ---------------------------
@@ -509,25 +523,12 @@ class SearchEngineBackend:
             raise UsageError(
                 f"{self.product} index {self.index} stores no dense vectors: rebuild it with sparsearch index --dense"
             )
-        request_bodies = [self._query_body(query, top_k, with_dense=True) for query in queries]
-        sent = [body for body in request_bodies if body is not None]
-        responses: list[Mapping[str, Any]] = []
-        if sent:
-            with self.errors(f"search {self.index}"):
-                responses = list(self.client.msearch(body=bodies.build_msearch(self.index, sent))["responses"])
-        results: list[list[tuple[Hit, Any]]] = []
-        answers = iter(responses)
-        for query, body in zip(queries, request_bodies, strict=True):
-            if body is None:
-                results.append([])
-                continue
-            response = next(answers)
-            if "error" in response:
-                raise bodies.EngineError(f"{self.product} refused a query of the batch: {response['error']}")
-            found = bodies.parse_dense_hits(response)
-            self._check_answered_by(query, response)
-            results.append([(Hit(doc_id, score), windows) for doc_id, score, windows in found])
-        return results
+        return [
+            [(Hit(doc_id, score), windows) for doc_id, score, windows in bodies.parse_dense_hits(response)]
+            if response is not None
+            else []
+            for response in self._msearch(queries, top_k, with_dense=True)
+        ]
 
     # -- documents ---------------------------------------------------------------------------------
     def count(self, index: str | None = None) -> int:
