@@ -88,7 +88,13 @@ def serve(
         ),
     ] = None,
     backend: Annotated[
-        str | None, typer.Option("--backend", metavar="NAME", help="embedded (default), opensearch or elasticsearch.")
+        str | None,
+        typer.Option(
+            "--backend",
+            metavar="NAME",
+            help="embedded (default), opensearch or elasticsearch "
+            "(a --backend lucene index is searched with sparsearch search and eval; it is not served).",
+        ),
     ] = None,
     url: Annotated[
         str | None, typer.Option("--url", metavar="URL", help="OpenSearch/Elasticsearch URL (remote backends).")

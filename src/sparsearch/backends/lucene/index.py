@@ -1,7 +1,7 @@
 """The Lucene backend: a Lucene impact index built by pyserini from our vectors, searched with Anserini's
 ``SimpleImpactSearcher`` in this process's JVM (:mod:`~sparsearch.backends.lucene.java`). Read-only.
 
-Directory layout (written by :func:`~sparsearch.backends.lucene.build.build_lucene_index`)::
+Directory layout (written by :func:`~sparsearch.jobs.build_lucene.build_lucene_index`)::
 
     INDEX/
       sparsearch-lucene.json   format, encoder fingerprint, doc_scale, query_max_impact, counts, versions
