@@ -142,6 +142,7 @@ def collections_lines(section: dict, result: dict) -> list[str]:
         "measure. `adapted` is `sparsearch adapt` on each collection's own documents. The references are not "
         "sparsearch models (`bench/references.py`): dense all-MiniLM-L6-v2 (best 160-word window) and the "
         "min-max ensemble of word BM25 and dense over their top-100 (equal weights)."
+        + ("" if section.get("adapted", True) else " This run left out the adapted rows (`--no-adapt`).")
     )
     lines.append("")
 

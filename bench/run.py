@@ -319,15 +319,15 @@ collections' queries only measure (docs/method.md#held-out-selection-rules)."""
 
 def collections_quality(
     collections: list[Path], model: str, work: Path, reencode: bool = False, adapt_minutes: float = 30.0,
-    adapt_seed: int = 13,
+    adapt_seed: int = 13, adapt: bool = True,
 ) -> dict:  # fmt: skip
-    """BM25, the default model and its adapted version (``sparsearch eval``), plus the dense and ensemble
-    references (``bench/references.py``), on each collection."""
+    """BM25, the default model in sparse and hybrid mode and its adapted version (``sparsearch eval``; no
+    adapted rows without ``adapt``), plus the dense and ensemble references (``bench/references.py``), on
+    each collection."""
     from references import reference_runs
 
-    rows = quality_rows(
-        collections, ["bm25", model, ADAPTED], work, reencode, adapt_minutes, adapt_seed, hybrid=(model,)
-    )
+    models = ["bm25", model, *([ADAPTED] if adapt else [])]
+    rows = quality_rows(collections, models, work, reencode, adapt_minutes, adapt_seed, hybrid=(model,))
     for data in collections:
         log(f"dense and ensemble references on {data.name}")
         for reference in reference_runs(data, work)["rows"]:
@@ -342,7 +342,7 @@ def collections_quality(
                     "command": f"bench/references.py --data {data}",
                 }
             )
-    return {"rows": rows, "collections": [c.name for c in collections]}
+    return {"rows": rows, "collections": [c.name for c in collections], "adapted": adapt}
 
 
 # -- corpora ---------------------------------------------------------------------------------------
@@ -583,6 +583,9 @@ def main() -> None:
         help="sparsearch adapt --minutes (a safety cap; the step count is fixed)",
     )
     parser.add_argument("--adapt-seed", type=int, default=13, help="sparsearch adapt --seed for the adapted rows")
+    parser.add_argument(
+        "--no-adapt", action="store_true", help="leave out the adapted rows (sparsearch adapt: minutes per collection)"
+    )
     parser.add_argument("--work", type=Path, default=cache_dir() / "bench-work")
     parser.add_argument("--output", type=Path, default=BENCH / "results" / "bench.json")
     args = parser.parse_args()
@@ -631,7 +634,7 @@ def main() -> None:
     try:
         # 2. quality
         if "quality" in args.sections:
-            models = list(dict.fromkeys([*QUALITY_MODELS, model]))
+            models = [m for m in dict.fromkeys([*QUALITY_MODELS, model]) if not (args.no_adapt and m == ADAPTED)]
             section_start = load_average()
             result["sections"]["quality"] = quality(
                 collections, models, args.work, args.reencode, args.adapt_minutes, args.adapt_seed
@@ -645,7 +648,7 @@ def main() -> None:
             four = [ROOT / "data" / name for name in FOUR_COLLECTIONS]
             section_start = load_average()
             result["sections"]["collections"] = collections_quality(
-                four, model, args.work, args.reencode, args.adapt_minutes, args.adapt_seed
+                four, model, args.work, args.reencode, args.adapt_minutes, args.adapt_seed, adapt=not args.no_adapt
             )
             result["sections"]["collections"]["load_average"] = [section_start, load_average()]
             result["sections"]["collections"]["run_at"] = result["created_at"]
