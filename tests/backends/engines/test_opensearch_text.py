@@ -22,8 +22,8 @@ DOCUMENTS = [
 VECTORS = [{"heat": 1.0, "flow": 0.5}, {"plate": 2.0, "flow": 1.0}, {"shell": 3.0}]
 
 
-def _legacy_mapping(meta, *, field_type="rank_features"):  # noqa: ANN001, ANN202 - the pre-change mapping
-    mapping = _new_mapping(meta, field_type=field_type)
+def _legacy_mapping(meta, *, field_type="rank_features", dense=False):  # noqa: ANN001, ANN202 - the pre-change mapping
+    mapping = _new_mapping(meta, field_type=field_type, dense=dense)
     for field in bodies.TEXT_FIELDS:
         mapping["properties"][field] = {"type": "text", "index": False}
     return mapping
