@@ -68,7 +68,9 @@ CANDIDATE_SETS = ("sparse", "union")
 :data:`CANDIDATES` (exhaustive over the stored windows; embedded indexes only)."""
 
 DEFAULT_CANDIDATE_SET = "sparse"
-"""Placeholder until bench/hybrid_fusion.py reruns."""
+"""Chosen by ``bench/hybrid_fusion.py``'s rule together with :data:`DEFAULT_FUSION`: the union's best
+(min-max, w = 0.3: 0.63955 mean held-out nDCG@10) lost to sparse-only min-max w = 0.4 (0.63961), so the
+simpler candidate set stays the default; ``union`` remains an option (``bench/results/hybrid_fusion.md``)."""
 
 RRF_K = 60
 """Reciprocal rank fusion's constant (Cormack, Clarke and Buettcher 2009; OpenSearch's default too)."""
@@ -102,8 +104,10 @@ class Fusion:
 
 DEFAULT_FUSION = Fusion("minmax", 0.4)
 """Chosen by ``bench/hybrid_fusion.py``'s rule (best mean held-out pseudo-query nDCG@10 over cranfield,
-cisi, cacm and npl; ties to min-max, then the smaller weight): 0.6396, against 0.6385 for w = 0.5,
-0.6276 for the sparse order (w = 0) and 0.6273 for the best RRF (w = 0); ``bench/results/hybrid_fusion.md``."""
+cisi, cacm and npl, over both candidate sets; ties to min-max, then the smaller weight, then sparse-only):
+sparse-only min-max w = 0.4, 0.6396, against 0.63955 for the union with w = 0.3, 0.6392 for the union with
+w = 0.4, 0.6385 for sparse-only w = 0.5 and 0.6276 for the sparse order (w = 0); RRF was below the
+sparse order at every weight above 0; ``bench/results/hybrid_fusion.md``."""
 
 
 def minmax(scores: np.ndarray) -> np.ndarray:

@@ -27,8 +27,6 @@ from sparsearch.backends.embedded.segment import SegmentView
 from sparsearch.errors import IndexFormatError
 from sparsearch.types import Document, EncoderFingerprint, Hit
 
-DENSE_BLOCK = 4096
-"""Windows converted from float16 to float64 at a time by :meth:`Snapshot.dense_search`."""
 DENSE_QUERY_CHUNK = 64
 """Queries scored by one pass of :meth:`Snapshot.dense_search` over the windows."""
 
@@ -227,10 +225,10 @@ class Snapshot:
         """Exact exhaustive dense search: per query, the ``top_k`` live documents by best-window cosine.
 
         Every window of every segment is scored (a document without windows is never returned), in
-        float64 so the order does not depend on blocking; tombstoned documents are skipped. Windows are
-        converted from float16 in blocks of :data:`DENSE_BLOCK` rows, so the extra memory is one block
-        (``DENSE_BLOCK x 384 x 8`` bytes, 12.6 MB) plus the (n_windows, n_queries) float64 scores of
-        one segment (at most 64 queries at a time); nothing is cached between calls.
+        float64 so the order does not depend on batching; tombstoned documents are skipped. The
+        windows are read from each segment's cached float64 copy (:attr:`SegmentReader.dense_float64`,
+        3 KB a window, kept while the segment is open); a call adds the (n_windows, n_queries) float64
+        scores of one segment, at most :data:`DENSE_QUERY_CHUNK` queries at a time.
 
         Args:
             embeddings: float32 (n_queries, 384), L2-normalised query embeddings.
@@ -262,10 +260,7 @@ class Snapshot:
             docs = np.flatnonzero((counts > 0) & (view.live_rank >= 0))
             if not len(docs) or not len(queries):
                 continue
-            cosines = np.empty((len(dense.embeddings), len(queries)), dtype=np.float64)
-            for lo in range(0, len(dense.embeddings), DENSE_BLOCK):
-                block = np.asarray(dense.embeddings[lo : lo + DENSE_BLOCK], dtype=np.float64)
-                cosines[lo : lo + len(block)] = block @ queries.T
+            cosines = view.reader.dense_float64 @ queries.T  # (n_windows, n_queries)
             with_windows = np.flatnonzero(counts > 0)
             best = np.maximum.reduceat(cosines, dense.indptr[with_windows], axis=0)  # (n_with_windows, n_q)
             best = best[np.isin(with_windows, docs)]
