@@ -57,3 +57,15 @@ def test_an_unknown_mode_is_a_usage_error(tiny_bm25_index: Path) -> None:
     result = invoke("search", "--index", str(tiny_bm25_index), "--mode", "dense", QUERY)
     assert result.exit_code == 2
     assert "use sparse or hybrid" in result.output
+
+
+def test_eval_candidates_option(tiny_dense_index: Path, tiny_data: Path, tmp_path: Path) -> None:
+    base = ("eval", "--data", str(tiny_data), "--index", str(tiny_dense_index))
+    result = invoke(*base, "--candidates", "union")
+    assert result.exit_code == 2 and "--candidates goes with --mode hybrid" in result.output
+    result = invoke(*base, "--mode", "hybrid", "--candidates", "dense")
+    assert result.exit_code == 2 and "unknown candidate set" in result.output
+    output = tmp_path / "union.json"
+    result = invoke(*base, "--mode", "hybrid", "--candidates", "union", "--output", str(output))
+    assert result.exit_code == 0, result.output
+    assert 0 < json.loads(output.read_text())["metrics"]["ndcg@10"] <= 1

@@ -16,7 +16,17 @@ from sparsearch.backends.embedded.index import EmbeddedIndex
 from sparsearch.backends.embedded.writer import IndexWriter
 from sparsearch.encoders.dense import EMBEDDING_DIM, DenseWindows
 from sparsearch.errors import MissingExtraError, UsageError
-from sparsearch.hybrid import DEFAULT_FUSION, RRF_K, Fusion, HybridBackend, fuse, fused_top_k, minmax, ranks
+from sparsearch.hybrid import (
+    DEFAULT_CANDIDATE_SET,
+    DEFAULT_FUSION,
+    RRF_K,
+    Fusion,
+    HybridBackend,
+    fuse,
+    fused_top_k,
+    minmax,
+    ranks,
+)
 from sparsearch.types import Document, EncodedQuery, EncoderFingerprint, dot
 
 FINGERPRINT = EncoderFingerprint(name="random", vocab_hash="v", idf_hash="i")
@@ -69,16 +79,25 @@ def reference_fusion(
     fusion: Fusion,
     candidates: int,
     top_k: int,
+    candidate_set: str = "sparse",
 ) -> list[tuple[str, float]]:
-    """The fusion of the module docstring, written out plainly from the live corpus."""
-    matched = [(d, dot(query, v)) for d, v in corpus.items() if any(t in v for t in query)]
-    pool = sorted(matched, key=lambda item: (-item[1], item[0]))[:candidates]
+    """The fusion of the module docstring, written out plainly from the live corpus: every document's
+    sparse score and best-window cosine, the candidates (the sparse top N of the documents sharing a
+    token, and with ``union`` the dense top N of the documents with windows), fused."""
+    q64 = fake_embed(text).astype(np.float64)
+    all_sparse = {d: dot(query, v) for d, v in corpus.items()}
+    all_dense = {d: float(np.max(windows[d].astype(np.float64) @ q64)) if len(windows[d]) else -1.0 for d in corpus}
+
+    def best(scores: dict[str, float]) -> list[str]:
+        return sorted(scores, key=lambda d: (-scores[d], d))[:candidates]
+
+    pool = best({d: all_sparse[d] for d, v in corpus.items() if any(t in v for t in query)})
+    if candidate_set == "union":
+        pool += [d for d in best({d: all_dense[d] for d in corpus if len(windows[d])}) if d not in pool]
     if not pool:
         return []
-    q = fake_embed(text)
-    q64 = q.astype(np.float64)
-    dense = {d: float(np.max(windows[d].astype(np.float64) @ q64)) if len(windows[d]) else -1.0 for d, _ in pool}
-    sparse = dict(pool)
+    sparse = {d: all_sparse[d] for d in pool}
+    dense = {d: all_dense[d] for d in pool}
     w = fusion.dense_weight
 
     def scaled(values: dict[str, float]) -> dict[str, float]:
@@ -101,12 +120,15 @@ def reference_fusion(
 def assert_hybrid_equals_reference(
     backend: HybridBackend, corpus, windows, queries, fusion: Fusion, candidates: int, top_k: int
 ) -> None:
+    encoded = [EncodedQuery(query, FINGERPRINT, f"query {i}") for i, query in enumerate(queries)]
+    batch = backend.search_batch(encoded, top_k)  # the union path scores the whole batch in one product
     for i, query in enumerate(queries):
         text = f"query {i}"
-        hits = backend.search(EncodedQuery(query, FINGERPRINT, text), top_k)
-        expected = reference_fusion(query, text, corpus, windows, fusion, candidates, top_k)
+        hits = backend.search(encoded[i], top_k)
+        expected = reference_fusion(query, text, corpus, windows, fusion, candidates, top_k, backend.candidate_set)
         assert [h.doc_id for h in hits] == [d for d, _ in expected]
         np.testing.assert_allclose([h.score for h in hits], [s for _, s in expected], rtol=1e-9, atol=1e-12)
+        assert [h.doc_id for h in batch[i]] == [h.doc_id for h in hits]
 
 
 def random_queries(rng: np.random.Generator, vocab: int, n: int = 4) -> list[dict[str, float]]:
@@ -156,19 +178,23 @@ def test_bad_fusion_is_refused(method: str, weight: float) -> None:
     top_k=st.integers(1, 40),
     method=st.sampled_from(["minmax", "rrf"]),
     weight=st.sampled_from([0.0, 0.3, 0.5, 1.0]),
+    candidate_set=st.sampled_from(["sparse", "union"]),
 )
-def test_hybrid_equals_brute_force(tmp_path_factory, seed, n_docs, vocab, candidates, top_k, method, weight) -> None:
+def test_hybrid_equals_brute_force(
+    tmp_path_factory, seed, n_docs, vocab, candidates, top_k, method, weight, candidate_set
+) -> None:
     rng = np.random.default_rng(seed)
     corpus = random_corpus(rng, n_docs, vocab)
     dense = random_windows(rng, n_docs)
     index = build(tmp_path_factory.mktemp("hybrid") / "index", corpus, dense)
     windows = {d: dense.document(i) for i, d in enumerate(corpus)}
     fusion = Fusion(method, weight)
-    backend = HybridBackend(index, fusion, candidates=candidates, embed_query=fake_embed)
+    backend = HybridBackend(index, fusion, candidates=candidates, candidate_set=candidate_set, embed_query=fake_embed)
     assert_hybrid_equals_reference(backend, corpus, windows, random_queries(rng, vocab), fusion, candidates, top_k)
 
 
-def test_dense_vectors_follow_documents_through_upserts_deletes_and_merges(tmp_path: Path) -> None:
+@pytest.mark.parametrize("candidate_set", ["sparse", "union"])
+def test_dense_vectors_follow_documents_through_upserts_deletes_and_merges(tmp_path: Path, candidate_set: str) -> None:
     rng = np.random.default_rng(7)
     corpus = random_corpus(rng, 40, 12)
     dense = random_windows(rng, 40)
@@ -176,7 +202,7 @@ def test_dense_vectors_follow_documents_through_upserts_deletes_and_merges(tmp_p
     index.auto_merge = False
     windows = {d: dense.document(i) for i, d in enumerate(corpus)}
     fusion = Fusion("minmax", 0.5)
-    backend = HybridBackend(index, fusion, candidates=15, embed_query=fake_embed)
+    backend = HybridBackend(index, fusion, candidates=15, candidate_set=candidate_set, embed_query=fake_embed)
     for round_ in range(3):  # replace some, add some, delete some: one new segment per upsert
         ids = list(corpus)
         changed = [*rng.choice(ids, size=5, replace=False).tolist(), *[f"new-{round_}-{i}" for i in range(4)]]
@@ -197,7 +223,9 @@ def test_dense_vectors_follow_documents_through_upserts_deletes_and_merges(tmp_p
     for doc_id in corpus:
         np.testing.assert_array_equal(index.snapshot().dense_windows(doc_id), windows[doc_id])
     assert_hybrid_equals_reference(backend, corpus, windows, queries, fusion, 15, 10)
-    reopened = HybridBackend(EmbeddedIndex.open(index.path), fusion, candidates=15, embed_query=fake_embed)
+    reopened = HybridBackend(
+        EmbeddedIndex.open(index.path), fusion, candidates=15, candidate_set=candidate_set, embed_query=fake_embed
+    )
     assert_hybrid_equals_reference(reopened, corpus, windows, queries, fusion, 15, 10)
 
 
@@ -205,7 +233,7 @@ def test_results_are_deterministic_and_prefix_stable(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     corpus = random_corpus(rng, 60, 6)
     index = build(tmp_path / "index", corpus, random_windows(rng, 60))
-    backend = HybridBackend(index, Fusion("rrf", 0.5), candidates=30, embed_query=fake_embed)
+    backend = HybridBackend(index, Fusion("rrf", 0.5), candidates=30, candidate_set="sparse", embed_query=fake_embed)
     query = EncodedQuery({"t0": 1.0, "t1": 0.5}, FINGERPRINT, "q")
     first = backend.search(query, 30)
     assert backend.search(query, 30) == first
@@ -215,6 +243,64 @@ def test_results_are_deterministic_and_prefix_stable(tmp_path: Path) -> None:
 
 
 # -- refusals ------------------------------------------------------------------------------------------
+def test_union_candidates_are_both_exact_top_n_with_exact_sparse_scores(tmp_path: Path) -> None:
+    rng = np.random.default_rng(11)
+    corpus = random_corpus(rng, 200, 20)  # about a third of the documents share a token with the query
+    dense = random_windows(rng, 200)
+    windows = {d: dense.document(i) for i, d in enumerate(corpus)}
+    index = build(tmp_path / "index", corpus, dense)
+    index.auto_merge = False
+    changed = list(corpus)[:10]  # replaced: their old copies are tombstoned in the first segment
+    vectors = list(random_corpus(rng, 10, 20).values())
+    new_dense = random_windows(rng, 10)
+    index.upsert([Document(doc_id=d, text="") for d in changed], vectors, dense=new_dense)
+    corpus.update(zip(changed, vectors, strict=True))
+    windows.update({d: new_dense.document(i) for i, d in enumerate(changed)})
+    gone = list(corpus)[20:25]
+    assert index.delete(gone) == 5
+    for doc_id in gone:
+        del corpus[doc_id], windows[doc_id]
+    query = {"t1": 0.5, "t2": 1.25}
+    embeddings = np.stack([fake_embed("a"), fake_embed("b")])
+    found = index.search_candidates([EncodedQuery(query, FINGERPRINT, "a")] * 2, 10, dense_queries=embeddings)
+    for q, candidates in zip(embeddings.astype(np.float64), found, strict=True):
+        cosines = {d: float(np.max(w.astype(np.float64) @ q)) for d, w in windows.items() if len(w)}
+        dense_top = sorted(cosines, key=lambda d: (-cosines[d], d))[:10]
+        assert [hit.doc_id for hit in index.dense_search(q[None, :].astype(np.float32), 10)[0]] == dense_top
+        ids = [hit.doc_id for hit, _ in candidates]
+        assert len(ids) == len(set(ids)) and set(dense_top) <= set(ids) and not set(ids) & set(gone)
+        # the check below must see documents the sparse search could not find, and dense-only ones
+        # whose sparse score, below the sparse top 10, is not 0
+        assert any(not set(query) & set(corpus[hit.doc_id]) for hit, _ in candidates)
+        sparse_top = {hit.doc_id for hit in index.search(EncodedQuery(query, FINGERPRINT), 10)}
+        assert any(hit.score > 0 for hit, _ in candidates if hit.doc_id not in sparse_top)
+        for hit, rows in candidates:
+            assert hit.score == dot(query, corpus[hit.doc_id])  # exact, 0 for documents sharing no token
+            np.testing.assert_array_equal(rows, windows[hit.doc_id])
+
+
+def test_engines_keep_sparse_candidates(tmp_path: Path) -> None:
+    from sparsearch.backends.engines.elasticsearch import ElasticsearchBackend
+    from sparsearch.backends.engines.opensearch import OpenSearchBackend
+
+    class SparseOnly:  # what the engine backends offer: sparse candidates with windows, no dense search
+        name = "opensearch"
+        dense_identity = IDENTITY
+
+        def search_candidates(self, queries, top_k):  # noqa: ANN001, ANN201
+            return [[] for _ in queries]
+
+    for engine in (OpenSearchBackend, ElasticsearchBackend):
+        assert hasattr(engine, "search_candidates") and not hasattr(engine, "dense_search")
+    assert HybridBackend(SparseOnly(), embed_query=fake_embed).candidate_set == "sparse"
+    with pytest.raises(UsageError, match="cannot search dense vectors"):
+        HybridBackend(SparseOnly(), candidate_set="union", embed_query=fake_embed)
+    index = build(tmp_path / "index", {"a": {"t0": 1.0}}, random_windows(np.random.default_rng(0), 1))
+    assert HybridBackend(index, embed_query=fake_embed).candidate_set == DEFAULT_CANDIDATE_SET
+    with pytest.raises(UsageError, match="unknown candidate set"):
+        HybridBackend(index, candidate_set="dense", embed_query=fake_embed)
+
+
 def test_an_index_without_dense_vectors_refuses_hybrid(tmp_path: Path) -> None:
     with IndexWriter(tmp_path / "index", FINGERPRINT) as writer:
         writer.add([Document(doc_id="a", text="")], [{"t": 1.0}])

@@ -1,11 +1,18 @@
-"""Hybrid search: the sparse top candidates re-scored by fusing in the dense model's cosine
-(docs/method.md#hybrid-search).
+"""Hybrid search: candidates from the sparse (and, on the embedded engine, the dense) side re-scored by
+fusing the sparse score with the dense model's cosine (docs/method.md#hybrid-search).
 
 For a query:
 
-1. the index's sparse search (inference-free, exact) gives its top :data:`CANDIDATES` documents, each
-   with the window embeddings stored at index time (``sparsearch index --dense``);
-2. the query is embedded with the dense model (all-MiniLM-L6-v2, the one query-time model call);
+1. the query is embedded with the dense model (all-MiniLM-L6-v2, the one query-time model call);
+2. the candidates, each with the window embeddings stored at index time (``sparsearch index --dense``),
+   are one of the :data:`CANDIDATE_SETS`:
+
+   * ``sparse``: the index's exact sparse top N (N = :data:`CANDIDATES`, inference-free);
+   * ``union``: those and the exact dense top N, an exhaustive search over every live document's
+     stored windows (best window per document; embedded indexes only: the engines here have no k-NN
+     plugin, docs/engines.md); a dense-only candidate carries its exact sparse score, 0 when it shares
+     no token with the query;
+
    a candidate's dense score is its best window's cosine (-1 for a document without text);
 3. the two score lists are fused over the candidate set, with :func:`fuse`:
 
@@ -17,14 +24,13 @@ For a query:
 4. the top ``top_k`` by fused score, ties by ``doc_id`` ascending.
 
 The candidate set does not depend on ``top_k``, so the first hits never change with the page size;
-in turn a hybrid search returns at most :data:`CANDIDATES` hits (``HybridBackend(candidates=...)``
-widens it).
+in turn a hybrid search returns at most N (``sparse``) or 2N (``union``) hits.
 
 Results are deterministic and equal a brute-force computation of the same fusion over the same
-candidates (tests/test_hybrid.py). Documents outside the sparse candidates are never returned: a
-query that matches no token gets no hit, as in sparse mode. The default fusion (method and weight)
-was chosen on held-out pseudo-queries of the four bundled corpora by ``bench/hybrid_fusion.py``,
-never on their test queries.
+candidates (tests/test_hybrid.py). A query whose encoding is empty (no token of the vocabulary) gets
+no hit, as in sparse mode; with ``sparse`` candidates, so does one that matches no document. The
+default candidate set and fusion were chosen on held-out pseudo-queries of the four bundled corpora
+by ``bench/hybrid_fusion.py``, never on their test queries.
 
 Only the query side needs the dense model (extra ``neural``); nothing here imports torch until a
 :class:`HybridBackend` is created without an ``embed_query`` function.
@@ -43,6 +49,8 @@ from sparsearch.types import Document, EncodedQuery, EncoderFingerprint, Hit
 
 __all__ = [
     "CANDIDATES",
+    "CANDIDATE_SETS",
+    "DEFAULT_CANDIDATE_SET",
     "DEFAULT_FUSION",
     "FUSION_METHODS",
     "RRF_K",
@@ -54,6 +62,15 @@ __all__ = [
 
 CANDIDATES = 100
 """Sparse candidates fused per query, whatever ``top_k`` (the depth of the ensemble reference)."""
+
+CANDIDATE_SETS = ("sparse", "union")
+"""``sparse``: the sparse top :data:`CANDIDATES`; ``union``: those and the exact dense top
+:data:`CANDIDATES` (exhaustive over the stored windows; embedded indexes only)."""
+
+DEFAULT_CANDIDATE_SET = "sparse"
+"""Chosen by ``bench/hybrid_fusion.py``'s rule together with :data:`DEFAULT_FUSION`: the union's best
+(min-max, w = 0.3: 0.63955 mean held-out nDCG@10) lost to sparse-only min-max w = 0.4 (0.63961), so the
+simpler candidate set stays the default; ``union`` remains an option (``bench/results/hybrid_fusion.md``)."""
 
 RRF_K = 60
 """Reciprocal rank fusion's constant (Cormack, Clarke and Buettcher 2009; OpenSearch's default too)."""
@@ -87,8 +104,10 @@ class Fusion:
 
 DEFAULT_FUSION = Fusion("minmax", 0.4)
 """Chosen by ``bench/hybrid_fusion.py``'s rule (best mean held-out pseudo-query nDCG@10 over cranfield,
-cisi, cacm and npl; ties to min-max, then the smaller weight): 0.6396, against 0.6385 for w = 0.5,
-0.6276 for the sparse order (w = 0) and 0.6273 for the best RRF (w = 0); ``bench/results/hybrid_fusion.md``."""
+cisi, cacm and npl, over both candidate sets; ties to min-max, then the smaller weight, then sparse-only):
+sparse-only min-max w = 0.4, 0.6396, against 0.63955 for the union with w = 0.3, 0.6392 for the union with
+w = 0.4, 0.6385 for sparse-only w = 0.5 and 0.6276 for the sparse order (w = 0); RRF was below the
+sparse order at every weight above 0; ``bench/results/hybrid_fusion.md``."""
 
 
 def minmax(scores: np.ndarray) -> np.ndarray:
@@ -195,19 +214,24 @@ class HybridBackend:
     (:class:`~sparsearch.backends.base.SearchBackend`), hits re-scored by :func:`fuse`.
 
     The wrapped backend provides ``dense_identity`` and ``search_candidates(queries, n)`` (the embedded
-    index and the engine backends do). Scores of the hits are fused scores (in [0, 1] for ``minmax``),
-    not dot products.
+    index and the engine backends do); the ``union`` candidate set also needs
+    ``search_candidates(queries, n, dense_queries=...)`` and ``dense_search`` (the embedded index only:
+    the engines here have no k-NN plugin, docs/engines.md). Scores of the hits are fused scores (in
+    [0, 1] for ``minmax``), not dot products.
 
     Args:
         backend: the opened index.
         fusion: method and weight (default :data:`DEFAULT_FUSION`).
-        candidates: sparse candidates fused per query; also the most hits a query returns.
+        candidates: N, candidates taken from each side per query; a query returns at most N hits with
+            the ``sparse`` set, 2N with ``union``.
+        candidate_set: ``"sparse"`` or ``"union"`` (:data:`CANDIDATE_SETS`); ``None``:
+            :data:`DEFAULT_CANDIDATE_SET` where the backend can search dense vectors, else ``"sparse"``.
         embed_query: text -> float32 (384,) L2-normalised embedding; ``None``: the dense model
             (checked against the index's record first). Tests pass their own.
 
     Raises:
-        UsageError: the backend cannot search in hybrid mode, the index has no dense vectors, or they
-            come from another dense model.
+        UsageError: the backend cannot search in hybrid mode (or ``union`` asked of one without dense
+            search), the index has no dense vectors, or they come from another dense model.
         MissingExtraError: ``embed_query`` is ``None`` and the ``neural`` extra is not installed.
     """
 
@@ -217,12 +241,23 @@ class HybridBackend:
         fusion: Fusion = DEFAULT_FUSION,
         *,
         candidates: int = CANDIDATES,
+        candidate_set: str | None = None,
         embed_query: Callable[[str], np.ndarray] | None = None,
     ) -> None:
         if not hasattr(backend, "search_candidates"):
             raise UsageError(f"the {getattr(backend, 'name', '?')} backend has no hybrid mode; use the sparse mode")
         if candidates < 1:
             raise UsageError(f"candidates must be at least 1 (got {candidates})")
+        can_union = hasattr(backend, "dense_search")
+        if candidate_set is None:
+            candidate_set = DEFAULT_CANDIDATE_SET if can_union else "sparse"
+        if candidate_set not in CANDIDATE_SETS:
+            raise UsageError(f"unknown candidate set {candidate_set!r}: use one of {', '.join(CANDIDATE_SETS)}")
+        if candidate_set == "union" and not can_union:
+            raise UsageError(
+                f"the {getattr(backend, 'name', '?')} backend cannot search dense vectors, so its hybrid "
+                "candidates are the sparse ones only (candidate_set='sparse')"
+            )
         where = f"index {getattr(backend, 'path', None) or getattr(backend, 'index', '')}".strip()
         if embed_query is None:
             check_dense_identity(backend.dense_identity, where)
@@ -234,6 +269,7 @@ class HybridBackend:
         self.backend = backend
         self.fusion = fusion
         self.candidates = candidates
+        self.candidate_set = candidate_set
         self.embed_query = embed_query
         self.name = backend.name
 
@@ -251,19 +287,26 @@ class HybridBackend:
         if any(not q.is_empty and not q.text.strip() for q in queries):
             raise UsageError("hybrid search needs the query text (an EncodedQuery made by encode_query(text))")
         non_empty = [q for q in queries if not q.is_empty]
-        found = iter(self.backend.search_candidates(non_empty, self.candidates) if non_empty else [])
+        embeddings = [np.asarray(self.embed_query(q.text), dtype=np.float32) for q in non_empty]
+        if not non_empty:
+            found = iter([])
+        elif self.candidate_set == "union":  # one dense matrix product for the whole batch
+            found = iter(self.backend.search_candidates(non_empty, self.candidates, dense_queries=np.stack(embeddings)))
+        else:
+            found = iter(self.backend.search_candidates(non_empty, self.candidates))
+        embedded = iter(embeddings)
         results = []
         for query in queries:
             if query.is_empty:
                 results.append([])
                 continue
-            candidates = next(found)
+            candidates, embedding = next(found), next(embedded)
             if not candidates:
                 results.append([])
                 continue
             doc_ids = [hit.doc_id for hit, _ in candidates]
             sparse = np.asarray([hit.score for hit, _ in candidates], dtype=np.float64)
-            dense = max_window_scores(self.embed_query(query.text), [windows for _, windows in candidates])
+            dense = max_window_scores(embedding, [windows for _, windows in candidates])
             results.append(fused_top_k(doc_ids, sparse, dense, self.fusion, top_k))
         return results
 

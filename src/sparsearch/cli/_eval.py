@@ -110,6 +110,14 @@ def evaluate(
     split: Annotated[str, typer.Option("--split", help="Qrels split to evaluate.")] = "test",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 256,
     mode: ModeOption = "sparse",
+    candidates: Annotated[
+        str | None,
+        typer.Option(
+            "--candidates",
+            help="With --mode hybrid on an embedded index: 'sparse' (the sparse top 100, the default) or "
+            "'union' (and the exact dense top 100).",
+        ),
+    ] = None,
 ) -> None:
     """Evaluate a model and engine on a BEIR collection (nDCG@10, recall@100/1000, MRR@10, MAP, latency),
     or score an existing TREC run against qrels (--run FILE --qrels FILE)."""
@@ -124,6 +132,8 @@ def evaluate(
         ]
         measures = parse_metrics(names) if metrics else parse_metrics(DEFAULT_METRICS)
         check_mode(mode)
+        if candidates is not None and mode != "hybrid":
+            raise UsageError("--candidates goes with --mode hybrid")
         if qrels is not None:
             if mode != "sparse":
                 raise UsageError("--mode goes with --data (searching an index); --qrels scores an existing run")
@@ -158,6 +168,7 @@ def evaluate(
             split,
             batch_size,
             mode,
+            candidates,
         )
 
 
@@ -178,6 +189,7 @@ def _evaluate_index(  # noqa: PLR0913 - the eval command's options
     split: str,
     batch_size: int,
     mode: str = "sparse",
+    candidates: str | None = None,
 ) -> None:
     """``eval --data``: search the judged queries in an index (built first without ``--index``, with dense
     vectors in hybrid mode) and score them."""
@@ -254,7 +266,7 @@ def _evaluate_index(  # noqa: PLR0913 - the eval command's options
                 "engine_version": f"pyserini {manifest['pyserini_version']} (Java {manifest['java_version']})",
             }
         _check_judged_documents(opened, topics, qrels=qrels_file)
-        searched = HybridBackend(opened) if mode == "hybrid" else opened
+        searched = HybridBackend(opened, candidate_set=candidates) if mode == "hybrid" else opened
 
         def check(run: dict[str, dict[str, float]]) -> None:
             where = f"index {index}" if index is not None else "the index built from --data"

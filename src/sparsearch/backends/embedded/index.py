@@ -294,9 +294,19 @@ class EmbeddedIndex:
         """The dense model that embedded the documents (indexes built with ``--dense``), else ``None``."""
         return self._snapshot.manifest.get("dense")
 
-    def search_candidates(self, queries: Sequence[EncodedQuery], top_k: int) -> list[list[tuple[Hit, np.ndarray]]]:
-        """Hybrid search's first stage: each query's exact sparse top ``top_k`` (as :meth:`search_batch`),
-        each hit with its stored window embeddings, float16 (n_windows, 384), all read from one commit.
+    def search_candidates(
+        self, queries: Sequence[EncodedQuery], top_k: int, dense_queries: np.ndarray | None = None
+    ) -> list[list[tuple[Hit, np.ndarray]]]:
+        """Hybrid search's first stage, all read from one commit: each query's candidates with their
+        stored window embeddings, float16 (n_windows, 384).
+
+        Args:
+            queries: the encoded queries.
+            top_k: N, candidates from each side.
+            dense_queries: ``None``: the exact sparse top N (as :meth:`search_batch`). Else float32
+                (n_queries, 384) L2-normalised query embeddings: the sparse top N, then the documents of
+                the exact dense top N (:meth:`dense_search`) not among them, each with its exact sparse
+                score (0 when it shares no token), so up to 2N candidates.
 
         Raises:
             UsageError: the index stores no dense vectors (built without ``--dense``).
@@ -305,7 +315,28 @@ class EmbeddedIndex:
         if "dense" not in snapshot.manifest:
             raise UsageError(f"index {self.path} stores no dense vectors: rebuild it with sparsearch index --dense")
         hit_lists = self._search_chunk(queries, top_k, snapshot)
+        if dense_queries is not None:
+            if len(dense_queries) != len(queries):
+                raise ValueError(f"{len(queries)} queries but {len(dense_queries)} query embeddings")
+            dense_lists = snapshot.dense_search(dense_queries, top_k)
+            for query, hits, dense_hits in zip(queries, hit_lists, dense_lists, strict=True):
+                seen = {hit.doc_id for hit in hits}
+                extra = [hit.doc_id for hit in dense_hits if hit.doc_id not in seen]
+                scores = snapshot.sparse_scores(self._query_weights(query), extra)
+                hits.extend(Hit(doc_id, float(score)) for doc_id, score in zip(extra, scores, strict=True))
         return [[(hit, snapshot.dense_windows(hit.doc_id)) for hit in hits] for hits in hit_lists]
+
+    def dense_search(self, embeddings: np.ndarray, top_k: int) -> list[list[Hit]]:
+        """Exact exhaustive dense search over the live documents' stored windows (best window per
+        document); see :meth:`Snapshot.dense_search` for shapes and memory.
+
+        Raises:
+            UsageError: the index stores no dense vectors.
+        """
+        snapshot = self._snapshot
+        if "dense" not in snapshot.manifest:
+            raise UsageError(f"index {self.path} stores no dense vectors: rebuild it with sparsearch index --dense")
+        return snapshot.dense_search(embeddings, top_k)
 
     def postings_touched(self, query: EncodedQuery) -> int:
         """Number of postings the query reads (its cost on this index)."""

@@ -27,6 +27,9 @@ from sparsearch.backends.embedded.segment import SegmentView
 from sparsearch.errors import IndexFormatError
 from sparsearch.types import Document, EncoderFingerprint, Hit
 
+DENSE_QUERY_CHUNK = 64
+"""Queries scored by one pass of :meth:`Snapshot.dense_search` over the windows."""
+
 
 class ScratchBuffers(threading.local):
     """Per-thread scratch arrays of the kernels, sized to the largest segment seen and sliced per segment."""
@@ -179,6 +182,97 @@ class Snapshot:
         if view.reader.dense is None:
             raise IndexFormatError(f"{view.reader.directory}: dense vectors missing; rebuild the index with --dense")
         return view.reader.dense.document(doc)
+
+    def sparse_scores(self, query: dict[str, float], doc_ids: Sequence[str]) -> np.ndarray:
+        """Exact sparse scores of given live documents, whether or not the search would return them.
+
+        Args:
+            query: ``token -> weight`` (weights > 0).
+            doc_ids: (n,) live document ids (a missing id raises ``KeyError``).
+
+        Returns:
+            float64 (n,): ``sum over shared tokens of q_weight x d_weight`` (0 for a document sharing
+            no token), summed in the query's token order like :meth:`explain`.
+        """
+        scores = np.zeros(len(doc_ids), dtype=np.float64)
+        by_view: dict[int, tuple[SegmentView, list[int], list[int]]] = {}
+        for i, doc_id in enumerate(doc_ids):
+            found = self.locate(doc_id)
+            if found is None:
+                raise KeyError(doc_id)
+            view, doc = found
+            _, rows, docs = by_view.setdefault(id(view), (view, [], []))
+            rows.append(i)
+            docs.append(doc)
+        for view, rows, docs in by_view.values():
+            p, term_index = view.reader.postings, view.reader.term_index
+            rows_arr, docs_arr = np.asarray(rows, dtype=np.int64), np.asarray(docs, dtype=np.int64)
+            for token, weight in query.items():
+                term_id = term_index.get(token)
+                if term_id is None:
+                    continue
+                start, end = int(p.indptr[term_id]), int(p.indptr[term_id + 1])
+                # a posting list is sorted by doc_idx: one vectorised binary search for all the documents
+                posting_docs = np.asarray(p.doc_idx[start:end])
+                pos = np.searchsorted(posting_docs, docs_arr)
+                hit = pos < len(posting_docs)
+                hit[hit] = posting_docs[pos[hit]] == docs_arr[hit]
+                weights = np.asarray(p.weights[start:end])[pos[hit]].astype(np.float64)
+                scores[rows_arr[hit]] += float(weight) * weights
+        return scores
+
+    def dense_search(self, embeddings: np.ndarray, top_k: int) -> list[list[Hit]]:
+        """Exact exhaustive dense search: per query, the ``top_k`` live documents by best-window cosine.
+
+        Every window of every segment is scored (a document without windows is never returned), in
+        float64 so the order does not depend on batching; tombstoned documents are skipped. The
+        windows are read from each segment's cached float64 copy (:attr:`SegmentReader.dense_float64`,
+        3 KB a window, kept while the segment is open); a call adds the (n_windows, n_queries) float64
+        scores of one segment, at most :data:`DENSE_QUERY_CHUNK` queries at a time.
+
+        Args:
+            embeddings: float32 (n_queries, 384), L2-normalised query embeddings.
+            top_k: hits per query.
+
+        Returns:
+            Per query, up to ``top_k`` hits (``score``: the cosine), score descending, then ``doc_id``.
+
+        Raises:
+            IndexFormatError: a segment has no dense files.
+        """
+        queries = np.asarray(embeddings, dtype=np.float64)
+        if len(queries) > DENSE_QUERY_CHUNK:  # bounds the (n_windows, n_queries) score matrix
+            return [
+                hits
+                for lo in range(0, len(queries), DENSE_QUERY_CHUNK)
+                for hits in self.dense_search(queries[lo : lo + DENSE_QUERY_CHUNK], top_k)
+            ]
+        found: list[list[tuple[float, str]]] = [[] for _ in range(len(queries))]
+        for view in self.views:
+            if view.n_live == 0:
+                continue
+            dense = view.reader.dense
+            if dense is None:
+                raise IndexFormatError(
+                    f"{view.reader.directory}: dense vectors missing; rebuild the index with --dense"
+                )
+            counts = np.diff(dense.indptr)
+            docs = np.flatnonzero((counts > 0) & (view.live_rank >= 0))
+            if not len(docs) or not len(queries):
+                continue
+            cosines = view.reader.dense_float64 @ queries.T  # (n_windows, n_queries)
+            with_windows = np.flatnonzero(counts > 0)
+            best = np.maximum.reduceat(cosines, dense.indptr[with_windows], axis=0)  # (n_with_windows, n_q)
+            best = best[np.isin(with_windows, docs)]
+            doc_ids = view.reader.doc_ids
+            k = min(top_k, len(docs))
+            for q in range(len(queries)):
+                column = best[:, q]
+                # every document scoring at least the k-th best: ties at the cut are kept, then ordered by doc_id
+                kth = np.partition(column, len(column) - k)[len(column) - k]
+                keep = np.flatnonzero(column >= kth)
+                found[q].extend((-float(column[i]), doc_ids[int(docs[i])]) for i in keep)
+        return [[Hit(doc_id, -negative) for negative, doc_id in heapq.nsmallest(top_k, hits)] for hits in found]
 
     def get_documents(self, doc_ids: Sequence[str]) -> list[Document | None]:
         documents: list[Document | None] = []
