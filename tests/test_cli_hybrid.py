@@ -69,3 +69,18 @@ def test_eval_candidates_option(tiny_dense_index: Path, tiny_data: Path, tmp_pat
     result = invoke(*base, "--mode", "hybrid", "--candidates", "union", "--output", str(output))
     assert result.exit_code == 0, result.output
     assert 0 < json.loads(output.read_text())["metrics"]["ndcg@10"] <= 1
+
+
+def test_hybrid_the_backend_cannot_run_is_refused_before_any_encoding(tiny_data: Path, tmp_path: Path) -> None:
+    """eval would otherwise encode the corpus (minutes with the default model) and fail afterwards."""
+    cases = [
+        (["--backend", "lucene", "--mode", "hybrid"], "lucene backend has no hybrid mode"),
+        (["--backend", "opensearch", "--mode", "hybrid", "--candidates", "union"], "cannot search dense vectors"),
+    ]
+    for options, message in cases:
+        result = invoke("eval", "--data", str(tiny_data), "--index", str(tmp_path / "never"), *options)
+        assert result.exit_code == 2, result.output
+        assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "never").exists()
+    result = invoke("search", "--index", str(tmp_path / "never"), "--backend", "lucene", "--mode", "hybrid", QUERY)
+    assert result.exit_code == 2 and "lucene backend has no hybrid mode" in result.output

@@ -291,12 +291,22 @@ ModeOption = Annotated[
 ]
 
 
-def check_mode(mode: str) -> str:
-    """Raise :class:`UsageError` for a ``--mode`` other than ``sparse`` or ``hybrid``."""
+def check_mode(mode: str, backend: str = "embedded", candidates: str | None = None) -> str:
+    """Raise :class:`UsageError` for a ``--mode`` other than ``sparse`` or ``hybrid``, or for a hybrid
+    search the ``--backend`` cannot run (checked before any encoding; :class:`~sparsearch.hybrid.HybridBackend`
+    refuses the same for Python callers): the Lucene backend has no hybrid mode, and only the embedded
+    engine searches dense vectors, which ``--candidates union`` needs."""
     from sparsearch.errors import UsageError
 
     if mode not in ("sparse", "hybrid"):
         raise UsageError(f"--mode {mode!r}: use sparse or hybrid")
+    if mode == "hybrid" and backend == "lucene":
+        raise UsageError("the lucene backend has no hybrid mode; use --mode sparse, or --backend embedded")
+    if mode == "hybrid" and candidates == "union" and backend != "embedded":
+        raise UsageError(
+            f"the {backend} backend cannot search dense vectors, so its hybrid candidates are the sparse ones "
+            "only: drop --candidates union, or use --backend embedded"
+        )
     return mode
 
 

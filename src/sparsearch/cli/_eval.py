@@ -131,7 +131,7 @@ def evaluate(
             name for value in [*(metrics or []), *(more_metrics or [])] for name in value.replace(",", " ").split()
         ]
         measures = parse_metrics(names) if metrics else parse_metrics(DEFAULT_METRICS)
-        check_mode(mode)
+        check_mode(mode, backend, candidates)
         if candidates is not None and mode != "hybrid":
             raise UsageError("--candidates goes with --mode hybrid")
         if qrels is not None:

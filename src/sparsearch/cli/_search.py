@@ -74,7 +74,7 @@ def search(
         from sparsearch.search import Searcher
 
         check_url_option(backend, url)
-        check_mode(mode)
+        check_mode(mode, backend)
         if topics is not None:
             if query is not None:
                 raise UsageError("give either a query or --topics FILE, not both")
