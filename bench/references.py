@@ -31,7 +31,7 @@ from sparsearch.encoders.bm25 import bm25_words
 from sparsearch.encoders.dense import embed, embed_windows
 from sparsearch.eval.beir_data import load_beir_topics
 from sparsearch.eval.metrics import aggregate_metrics
-from sparsearch.training.teachers import ensemble_targets, sparse_matrix
+from sparsearch.training.teachers import ensemble_targets, max_per_document, sparse_matrix
 
 DEPTH = 100
 """Each reference returns its top-100; the ensemble fuses the two top-100 lists (the planning rule)."""
@@ -49,13 +49,6 @@ def _window_embeddings(data: Path, texts: list[str], work: Path) -> tuple[np.nda
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache, embeddings=embeddings, owners=owners)
     return embeddings, owners
-
-
-def _best_window(similarities: np.ndarray, owners: np.ndarray, n_docs: int) -> np.ndarray:
-    """(windows,) -> (documents,): each document's best window; -inf for documents without text."""
-    out = np.full(n_docs, -np.inf, dtype=np.float64)
-    np.maximum.at(out, owners, similarities.astype(np.float64))
-    return out
 
 
 def _top(scores: np.ndarray, depth: int) -> np.ndarray:
@@ -93,7 +86,9 @@ def dense_and_ensemble_runs(data: Path, work: Path) -> tuple[dict, dict, list[fl
     dense_run: dict[str, dict[str, float]] = {}
     ensemble_run: dict[str, dict[str, float]] = {}
     for row, query_id in enumerate(query_ids):
-        dense = _best_window(windows @ query_embeddings[row], owners, len(documents))
+        dense = max_per_document(
+            (windows @ query_embeddings[row])[None, :], owners, len(documents), -np.inf, np.float64
+        )[0]
         lexical = bm25_scores[row]
         dense_top = _top(dense, DEPTH)
         dense_run[query_id] = {doc_ids[i]: float(dense[i]) for i in dense_top}

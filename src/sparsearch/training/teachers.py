@@ -77,9 +77,13 @@ def ensemble_targets(scores: Mapping[str, np.ndarray], weights: Mapping[str, flo
     return scale * np.asarray(mixed)
 
 
-def _max_per_document(similarities: np.ndarray, owners: np.ndarray, n_docs: int) -> np.ndarray:
-    """(queries, windows) -> (queries, documents): each document's best window; -1 without text."""
-    out = np.full((similarities.shape[0], n_docs), -1.0, dtype=np.float32)
+def max_per_document(
+    similarities: np.ndarray, owners: np.ndarray, n_docs: int, fill: float = -1.0, dtype: type = np.float32
+) -> np.ndarray:
+    """(queries, windows) -> (queries, documents): each document's best window; ``fill`` for a document
+    without text (no window). ``owners`` (windows,) are document rows, ascending (as ``embed_windows``
+    gives them)."""
+    out = np.full((similarities.shape[0], n_docs), fill, dtype=dtype)
     starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
     out[:, owners[starts]] = np.maximum.reduceat(similarities, starts, axis=1)
     return out
@@ -121,7 +125,7 @@ def mine_and_score(
     window_embeddings, owners = embed_windows([d.full_text for d in documents])
     query_embeddings = embed([q.text for q in queries])
     positive_embeddings = embed([q.positive_text for q in queries])
-    dense_scores = _max_per_document(query_embeddings @ window_embeddings.T, owners, len(documents))
+    dense_scores = max_per_document(query_embeddings @ window_embeddings.T, owners, len(documents))
 
     examples = []
     for i, query in enumerate(queries):
@@ -174,7 +178,7 @@ def score_candidates(
         dense = np.full(len(row), -1.0, dtype=np.float32)  # a blank candidate has no window
         if high > low:
             similarities = query_embeddings[i : i + 1] @ window_embeddings[low:high].T
-            dense = _max_per_document(similarities, owners[low:high] - start, len(row))[0]
+            dense = max_per_document(similarities, owners[low:high] - start, len(row))[0]
         encoded = bm25.encode_query(query).weights
         scores["bm25"].append([dot(encoded, bm25_documents[j]) for j in rows])
         scores["dense"].append([float(x) for x in dense])
