@@ -364,3 +364,41 @@ def index_engine_with_progress(  # noqa: ANN201
         task = progress.add_task("indexing", total=total)
         summary = index_corpus(data, backend, encoder, on_progress=lambda n: progress.advance(task, n), **options)
     return summary, encoder
+
+
+# -- Ray (--ray / --workers / --num-gpus) --------------------------------------------------------------
+RayOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ray",
+        help="Encode as a Ray job: auto (the cluster `ray start --head` started), local (an in-process cluster) "
+        "or HOST:PORT. Paths must be on a filesystem every node shares. Needs sparsearch[distributed].",
+    ),
+]
+WorkersOption = Annotated[int, typer.Option("--workers", min=1, help="--ray: actors, each with one model.")]
+NumGpusOption = Annotated[
+    float, typer.Option("--num-gpus", min=0.0, help="--ray: GPUs per actor (0: CPU actors; 1: one GPU each).")
+]
+
+
+@contextlib.contextmanager
+def ray_cluster(address: str) -> Iterator[None]:
+    """Connected to the Ray cluster at ``address`` for the duration (disconnected after, if we connected)."""
+    from sparsearch.jobs.ray_encode import connect, disconnect
+
+    connected = connect(address)
+    try:
+        yield
+    finally:
+        if connected:
+            disconnect()
+
+
+def encode_on_ray_with_progress(data: Path, output: Path, encoder: Any, **options: Any):  # noqa: ANN201, ANN401
+    """Run :func:`sparsearch.jobs.ray_encode.run_ray_encode_job` with a docs/s bar over the whole cluster."""
+    from sparsearch.corpus import count_lines
+    from sparsearch.jobs.ray_encode import run_ray_encode_job
+
+    with progress_bar("docs") as progress:
+        task = progress.add_task("encoding on ray", total=count_lines(data))
+        return run_ray_encode_job(data, output, encoder, on_progress=lambda n: progress.advance(task, n), **options)

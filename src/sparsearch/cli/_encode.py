@@ -10,10 +10,15 @@ from rich.table import Table
 
 from sparsearch.cli._common import (
     ModelKindOption,
+    NumGpusOption,
+    RayOption,
     RefitIdfOption,
+    WorkersOption,
     app,
+    encode_on_ray_with_progress,
     model_description,
     progress_bar,
+    ray_cluster,
     stderr,
     stdout,
     user_errors,
@@ -62,14 +67,20 @@ def encode(
     chunk_size: Annotated[
         int, typer.Option("--chunk-size", min=1, help="Documents per committed chunk (the most a crash loses).")
     ] = 1024,
-    threads: Annotated[int | None, typer.Option("--threads", min=1, help="torch CPU threads.")] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", min=1, help="torch CPU threads (--ray: CPUs per actor, default 1).")
+    ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Delete the output directory first.")] = False,
+    ray: RayOption = None,
+    workers: WorkersOption = 2,
+    num_gpus: NumGpusOption = 0.0,
 ) -> None:
     """Encode a corpus into sparse vectors (per-shard .npy chunks) that sparsearch index --data reads.
 
     Re-running the same command after a crash or Ctrl-C continues where it stopped; --shard I/N lets
     N processes or machines split the corpus. Long documents are split into passages of --max-length
-    tokens and max-pooled.
+    tokens and max-pooled. With --ray, --workers actors on a Ray cluster encode the shards of one
+    output (shared filesystem); rerunning the same command resumes it as well.
     """
     with user_errors():
         from sparsearch.corpus import count_lines
@@ -79,6 +90,17 @@ def encode(
         from sparsearch.types import BatchEncoder
 
         shard_spec = parse_shard(shard)
+        if ray is not None and shard is not None:
+            raise UsageError("--shard and --ray: the Ray job splits the corpus into shards itself; drop --shard")
+        if ray is None and (workers != 2 or num_gpus):
+            raise UsageError("--workers and --num-gpus are for --ray")
+        if ray is not None:
+            with ray_cluster(ray):  # a bad address fails before the model loads
+                _encode_on_ray(data, model, output, model_kind, refit_idf, threads, overwrite, workers, num_gpus,
+                               batch_size, chunk_size, max_length=max_length, passage_overlap=passage_overlap,
+                               max_active_dims=max_active_dims, min_weight=min_weight, precision=precision,
+                               max_passages=max_passages)  # fmt: skip
+            return
         if threads is not None:
             from sparsearch.errors import require
 
@@ -131,3 +153,62 @@ def encode(
                 f"[yellow]warning:[/] {len(summary.empty_documents)} documents have no text and get no terms: {shown}",
                 highlight=False,  # rich's highlighter is quadratic in a word's length
             )
+
+
+def _encode_on_ray(  # noqa: PLR0913 - the encode command's options
+    data: Path,
+    model: str,
+    output: Path,
+    model_kind: str | None,
+    refit_idf: bool,
+    threads: int | None,
+    overwrite: bool,
+    workers: int,
+    num_gpus: float,
+    batch_size: int,
+    chunk_size: int,
+    **encoding: object,
+) -> None:
+    from sparsearch.encoders.registry import load_encoder
+    from sparsearch.errors import UsageError
+    from sparsearch.types import BatchEncoder
+
+    encoder = load_encoder(model, kind=model_kind, refit_idf=refit_idf)
+    if not isinstance(encoder, BatchEncoder):
+        raise UsageError(
+            f"--model {model}: sparsearch encode needs a neural model; BM25 models are indexed directly "
+            "with sparsearch index"
+        )
+    encoder.options = encoder.options.replace(**encoding)
+    summary = encode_on_ray_with_progress(
+        data,
+        output,
+        encoder,
+        model_spec=model,
+        workers=workers,
+        num_gpus=num_gpus,
+        num_cpus=threads or 1,
+        batch_size=batch_size,
+        chunk_size=chunk_size,
+        overwrite=overwrite,
+    )
+    table = Table(title=f"encode {summary.output} (on ray)", show_header=False)
+    table.add_row("model", encoder.fingerprint.name)
+    table.add_row("ray", f"{summary.workers} workers, {summary.num_shards} shards")
+    table.add_row("documents", f"{summary.documents:,}")
+    if summary.resumed_from:
+        table.add_row("resumed after", f"{summary.resumed_from:,} documents already encoded")
+    table.add_row("postings", f"{summary.postings:,}")
+    table.add_row("avg terms / document", f"{summary.avg_terms_per_doc:.1f}")
+    table.add_row("seconds", f"{summary.seconds:.2f} ({summary.encoded_now / max(summary.seconds, 1e-9):,.1f} docs/s)")
+    stdout.print(table)
+    _warn_empty(summary.empty_documents)
+
+
+def _warn_empty(empty_documents: list[str]) -> None:
+    if empty_documents:
+        shown = ", ".join(empty_documents[:10]) + (" ..." if len(empty_documents) > 10 else "")
+        stderr.print(
+            f"[yellow]warning:[/] {len(empty_documents)} documents have no text and get no terms: {shown}",
+            highlight=False,  # rich's highlighter is quadratic in a word's length
+        )

@@ -15,14 +15,19 @@ from sparsearch.cli._common import (
     Command,
     DenseOption,
     ModelKindOption,
+    NumGpusOption,
+    RayOption,
     RefitIdfOption,
     UrlOption,
+    WorkersOption,
     app,
     build_index_with_progress,
     check_url_option,
+    encode_on_ray_with_progress,
     human_bytes,
     index_engine_with_progress,
     model_description,
+    ray_cluster,
     stderr,
     stdout,
     user_errors,
@@ -119,13 +124,18 @@ def index(
         str, typer.Option("--field-type", help="Engines: rank_features, or sparse_vector (Elasticsearch 8.15+).")
     ] = "rank_features",
     dense: DenseOption = False,
+    ray: RayOption = None,
+    workers: WorkersOption = 2,
+    num_gpus: NumGpusOption = 0.0,
 ) -> None:
     """Encode a corpus into an index: an embedded directory, or a new version behind an engine alias.
 
     On OpenSearch/Elasticsearch the documents go to INDEX-v00000N, and the alias INDEX moves to it
     atomically once every document is in; a rerun after a crash resumes the unfinished version.
     A corpus without documents stops the command before anything is written or replaced, unless
-    --allow-empty.
+    --allow-empty. With --ray (a neural --model), --workers actors on a Ray cluster encode the corpus
+    into INDEX.encoding (embedded; ALIAS.encoding in the working directory for engines, whose actors
+    then bulk-load it); a rerun resumes it, and it is deleted once the index is built.
     """
     from sparsearch.jobs.source import check_not_empty, open_source
 
@@ -135,6 +145,24 @@ def index(
         # contacted or an index replaced (--overwrite, an alias swap)
         source = open_source(data, scale=scale)
         check_not_empty(source, allow_empty=allow_empty)
+        if ray is None and (workers != 2 or num_gpus):
+            raise UsageError("--workers and --num-gpus are for --ray")
+        if ray is not None:
+            if source.corpus_file is None or backend == "lucene" or dense:
+                raise UsageError(
+                    "--ray encodes a corpus (BEIR folder or .jsonl) into an embedded, opensearch or elasticsearch "
+                    "index, without --dense; drop --ray for encoded vectors, lucene or --dense"
+                )
+            with ray_cluster(ray):  # a bad address fails before the model loads
+                ray_options = {"workers": workers, "num_gpus": num_gpus, "batch_size": batch_size}
+                if backend == "embedded":
+                    _index_embedded_on_ray(data, Path(index), model, model_kind, refit_idf, overwrite, ray_options)
+                else:
+                    engine_options = {"threads": threads, "chunk_size": chunk_size, "shards": shards}
+                    engine_options |= {"replicas": replicas, "field_type": field_type, "keep_old": keep_old}
+                    _index_engine_on_ray(data, index, model, model_kind, refit_idf, backend, url,
+                                         ray_options | engine_options)  # fmt: skip
+            return
         if backend == "lucene":
             _index_lucene(source, Path(index), model, batch_size, overwrite, threads, model_kind, refit_idf)
             return
@@ -278,3 +306,99 @@ def _index_engine(
             f"alias still points at the previous version: fix them and rerun the same command (it resumes "
             f"{summary.index} and retries only what is missing)"
         )
+
+
+# -- --ray ---------------------------------------------------------------------------------------------
+def _neural_encoder(model: str | None, model_kind: str | None, refit_idf: bool):  # noqa: ANN202
+    """``(encoder, model spec)`` for ``--model`` (the default model when ``None``); refuses BM25."""
+    from sparsearch.encoders.registry import DEFAULT_MODEL, load_encoder
+    from sparsearch.types import BatchEncoder
+
+    encoder = load_encoder(model, kind=model_kind, refit_idf=refit_idf)
+    if not isinstance(encoder, BatchEncoder):
+        raise UsageError(f"--ray encodes with a neural --model; {encoder.name!r} is indexed without --ray")
+    return encoder, model or DEFAULT_MODEL
+
+
+def _index_embedded_on_ray(
+    data: Path,
+    index: Path,
+    model: str | None,
+    model_kind: str | None,
+    refit_idf: bool,
+    overwrite: bool,
+    ray_options: dict[str, Any],
+) -> None:
+    """Encode on Ray into ``INDEX.encoding`` (kept until the index is built: a rerun resumes it), then
+    build the embedded index from it as ``sparsearch index --data INDEX.encoding`` does."""
+    import shutil
+
+    from sparsearch.backends.embedded.index import check_index_target
+
+    check_index_target(index, overwrite=overwrite)  # before the encoding
+    encoder, model_spec = _neural_encoder(model, model_kind, refit_idf)
+    work_dir = index.with_name(index.name + ".encoding")
+    encoded = encode_on_ray_with_progress(data, work_dir, encoder, model_spec=model_spec, **ray_options)
+    built, summary, encoder = build_index_with_progress(work_dir, index, None, ray_options["batch_size"], overwrite)
+    shutil.rmtree(work_dir)
+    table = Table(title=f"index {summary.path} (encoded on ray)", show_header=False)
+    table.add_row("model", built.fingerprint.name)
+    table.add_row("ray", f"{encoded.workers} workers, {encoded.num_shards} shards, {encoded.seconds:.2f} s encoding")
+    table.add_row("documents", f"{summary.documents:,}")
+    table.add_row("postings", f"{summary.postings:,}")
+    table.add_row("avg terms / document", f"{summary.avg_terms_per_doc:.1f}")
+    table.add_row("bytes on disk", f"{summary.bytes:,} ({human_bytes(summary.bytes)})")
+    seconds = encoded.seconds + summary.seconds
+    table.add_row("seconds", f"{seconds:.2f} ({summary.documents / max(seconds, 1e-9):,.1f} docs/s)")
+    stdout.print(table)
+    _warn_empty(summary.empty_documents)
+
+
+def _index_engine_on_ray(
+    data: Path,
+    alias: str,
+    model: str | None,
+    model_kind: str | None,
+    refit_idf: bool,
+    backend_kind: str,
+    url: str | None,
+    options: dict[str, Any],
+) -> None:
+    """Encode on Ray into ``ALIAS.encoding`` (working directory), the actors bulk-load their shards into a
+    new version, the driver checks the count and swaps the alias."""
+    import shutil
+
+    from sparsearch.backends.factory import open_engine
+    from sparsearch.cli._common import progress_bar
+    from sparsearch.corpus import count_lines
+    from sparsearch.jobs.ray_encode import run_ray_engine_index
+
+    encoder, model_spec = _neural_encoder(model, model_kind, refit_idf)
+    work_dir = Path(f"{alias}.encoding")
+    backend = open_engine(backend_kind, alias=alias, url=url)
+    try:
+        with progress_bar("docs") as progress:
+            task = progress.add_task("encoding on ray", total=count_lines(data))
+            summary = run_ray_engine_index(
+                data, backend, backend_kind, url, encoder, work_dir, model_spec=model_spec,
+                on_progress=lambda n: progress.advance(task, n), **options,
+            )  # fmt: skip
+    finally:
+        backend.close()
+    shutil.rmtree(work_dir)
+    table = Table(title=f"{backend_kind} index {summary.alias} -> {summary.index} (on ray)", show_header=False)
+    table.add_row("engine", f"{backend.product} at {backend.url}")
+    table.add_row("model", encoder.fingerprint.name)
+    table.add_row("ray", f"{summary.encoding.workers} workers, {summary.encoding.num_shards} shards")
+    table.add_row("documents", f"{summary.documents:,}")
+    table.add_row("sent", f"{summary.sent:,}")
+    if summary.resumed:
+        table.add_row("resumed", "yes")
+    table.add_row("alias", f"{summary.alias} -> {summary.index}")
+    if summary.previous:
+        table.add_row("previous", ", ".join(summary.previous))
+    if summary.pruned:
+        table.add_row("pruned", ", ".join(summary.pruned))
+    table.add_row("seconds", f"{summary.seconds:.2f} ({summary.documents / max(summary.seconds, 1e-9):,.1f} docs/s)")
+    stdout.print(table)
+    _warn_empty(summary.encoding.empty_documents)

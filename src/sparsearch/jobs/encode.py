@@ -272,6 +272,47 @@ def _reuse_idf(output: Path, corpus: dict[str, object], encoder: BatchEncoder) -
     return True
 
 
+def prepare_encode_output(
+    data: str | Path,
+    output: str | Path,
+    encoder: Encoder,
+    *,
+    model_spec: str,
+    num_shards: int,
+    chunk_size: int,
+    overwrite: bool = False,
+) -> BatchEncoder:
+    """Fit the encoder's IDF table on the whole corpus (or reuse the one in ``output``) and write or
+    check ``output``'s manifest, vocabulary and encoder: what every shard of a job shares.
+
+    Called by :func:`run_encode_job` for each shard, and once by a driver that ships the fitted
+    encoder to its workers (:mod:`sparsearch.jobs.ray_encode`).
+
+    Returns:
+        ``encoder``, fitted.
+
+    Raises:
+        UsageError: a non-neural model, bad sizes, or an output written with other settings.
+        EncoderMismatchError: the output was written by another model.
+    """
+    neural = check_neural(encoder)
+    if chunk_size < 1 or num_shards < 1:
+        raise UsageError("--chunk-size and the number of shards must be >= 1")
+    output = Path(output)
+    if overwrite and output.exists():
+        shutil.rmtree(output)
+    corpus = corpus_identity(data)
+    if not neural.is_fitted and not _reuse_idf(output, corpus, neural):
+        neural.fit(d.full_text for d in iter_corpus(data))
+    _prepare_output(output, _job_params(neural, corpus, num_shards, chunk_size, model_spec), neural)
+    return neural
+
+
+def read_shard_docs(output: str | Path, shard: tuple[int, int]) -> int:
+    """Documents committed so far by shard ``(I, N)`` of ``output`` (0 before its first chunk)."""
+    return _load_progress(Path(output) / shard_dir_name(*shard)).docs
+
+
 def run_encode_job(
     data: str | Path,
     output: str | Path,
@@ -304,18 +345,13 @@ def run_encode_job(
         EncoderMismatchError: the output was written by another model.
     """
     started = time.perf_counter()
-    neural = check_neural(encoder)
-    if batch_size < 1 or chunk_size < 1:
+    if batch_size < 1:
         raise UsageError("--batch-size and --chunk-size must be >= 1")
     shard_index, num_shards = shard
     output = Path(output)
-    if overwrite and output.exists():
-        shutil.rmtree(output)
-    corpus = corpus_identity(data)
-    if not neural.is_fitted and not _reuse_idf(output, corpus, neural):
-        neural.fit(d.full_text for d in iter_corpus(data))
-    params = _job_params(neural, corpus, num_shards, chunk_size, model_spec)
-    _prepare_output(output, params, neural)
+    neural = prepare_encode_output(
+        data, output, encoder, model_spec=model_spec, num_shards=num_shards, chunk_size=chunk_size, overwrite=overwrite
+    )
 
     shard_dir = output / shard_dir_name(shard_index, num_shards)
     shard_dir.mkdir(exist_ok=True)
@@ -417,6 +453,16 @@ class _ShardCursor:
         self._row += 1
         document = Document(doc_id=record["_id"], title=record.get("title", ""), text=record.get("text", ""))
         return document, self._rows.term_ids[start:end], self._rows.weights[start:end]
+
+
+def iter_shard(output: str | Path, shard: tuple[int, int]) -> Iterator[tuple[Document, np.ndarray, np.ndarray]]:
+    """The committed documents of shard ``(I, N)`` of ``output`` with their term ids and weights
+    (views over the chunks), in corpus order; complete or not, other shards are not read."""
+    shard_dir = Path(output) / shard_dir_name(*shard)
+    progress = _load_progress(shard_dir)
+    cursor = _ShardCursor(shard_dir, list(progress.chunks))
+    for _ in range(progress.docs):
+        yield cursor.next()
 
 
 class EncodedOutput:
