@@ -173,8 +173,8 @@ def test_ray_encode_and_index_equal_a_single_process_run(
         assert [h["score"] for h in actual] == pytest.approx([h["score"] for h in expected], rel=1e-5)
 
 
-def _actor_pids() -> list[int]:
-    """Processes of this cluster's ShardWorker actors (Ray titles them ``ray::ShardWorker...``)."""
+def _busy_actor_pids() -> list[int]:
+    """Processes of ShardWorker actors encoding a shard (Ray titles them ``ray::ShardWorker.encode_shard``)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -182,7 +182,7 @@ def _actor_pids() -> list[int]:
                 cmdline = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if cmdline.startswith(b"ray::ShardWorker"):
+            if cmdline.startswith(b"ray::ShardWorker.encode_shard"):
                 pids.append(int(entry.name))
     return pids
 
@@ -217,8 +217,8 @@ def test_a_killed_worker_is_restarted_and_the_job_completes_exactly_once(
     thread = threading.Thread(target=job)
     thread.start()
     progress = _wait_for_chunks(out, 1)
-    pids = _actor_pids()
-    assert pids, "no ShardWorker process found"
+    pids = _busy_actor_pids()
+    assert pids, "no ShardWorker process is encoding"
     os.kill(pids[0], signal.SIGKILL)
     assert not progress["complete"]  # killed mid-job
     thread.join(timeout=300)

@@ -308,7 +308,10 @@ def _encode(  # noqa: PLR0913 - run_ray_encode_job's arguments
         seen["docs"] = max(done, seen["docs"])
 
     # 2. the actors, one shard call at a time each
-    pool = _pool(output, neural.options, min(workers, num_shards), num_gpus, num_cpus)
+    options = neural.options
+    if not num_gpus and options.device is None:  # Ray hides no GPU from an actor that asked for none
+        options = options.replace(device="cpu")
+    pool = _pool(output, options, min(workers, num_shards), num_gpus, num_cpus)
     calls = [("encode_shard", (str(data), model_spec, shard, batch_size, chunk_size)) for shard in shards]
     summaries = [EncodeSummary(**s) for s in _run_pool(pool, calls, poll)]
     documents = sum(s.documents for s in summaries)
