@@ -182,7 +182,8 @@ def embed_onnx(texts: Sequence[str], threads: int | None = None) -> np.ndarray:
 
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)
-    session = _session(str(onnx_model_dir() / MODEL_FILE), threads or os.cpu_count() or 1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    session = _session(str(onnx_model_dir() / MODEL_FILE), threads or cores)
     tokenizer = load_dense_model("cpu").tokenizer
     encoded = tokenizer(list(texts), truncation=True, max_length=MAX_LENGTH)["input_ids"]
     order = np.argsort([-len(ids) for ids in encoded], kind="stable")
