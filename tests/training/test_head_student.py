@@ -58,10 +58,13 @@ def test_head_that_does_not_fit_the_tokens_is_refused(tmp_path: Path) -> None:
         VocabularyHead.load(tmp_path / "bad.safetensors", n_tokens=len(TOKENS))
 
 
-def test_training_forward_equals_the_indexing_encoder() -> None:
+def test_training_forward_equals_the_indexing_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
     """The torch forward used in training gives the weights `sparsearch index` stores (windows pooled,
-    then max(0, .) and the top-k)."""
+    then max(0, .) and the top-k), with the exact torch runtime (the int8 ONNX default is bounded in
+    tests/encoders/test_fast_encoding.py)."""
     import torch
+
+    monkeypatch.setenv("SPARSEARCH_ENCODER_RUNTIME", "torch")
 
     from sparsearch.encoders.dense import embed, split_words
 

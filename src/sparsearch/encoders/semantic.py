@@ -244,13 +244,19 @@ class SemanticChannelEncoder(BaseEncoder):
             return vectors
         head = self.head or VocabularyHead.identity(len(self._tokens), self.threshold)
         scores = head.weights(embeddings, self.token_matrix())  # (windows, tokens)
-        pooled = np.full((len(texts), scores.shape[1]), -np.inf, dtype=np.float32)
-        np.maximum.at(pooled, owners, scores)  # max over a document's windows
+        if np.all(owners[1:] >= owners[:-1]):  # embed_windows' order: one contiguous run per document
+            rows, starts = np.unique(owners, return_index=True)
+            pooled = np.maximum.reduceat(scores, starts, axis=0)  # max over a document's windows
+        else:
+            rows = np.unique(owners)
+            pooled = np.full((len(texts), scores.shape[1]), -np.inf, dtype=np.float32)
+            np.maximum.at(pooled, owners, scores)
+            pooled = pooled[rows]
         k = min(self.top_k, pooled.shape[1])
         top = np.argpartition(-pooled, k - 1, axis=1)[:, :k]
-        for row in np.unique(owners).tolist():
-            for column in top[row]:
-                weight = float(pooled[row, column])
+        for position, row in enumerate(rows.tolist()):
+            weights = pooled[position, top[position]]
+            for column, weight in zip(top[position].tolist(), weights.tolist(), strict=True):
                 if weight > 0:
                     vectors[row][self._tokens[column]] = weight
         return vectors
