@@ -177,6 +177,119 @@ def collections_lines(section: dict, result: dict) -> list[str]:
     return [*lines, ""]
 
 
+SPEED_GOAL = 30.0
+"""Documents per second of the default model on cranfield with 2 CPU cores (issue 18)."""
+QUALITY_TOLERANCE = 0.005
+"""The most nDCG@10 the faster runtime may lose on any collection."""
+PROJECTED = [(1_000_000, 1), (1_000_000, 10), (10_000_000, 10), (10_000_000, 100)]
+"""(documents, machines) of the projection table."""
+
+
+def _hours(documents: int, machines: int, rate: float) -> str:
+    hours = documents / (rate * machines) / 3600
+    if hours >= 1:
+        return f"{hours:,.1f} h"
+    return f"{hours * 60:,.0f} min" if hours * 60 >= 1 else f"{hours * 3600:,.0f} s"
+
+
+def indexing_lines(section: dict, result: dict) -> list[str]:
+    """Indexing cost: in-process documents/s by model, the runtimes on whole collections (speed and
+    nDCG@10, with the goal check), one process against a local Ray cluster, and the projection."""
+    lines = ["## Indexing cost", ""]
+    lines += earlier_run_note(section.get("run_at"), result, KEPT_SECTION)
+    throughput = section["throughput"]
+    lines += [
+        f"Documents per second of each model's document encoder in one process ({section['cores']} cores, first "
+        f"{throughput['docs']} {throughput['data']} documents, best of {throughput['rounds']} interleaved rounds, "
+        "corpus statistics fitted first; `bench/indexing.py`):",
+        "",
+        "| model | docs/s (best) | docs/s (median) | load (1 min) after each round |",
+        "|---|---|---|---|",
+    ]
+    for r in throughput["rows"]:
+        loads = ", ".join(f"{x:.1f}" for x in r["load_average_1min"])
+        lines.append(f"| {r['model']} | {r['docs_per_second']:,.1f} | {r['docs_per_second_median']:,.1f} | {loads} |")
+
+    runtimes = {(r["collection"], r["runtime"]): r for r in section["runtimes"]}
+    collections = list(dict.fromkeys(r["collection"] for r in section["runtimes"]))
+    lines += [
+        "",
+        "The default model on whole collections, exact torch path against the int8 ONNX runtime (the CPU default): "
+        "`SPARSEARCH_ENCODER_RUNTIME=R sparsearch index --model default` timed end to end (model load and IDF "
+        "included, the one-off caches already built), then `sparsearch eval`:",
+        "",
+        "| collection | docs | torch docs/s | ONNX docs/s | speed-up | nDCG@10 torch | nDCG@10 ONNX | difference "
+        "| load |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    losses = []
+    for name in collections:
+        torch, onnx = runtimes.get((name, "torch"), {}), runtimes.get((name, "onnx"), {})
+        if "error" in torch or "error" in onnx or not torch or not onnx:
+            lines.append(f"| {name} | failed: `{(torch.get('error') or onnx.get('error') or 'missing')[:200]}` |")
+            continue
+        difference = onnx["ndcg@10"] - torch["ndcg@10"]
+        losses.append((name, difference))
+        lines.append(
+            f"| {name} | {torch['docs']:,} | {torch['docs_per_second']:.1f} | {onnx['docs_per_second']:.1f} | "
+            f"×{onnx['docs_per_second'] / torch['docs_per_second']:.2f} | {torch['ndcg@10']:.4f} | "
+            f"{onnx['ndcg@10']:.4f} | {difference:+.4f} | {torch['load_before']:.1f}–{onnx['load_after']:.1f} |"
+        )
+    cranfield = runtimes.get(("cranfield", "onnx"), {})
+    if "docs_per_second" in cranfield and losses:
+        rate, worst = cranfield["docs_per_second"], min(losses, key=lambda item: item[1])
+        speed = "met" if rate >= SPEED_GOAL else "missed"
+        quality = "met" if worst[1] >= -QUALITY_TOLERANCE else "missed"
+        lines += [
+            "",
+            f"Goal check: at least {SPEED_GOAL:.0f} documents/s for the default model on cranfield: **{speed}** "
+            f"({rate:.1f}); at most {QUALITY_TOLERANCE} nDCG@10 lost on each collection: **{quality}** (largest "
+            f"change {worst[1]:+.4f}, {worst[0]}).",
+        ]
+
+    cluster = section["cluster"]
+    lines += [
+        "",
+        f"One process against a local Ray cluster on this machine (`ray start --head`, {cluster['workers']} CPU "
+        f"actors of one core each; {cluster['data']}, `sparsearch encode` and `sparsearch index --ray auto` timed "
+        "end to end, model load and corpus statistics included):",
+        "",
+        "| run | docs | seconds | docs/s | load | documents in the engine |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in cluster["rows"]:
+        if "error" in r:
+            lines.append(f"| {r['run']} | failed: `{r['error'][:300]}` | | | | |")
+            continue
+        count = r.get("engine_count")
+        check = "–" if count is None else f"{count:,} ({'exact' if count == r['docs'] else 'MISMATCH'})"
+        lines.append(
+            f"| {r['run']} | {r['docs']:,} | {r['seconds']:.1f} | {r['docs_per_second']:.1f} | "
+            f"{r['load_before']:.1f}–{r['load_after']:.1f} | {check} |"
+        )
+    if section.get("opensearch_error"):
+        lines.append(f"\nOpenSearch did not run: `{section['opensearch_error'][:300]}`")
+
+    rates = [(r["model"], r["docs_per_second"]) for r in throughput["rows"]]
+    if "docs_per_second" in cranfield:
+        rates.append(("default (int8 ONNX), whole `sparsearch index` of cranfield", cranfield["docs_per_second"]))
+    header = " | ".join(f"{d / 1e6:g}M docs on {m} machine{'s' if m > 1 else ''}" for d, m in PROJECTED)
+    lines += [
+        "",
+        f"Projected encoding time: a projection, not a measurement. Each machine is assumed to be like this one "
+        f"({section['cores']} cores) and to encode at the rate above (documents like {throughput['data']}'s), the "
+        "machines sharing the corpus without loss (the Ray table shows the overhead on one machine); engine "
+        "loading is not included. No GPU was lent to this run (`bench/gpu_encode.py` measures one).",
+        "",
+        f"| model | docs/s per machine | {header} |",
+        "|---|---|" + "---|" * len(PROJECTED),
+    ]
+    for model, rate in rates:
+        cells = " | ".join(_hours(d, m, rate) for d, m in PROJECTED)
+        lines.append(f"| {model} | {rate:,.1f} | {cells} |")
+    return [*lines, ""]
+
+
 def plot_quality(quality: dict, path: Path) -> None:
     import matplotlib
 
@@ -496,6 +609,8 @@ def write_report(result: dict, bench: Path) -> None:
         lines += ["![quality against sparsity](results/quality_vs_sparsity.png)", ""]
     if sections.get("collections"):
         lines += collections_lines(sections["collections"], result)
+    if sections.get("indexing"):
+        lines += indexing_lines(sections["indexing"], result)
     installs = result.get("peer_install", {})
     lines += ["## Peers that could not run", ""]
     problems = [f"- {peer}: {status}" for peer, status in installs.items() if status != "ok"]

@@ -136,3 +136,23 @@ def build_opensearch_doc_only(path: Path, seed: int = 0) -> Path:
     idf = {token: round(rng.uniform(0.1, 5.0), 4) for token in sorted(vocab) if rng.random() > 0.1}
     (path / "idf.json").write_text(json.dumps(idf), encoding="utf-8")
     return path
+
+
+# A small expansion vocabulary keeps the semantic channel fast (the shipped one has ~22.7k words).
+TWO_CHANNEL_TOKENS = ["wing", "lift", "propeller", "aircraft", "heat", "temperature", "shell", "flow", "banana"]
+
+
+def two_channel_model():  # noqa: ANN201 - a TwoChannelEncoder (imported lazily)
+    """A two-channel model like the shipped default (stemmed-word BM25 + the training-free semantic
+    channel) with :data:`TWO_CHANNEL_TOKENS` as its expansion vocabulary, not fitted."""
+    from sparsearch.encoders.semantic import SemanticChannelEncoder
+    from sparsearch.encoders.two_channel import TwoChannelEncoder, lexical_channel
+
+    semantic = SemanticChannelEncoder(threshold=0.2, top_k=8, candidate_tokens=TWO_CHANNEL_TOKENS)
+    return TwoChannelEncoder(lexical_channel(), semantic, name="two-channel-test")
+
+
+def build_two_channel(path: Path) -> Path:
+    """:func:`two_channel_model` saved at ``path`` (a ``--model`` folder)."""
+    two_channel_model().save(path)
+    return path

@@ -22,7 +22,7 @@ from sparsearch.cli import app
 from sparsearch.encoders.registry import load_encoder
 from sparsearch.encoders.splade import SpladeEncoder
 from sparsearch.jobs.encode import EncodedOutput, run_encode_job
-from tests.tiny_models import _tiny_texts, build_tiny_bert
+from tests.tiny_models import _tiny_texts, build_tiny_bert, build_two_channel
 
 ray = pytest.importorskip("ray")
 
@@ -96,7 +96,11 @@ def assert_bit_identical(actual: Path, expected: Path) -> None:
     assert a[0] == b[0] and len(set(a[0])) == len(a[0])
     for x, y in zip(a[1] + a[2], b[1] + b[2], strict=True):
         assert x.dtype == y.dtype and np.array_equal(x, y)
-    assert (actual / "encoder" / "idf.json").read_bytes() == (expected / "encoder" / "idf.json").read_bytes()
+    assert (actual / "vocab.json").read_bytes() == (expected / "vocab.json").read_bytes()
+    saved = sorted(p.relative_to(expected) for p in (expected / "encoder").rglob("*") if p.is_file())
+    assert saved == sorted(p.relative_to(actual) for p in (actual / "encoder").rglob("*") if p.is_file())
+    for path in saved:  # the fitted encoder (IDF tables, BM25 statistics) is the same
+        assert (actual / path).read_bytes() == (expected / path).read_bytes(), path
 
 
 def invoke(*args: str):  # noqa: ANN201
@@ -226,6 +230,24 @@ def test_a_killed_worker_is_restarted_and_the_job_completes_exactly_once(
     summary = outcome["summary"]
     assert summary.documents == 600
     assert_bit_identical(out, reference)
+
+
+def test_the_two_channel_model_encodes_on_ray_as_in_one_process(cluster, corpus: Path, tmp_path: Path) -> None:
+    """The shipped default's kind (BM25 words + a learned channel) has an open vocabulary: the driver
+    fits it and writes its corpus's term list, and the actors encode over that list."""
+    from sparsearch.jobs.ray_encode import run_ray_encode_job
+
+    model = build_two_channel(tmp_path / "model")
+    data = tmp_path / "corpus.jsonl"  # the first 150 documents: the MiniLM channel is slower than a tiny BERT
+    data.write_text("".join(corpus.read_text().splitlines(keepends=True)[:150]))
+    reference, out = tmp_path / "reference", tmp_path / "out"
+    for i in range(2):
+        run_encode_job(data, reference, load_encoder(str(model)), model_spec="tc", shard=(i, 2), chunk_size=20)
+    summary = run_ray_encode_job(data, out, load_encoder(str(model)), model_spec="tc", workers=2, chunk_size=20)
+    assert summary.documents == 150 and summary.num_shards == 2
+    assert_bit_identical(out, reference)
+    vocabulary = json.loads((out / "vocab.json").read_text())
+    assert any(t.startswith("w:") for t in vocabulary) and "propeller" in vocabulary
 
 
 @pytest.mark.slow

@@ -29,15 +29,15 @@ from sparsearch.cli._common import (
 @app.command()
 def encode(
     data: Annotated[Path, typer.Option("--data", help="BEIR folder (with corpus.jsonl) or a corpus .jsonl file.")],
+    output: Annotated[Path, typer.Option("--output", help="Output directory (created; a rerun resumes it).")],
     model: Annotated[
         str,
         typer.Option(
             "--model",
-            help="A neural model: minilm-splade-untrained, a saved model directory, or a Hugging Face "
-            "masked-LM / causal-LM directory.",
+            help="A learned model: default (the two-channel default), minilm-splade-untrained, a saved model "
+            "directory, or a Hugging Face masked-LM / causal-LM directory.",
         ),
-    ],
-    output: Annotated[Path, typer.Option("--output", help="Output directory (created; a rerun resumes it).")],
+    ] = "default",
     model_kind: ModelKindOption = None,
     refit_idf: RefitIdfOption = False,
     shard: Annotated[
@@ -86,8 +86,7 @@ def encode(
         from sparsearch.corpus import count_lines
         from sparsearch.encoders.registry import load_encoder
         from sparsearch.errors import UsageError
-        from sparsearch.jobs.encode import parse_shard, run_encode_job
-        from sparsearch.types import BatchEncoder
+        from sparsearch.jobs.encode import check_neural, parse_shard, run_encode_job
 
         shard_spec = parse_shard(shard)
         if ray is not None and shard is not None:
@@ -105,12 +104,7 @@ def encode(
             from sparsearch.errors import require
 
             require("torch", "neural").set_num_threads(threads)
-        encoder = load_encoder(model, kind=model_kind, refit_idf=refit_idf)
-        if not isinstance(encoder, BatchEncoder):
-            raise UsageError(
-                f"--model {model}: sparsearch encode needs a neural model; BM25 models are indexed directly "
-                "with sparsearch index"
-            )
+        encoder = check_neural(load_encoder(model, kind=model_kind, refit_idf=refit_idf))
         encoder.options = encoder.options.replace(
             max_length=max_length,
             passage_overlap=passage_overlap,
@@ -170,15 +164,9 @@ def _encode_on_ray(  # noqa: PLR0913 - the encode command's options
     **encoding: object,
 ) -> None:
     from sparsearch.encoders.registry import load_encoder
-    from sparsearch.errors import UsageError
-    from sparsearch.types import BatchEncoder
+    from sparsearch.jobs.encode import check_neural
 
-    encoder = load_encoder(model, kind=model_kind, refit_idf=refit_idf)
-    if not isinstance(encoder, BatchEncoder):
-        raise UsageError(
-            f"--model {model}: sparsearch encode needs a neural model; BM25 models are indexed directly "
-            "with sparsearch index"
-        )
+    encoder = check_neural(load_encoder(model, kind=model_kind, refit_idf=refit_idf))
     encoder.options = encoder.options.replace(**encoding)
     summary = encode_on_ray_with_progress(
         data,

@@ -133,7 +133,7 @@ def index(
     On OpenSearch/Elasticsearch the documents go to INDEX-v00000N, and the alias INDEX moves to it
     atomically once every document is in; a rerun after a crash resumes the unfinished version.
     A corpus without documents stops the command before anything is written or replaced, unless
-    --allow-empty. With --ray (a neural --model), --workers actors on a Ray cluster encode the corpus
+    --allow-empty. With --ray (a learned --model), --workers actors on a Ray cluster encode the corpus
     into INDEX.encoding (embedded; ALIAS.encoding in the working directory for engines, whose actors
     then bulk-load it); a rerun resumes it, and it is deleted once the index is built.
     """
@@ -312,12 +312,16 @@ def _index_engine(
 def _neural_encoder(model: str | None, model_kind: str | None, refit_idf: bool):  # noqa: ANN202
     """``(encoder, model spec)`` for ``--model`` (the default model when ``None``); refuses BM25."""
     from sparsearch.encoders.registry import DEFAULT_MODEL, load_encoder
-    from sparsearch.types import BatchEncoder
+    from sparsearch.jobs.encode import check_neural
 
     encoder = load_encoder(model, kind=model_kind, refit_idf=refit_idf)
-    if not isinstance(encoder, BatchEncoder):
-        raise UsageError(f"--ray encodes with a neural --model; {encoder.name!r} is indexed without --ray")
-    return encoder, model or DEFAULT_MODEL
+    try:
+        return check_neural(encoder), model or DEFAULT_MODEL
+    except UsageError:
+        raise UsageError(
+            f"--ray encodes with a learned --model (SPLADE or the two-channel default); {encoder.name!r} is indexed "
+            "without --ray"
+        ) from None
 
 
 def _index_embedded_on_ray(

@@ -164,10 +164,12 @@ def onnx_model_dir() -> Path:
 
 
 @functools.lru_cache(maxsize=1)
-def _session(model_file: str, threads: int):  # noqa: ANN202 - an onnxruntime.InferenceSession
+def _session(model_file: str):  # noqa: ANN202 - an onnxruntime.InferenceSession
+    """One thread per ``run`` call: :func:`embed_onnx` runs batches side by side instead, which keeps
+    every core busy through the small, memory-bound operators between the matrix products."""
     ort = require("onnxruntime", "neural")
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
+    options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(model_file, options, providers=["CPUExecutionProvider"])
@@ -177,29 +179,49 @@ def embed_onnx(texts: Sequence[str], threads: int | None = None) -> np.ndarray:
     """L2-normalised embeddings, float32 (len(texts), 384), from the int8 ONNX model.
 
     Texts are sorted by length and cut into batches of about :data:`TOKEN_BUDGET` padded tokens
-    (little padding); inputs past 256 word pieces are cut, as the torch model does.
+    (little padding); inputs past 256 word pieces are cut, as the torch model does. ``threads``
+    batches (default: torch's thread count) run at once, one core each: on 2 cores that is ~20 %
+    faster than one batch at a time on 2 intra-op threads, with bit-identical output (each batch is
+    computed exactly as before; docs/method.md#encoding-speed).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from sparsearch.encoders.dense import load_dense_model
 
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    session = _session(str(onnx_model_dir() / MODEL_FILE), threads or cores)
+    import torch
+
+    # torch's thread count: the affinity's cores by default, OMP_NUM_THREADS where set (a Ray actor
+    # gets its num_cpus there) and --threads, so two actors on two cores do not run four threads.
+    threads = threads or torch.get_num_threads()
+    session = _session(str(onnx_model_dir() / MODEL_FILE))
     tokenizer = load_dense_model("cpu").tokenizer
     encoded = tokenizer(list(texts), truncation=True, max_length=MAX_LENGTH)["input_ids"]
     order = np.argsort([-len(ids) for ids in encoded], kind="stable")
-    output = np.zeros((len(texts), 384), dtype=np.float32)
+    batches = []
     start = 0
     while start < len(order):
         width = len(encoded[order[start]])  # the longest of this batch (sorted, descending)
         stop = min(len(order), start + max(1, TOKEN_BUDGET // max(width, 1)))
-        rows = order[start:stop]
-        input_ids = np.zeros((len(rows), width), dtype=np.int64)
-        mask = np.zeros((len(rows), width), dtype=np.int64)
+        batches.append(order[start:stop])
+        start = stop
+
+    def run(rows: np.ndarray) -> np.ndarray:  # onnxruntime releases the GIL inside run()
+        input_ids = np.zeros((len(rows), len(encoded[rows[0]])), dtype=np.int64)
+        mask = np.zeros_like(input_ids)
         for i, row in enumerate(rows):
             ids = encoded[row]
             input_ids[i, : len(ids)] = ids
             mask[i, : len(ids)] = 1
-        output[rows] = session.run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
-        start = stop
+        return session.run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
+
+    output = np.zeros((len(texts), 384), dtype=np.float32)
+    if threads == 1 or len(batches) == 1:
+        for rows in batches:
+            output[rows] = run(rows)
+        return output
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for rows, embeddings in zip(batches, pool.map(run, batches), strict=True):
+            output[rows] = embeddings
     return output

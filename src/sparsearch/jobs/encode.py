@@ -182,12 +182,23 @@ def _write_chunk(shard_dir: Path, name: str, documents: list[Document], rows: Sp
 
 
 def check_neural(encoder: Encoder) -> BatchEncoder:
-    if not isinstance(encoder, BatchEncoder):
-        raise UsageError(
-            f"sparsearch encode needs a neural model with a fixed vocabulary (got {encoder.name!r}); "
-            "BM25 models are indexed directly with sparsearch index"
-        )
-    return encoder
+    """``encoder`` with CSR rows over a fixed vocabulary: a neural model as it is, the two-channel
+    default through the term list of its fitted corpus (:mod:`sparsearch.encoders.closed_vocabulary`).
+
+    Raises:
+        UsageError: a BM25 model (indexed directly, no encoding job needed).
+    """
+    from sparsearch.encoders.closed_vocabulary import ClosedVocabularyEncoder
+    from sparsearch.encoders.two_channel import TwoChannelEncoder
+
+    if isinstance(encoder, BatchEncoder):
+        return encoder
+    if isinstance(encoder, TwoChannelEncoder):
+        return ClosedVocabularyEncoder(encoder)
+    raise UsageError(
+        f"sparsearch encode needs a learned model (SPLADE or the two-channel default; got {encoder.name!r}); "
+        "BM25 models are indexed directly with sparsearch index"
+    )
 
 
 def _job_params(
@@ -260,8 +271,11 @@ def _prepare_output(output: Path, params: dict[str, object], encoder: BatchEncod
 def _reuse_idf(output: Path, corpus: dict[str, object], encoder: BatchEncoder) -> bool:
     """On a rerun, take the IDF table the first run fitted on the same corpus (a full tokenizer pass
     over a large corpus takes minutes); the fingerprint check that follows still applies."""
+    from sparsearch.encoders.closed_vocabulary import ClosedVocabularyEncoder
     from sparsearch.encoders.idf import IdfTable
 
+    if isinstance(encoder, ClosedVocabularyEncoder):  # fitted again: BM25 statistics are more than an IDF table
+        return False
     manifest_file, idf_file = output / MANIFEST_FILE, output / ENCODER_DIR / "idf.json"
     if not (manifest_file.is_file() and idf_file.is_file()) or _read_json(manifest_file).get("corpus") != corpus:
         return False
@@ -330,8 +344,8 @@ def run_encode_job(
     Args:
         data: BEIR folder or corpus ``.jsonl``.
         output: the output directory (see the module docstring).
-        encoder: a neural encoder (``encode_document_batch``, ``vocabulary``); fitted on the whole
-            corpus here when it has no IDF table yet.
+        encoder: a learned encoder (:func:`check_neural`: SPLADE, or the two-channel model over its
+            corpus's term list); fitted on the whole corpus here when it is not fitted yet.
         model_spec: the ``--model`` value, recorded in the manifest.
         shard: ``(I, N)``: encode the documents at positions ``≡ I (mod N)``.
         batch_size: documents per encoder call (passages are length-sorted and micro-batched inside).

@@ -128,9 +128,10 @@ class ShardWorker:
 
     def __init__(self, output: str, options: EncodingOptions) -> None:
         from sparsearch.encoders.registry import load_encoder
+        from sparsearch.jobs.encode import check_neural
 
         self.output = output
-        self.encoder = load_encoder(str(Path(output) / ENCODER_DIR))
+        self.encoder = check_neural(load_encoder(str(Path(output) / ENCODER_DIR)))
         self.encoder.options = options  # what the driver encodes with (micro-batching included)
 
     def encode_shard(
@@ -250,7 +251,8 @@ def run_ray_encode_job(
     Args:
         data: BEIR folder or corpus ``.jsonl``, at a path every node can read.
         output: the output directory, on a filesystem every node shares.
-        encoder: a neural encoder; fitted here (driver) when it has no IDF table.
+        encoder: a learned encoder (:func:`~sparsearch.jobs.encode.check_neural`); fitted here
+            (driver) when it is not fitted yet.
         model_spec: the ``--model`` value, recorded in the manifest.
         workers: actors (each loads one model).
         num_gpus, num_cpus: resources of each actor (``num_gpus=1``: a GPU per actor).
