@@ -45,7 +45,7 @@ def _window_embeddings(data: Path, texts: list[str], work: Path) -> tuple[np.nda
     if cache.is_file():
         stored = np.load(cache)
         return stored["embeddings"], stored["owners"]
-    embeddings, owners = embed_windows(texts)
+    embeddings, owners = embed_windows(texts, exact=True)  # all-MiniLM-L6-v2 itself, not our int8 copy
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache, embeddings=embeddings, owners=owners)
     return embeddings, owners

@@ -209,7 +209,7 @@ def test_rerun_reuses_the_fitted_idf_table(encoder, mlm_dir: Path, tiny_data: Pa
 
 
 def test_bm25_cannot_be_batch_encoded(tiny_data: Path, tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="neural model"):
+    with pytest.raises(UsageError, match="needs a learned model"):
         run_encode_job(tiny_data, tmp_path / "out", load_encoder("bm25"), model_spec="bm25")
 
 
@@ -250,7 +250,7 @@ def test_encode_index_search_commands(mlm_dir: Path, tiny_data: Path, tmp_path: 
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["--model", "bm25"], 2, "needs a neural model"),
+        (["--model", "bm25"], 2, "needs a learned model"),
         (["--model", "/no/such/model"], 1, "unknown model"),
         (["--shard", "5/2"], 2, "--shard"),
     ],

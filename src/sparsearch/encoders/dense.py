@@ -59,8 +59,9 @@ def split_words(text: str, window: int = 160, stride: int = 120) -> list[str]:  
     return [" ".join(words[start : start + window]) for start in range(0, len(words) - window + stride, stride)]
 
 
-def embed_windows(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Every :func:`split_words` window of every non-blank text, embedded.
+def embed_windows(texts: Sequence[str], exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Every :func:`split_words` window of every non-blank text, embedded (``exact``: by the torch
+    model whatever the runtime setting, as a reference must be).
 
     Returns:
         float32 (n_windows, 384) embeddings and int64 (n_windows,) the text row of each window
@@ -73,7 +74,8 @@ def embed_windows(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
             for window in split_words(text):
                 windows.append(window)
                 owners.append(row)
-    return embed_document_windows(windows), np.asarray(owners, dtype=np.int64)
+    embeddings = embed(windows) if exact and windows else embed_document_windows(windows)
+    return embeddings, np.asarray(owners, dtype=np.int64)
 
 
 def embed_document_windows(windows: Sequence[str], device: str | None = None) -> np.ndarray:
