@@ -223,6 +223,16 @@ RefitIdfOption = Annotated[
 ]
 
 
+def warn_empty_documents(empty_documents: list[str], consequence: str) -> None:
+    """The warning for documents without text: how many, what follows for them, the first ten ids."""
+    if empty_documents:
+        shown = ", ".join(empty_documents[:10]) + (" ..." if len(empty_documents) > 10 else "")
+        stderr.print(
+            f"[yellow]warning:[/] {len(empty_documents)} documents {consequence}: {shown}",
+            highlight=False,  # rich's highlighter is quadratic in a word's length (a long id took seconds)
+        )
+
+
 def model_description(encoder: object) -> str | None:
     """How ``--model`` was read and served, for the CLI's summary (``None``: nothing to add)."""
     layout = getattr(encoder, "source_layout", None)

@@ -19,10 +19,12 @@ from sparsearch.cli._common import (
     model_description,
     progress_bar,
     ray_cluster,
-    stderr,
     stdout,
     user_errors,
+    warn_empty_documents,
 )
+
+NO_TERMS = "have no text and get no terms"
 
 
 # -- encode --------------------------------------------------------------------------------------------
@@ -141,12 +143,7 @@ def encode(
             "seconds", f"{summary.seconds:.2f} ({summary.encoded_now / max(summary.seconds, 1e-9):,.1f} docs/s)"
         )
         stdout.print(table)
-        if summary.empty_documents:
-            shown = ", ".join(summary.empty_documents[:10]) + (" ..." if len(summary.empty_documents) > 10 else "")
-            stderr.print(
-                f"[yellow]warning:[/] {len(summary.empty_documents)} documents have no text and get no terms: {shown}",
-                highlight=False,  # rich's highlighter is quadratic in a word's length
-            )
+        warn_empty_documents(summary.empty_documents, NO_TERMS)
 
 
 def _encode_on_ray(  # noqa: PLR0913 - the encode command's options
@@ -190,13 +187,4 @@ def _encode_on_ray(  # noqa: PLR0913 - the encode command's options
     table.add_row("avg terms / document", f"{summary.avg_terms_per_doc:.1f}")
     table.add_row("seconds", f"{summary.seconds:.2f} ({summary.encoded_now / max(summary.seconds, 1e-9):,.1f} docs/s)")
     stdout.print(table)
-    _warn_empty(summary.empty_documents)
-
-
-def _warn_empty(empty_documents: list[str]) -> None:
-    if empty_documents:
-        shown = ", ".join(empty_documents[:10]) + (" ..." if len(empty_documents) > 10 else "")
-        stderr.print(
-            f"[yellow]warning:[/] {len(empty_documents)} documents have no text and get no terms: {shown}",
-            highlight=False,  # rich's highlighter is quadratic in a word's length
-        )
+    warn_empty_documents(summary.empty_documents, NO_TERMS)

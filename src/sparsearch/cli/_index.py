@@ -31,8 +31,11 @@ from sparsearch.cli._common import (
     stderr,
     stdout,
     user_errors,
+    warn_empty_documents,
 )
 from sparsearch.errors import UsageError
+
+NEVER_MATCH = "have no indexable text and can never match (kept in the index)"
 
 if TYPE_CHECKING:
     from sparsearch.jobs.source import Source
@@ -212,7 +215,7 @@ def index(
             "seconds", f"{summary.seconds:.2f} ({summary.documents / max(summary.seconds, 1e-9):,.1f} docs/s)"
         )
         stdout.print(table)
-        _warn_empty(summary.empty_documents)
+        warn_empty_documents(summary.empty_documents, NEVER_MATCH)
 
 
 def _index_lucene(  # noqa: PLR0913 - the index command's options
@@ -256,17 +259,7 @@ def _index_lucene(  # noqa: PLR0913 - the index command's options
         f"encode {encoded.seconds:.2f}, export {summary.export_seconds:.2f}, pyserini {summary.lucene_seconds:.2f}",
     )
     stdout.print(table)
-    _warn_empty(encoded.empty_documents)
-
-
-def _warn_empty(empty_documents: list[str]) -> None:
-    if empty_documents:
-        shown = ", ".join(empty_documents[:10]) + (" ..." if len(empty_documents) > 10 else "")
-        stderr.print(
-            f"[yellow]warning:[/] {len(empty_documents)} documents have no indexable text and can "
-            f"never match (kept in the index): {shown}",
-            highlight=False,  # rich's highlighter is quadratic in a word's length (a long id took seconds)
-        )
+    warn_empty_documents(encoded.empty_documents, NEVER_MATCH)
 
 
 def _index_engine(
@@ -298,7 +291,7 @@ def _index_engine(
         table.add_row("pruned", ", ".join(summary.pruned))
     table.add_row("seconds", f"{summary.seconds:.2f} ({summary.sent / max(summary.seconds, 1e-9):,.1f} docs/s)")
     stdout.print(table)
-    _warn_empty(summary.empty_documents)
+    warn_empty_documents(summary.empty_documents, NEVER_MATCH)
     if summary.failures:
         shown = "; ".join(f"{f.doc_id}: {f.error}" for f in summary.failures[:3])
         raise SparsearchError(
@@ -355,7 +348,7 @@ def _index_embedded_on_ray(
     seconds = encoded.seconds + summary.seconds
     table.add_row("seconds", f"{seconds:.2f} ({summary.documents / max(seconds, 1e-9):,.1f} docs/s)")
     stdout.print(table)
-    _warn_empty(summary.empty_documents)
+    warn_empty_documents(summary.empty_documents, NEVER_MATCH)
 
 
 def _index_engine_on_ray(
@@ -405,4 +398,4 @@ def _index_engine_on_ray(
         table.add_row("pruned", ", ".join(summary.pruned))
     table.add_row("seconds", f"{summary.seconds:.2f} ({summary.documents / max(summary.seconds, 1e-9):,.1f} docs/s)")
     stdout.print(table)
-    _warn_empty(summary.encoding.empty_documents)
+    warn_empty_documents(summary.encoding.empty_documents, NEVER_MATCH)

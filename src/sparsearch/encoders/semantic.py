@@ -244,14 +244,11 @@ class SemanticChannelEncoder(BaseEncoder):
             return vectors
         head = self.head or VocabularyHead.identity(len(self._tokens), self.threshold)
         scores = head.weights(embeddings, self.token_matrix())  # (windows, tokens)
-        if np.all(owners[1:] >= owners[:-1]):  # embed_windows' order: one contiguous run per document
-            rows, starts = np.unique(owners, return_index=True)
-            pooled = np.maximum.reduceat(scores, starts, axis=0)  # max over a document's windows
-        else:
-            rows = np.unique(owners)
-            pooled = np.full((len(texts), scores.shape[1]), -np.inf, dtype=np.float32)
-            np.maximum.at(pooled, owners, scores)
-            pooled = pooled[rows]
+        if np.any(owners[1:] < owners[:-1]):  # embed_windows gives one contiguous run per document already
+            order = np.argsort(owners, kind="stable")
+            scores, owners = scores[order], owners[order]
+        rows, starts = np.unique(owners, return_index=True)
+        pooled = np.maximum.reduceat(scores, starts, axis=0)  # max over a document's windows
         k = min(self.top_k, pooled.shape[1])
         top = np.argpartition(-pooled, k - 1, axis=1)[:, :k]
         for position, row in enumerate(rows.tolist()):

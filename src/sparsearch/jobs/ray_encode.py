@@ -2,7 +2,8 @@
 
 The work maps onto the on-disk format of :mod:`sparsearch.jobs.encode` (no second format):
 
-1. the driver fits the IDF table once, on the whole corpus (deterministic), and writes the output's
+1. the driver fits the corpus statistics once (the IDF table; BM25's too for the two-channel
+   default), on the whole corpus (deterministic), and writes the output's
    manifest, vocabulary and encoder (:func:`~sparsearch.jobs.encode.prepare_encode_output`);
 2. the corpus is split into N round-robin shards, the ``--shard I/N`` of ``sparsearch encode``
    (N = ``workers`` for a new output; a rerun keeps the N its manifest records);
