@@ -37,13 +37,23 @@ def _settings(result: dict) -> str:
     return ", ".join(parts)
 
 
-def engine_table(engines: list[dict], with_ndcg: bool) -> list[str]:
+def postings_bytes(settings: dict | None) -> int | None:
+    """Bytes of the arrays the embedded engine's kernels scan (``describe()``'s array bytes, without
+    ``.npy`` headers, like the CSC side; file bytes for rows measured before those were recorded)."""
+    settings = settings or {}
+    value = settings.get("postings_array_bytes", settings.get("postings_bytes"))
+    return int(value) if value else None
+
+
+def engine_table(engines: list[dict], with_ndcg: bool, csc_bytes: int | None = None) -> list[str]:
+    """One row per engine; with ``csc_bytes`` (the scale tables) a column of the embedded engine's
+    postings bytes and their ratio to the plain CSC arrays."""
     base = next((e for e in engines if e["engine"] == "sparsearch-embedded" and "reported" in e), None)
     base_p50 = base["reported"]["latency"]["p50_ms"] if base else None
     base_qps = base["reported"]["qps"] if base else None
     header = [
-        "engine", "build s", "index MB", "load s", "peak RSS MB", "p50 ms", "p95 ms", "p99 ms",
-        "p50 / embedded", "QPS all cores", "QPS / embedded", "recall@10 vs exact",
+        "engine", "build s", "index MB", *(["postings MB (/ CSC)"] if csc_bytes else []), "load s", "peak RSS MB",
+        "p50 ms", "p95 ms", "p99 ms", "p50 / embedded", "QPS all cores", "QPS / embedded", "recall@10 vs exact",
     ]  # fmt: skip
     if with_ndcg:
         header.append("nDCG@10")
@@ -57,10 +67,11 @@ def engine_table(engines: list[dict], with_ndcg: bool) -> list[str]:
             continue
         r = e["reported"]
         lat = r["latency"]
-        row = [
-            name,
-            _fmt(e.get("build_s"), ".1f"),
-            _fmt(e.get("index_bytes", 0) / 2**20, ".1f"),
+        row = [name, _fmt(e.get("build_s"), ".1f"), _fmt(e.get("index_bytes", 0) / 2**20, ".1f")]
+        if csc_bytes:
+            postings = postings_bytes(e.get("settings"))
+            row.append(f"{postings / 2**20:.1f} ({postings / csc_bytes:.2f}x)" if postings else "–")
+        row += [
             _fmt(e.get("load_s"), ".3f"),
             _fmt(e.get("peak_rss_mb"), ".0f") if e.get("rss_method") else "n/a¹",
             _fmt(lat["p50_ms"], ".3f"),
@@ -96,34 +107,52 @@ def variants_table(engines: list[dict]) -> list[str]:
     return lines
 
 
-def plot_latency(scale: dict, path: Path) -> None:
+def plot_latency(profiles: dict[str, dict], path: Path) -> None:
+    """Single-thread p50 against corpus size, one panel per profile (:func:`scale_profiles`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    engines = dict.fromkeys(e["engine"] for row in scale["rows"] for e in row["engines"])
-    for engine in engines:
-        xs, ys = [], []
-        for row in scale["rows"]:
-            for e in row["engines"]:
-                if e["engine"] == engine and "reported" in e:
-                    xs.append(row["docs"])
-                    ys.append(e["reported"]["latency"]["p50_ms"])
-        if xs:
-            style = "-o" if engine == "sparsearch-embedded" else "--o"
-            ax.plot(xs, ys, style, label=LABELS.get(engine, engine), linewidth=2.5 if "embedded" in engine else 1.2)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("documents (synthetic, fitted to the model's vectors)")
-    ax.set_ylabel("single-query latency p50, one thread (ms)")
-    ax.set_title("Top-10 latency against corpus size (exact and approximate engines)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left")
+    columns = min(len(profiles), 2)
+    panels = -(-len(profiles) // columns)
+    fig, axes = plt.subplots(panels, columns, figsize=(7 * columns, 4.5 * panels), squeeze=False)
+    for ax, section in zip(axes.flat, profiles.values(), strict=False):
+        engines = dict.fromkeys(e["engine"] for row in section["rows"] for e in row["engines"])
+        for engine in engines:
+            xs, ys = [], []
+            for row in section["rows"]:
+                for e in row["engines"]:
+                    if e["engine"] == engine and "reported" in e:
+                        xs.append(row["docs"])
+                        ys.append(e["reported"]["latency"]["p50_ms"])
+            if xs:
+                style = "-o" if engine == "sparsearch-embedded" else "--o"
+                ax.plot(xs, ys, style, label=LABELS.get(engine, engine), linewidth=2.5 if "embedded" in engine else 1.2)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(f"documents (synthetic, fitted to {section['profile']})")
+        ax.set_ylabel("single-query latency p50, one thread (ms)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
+    for ax in list(axes.flat)[len(profiles) :]:
+        ax.set_visible(False)
+    fig.suptitle("Top-10 latency against corpus size (exact and approximate engines)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def scale_profiles(scale: dict) -> dict[str, dict]:
+    """The scale section's profiles: collection name -> ``{"profile": "<model> on <collection>", "rows":
+    [...]}``. A bench.json written before there were several profiles (``{"profile", "rows"}``) reads as
+    one profile named by its collection; ``{}`` when there are no rows."""
+    if "profiles" in scale:
+        return dict(scale["profiles"])
+    if not scale.get("rows"):
+        return {}
+    label = scale.get("profile", "an unnamed profile")
+    return {label.rsplit(" on ", 1)[-1]: {"profile": label, "rows": scale["rows"]}}
 
 
 REFERENCE_ORDER = ("bm25", "dense (reference)", "ensemble (reference)")
@@ -356,7 +385,144 @@ def goal_lines(scale: dict) -> list[str]:
                      f"{ratio:.2f}x {'faster' if ratio >= 1 else 'slower'} | {'yes' if ratio >= 1 else 'no'} |")  # fmt: skip  # noqa: E501
     lines += index_size_lines(row, by["sparsearch-embedded"])
     lines += ["", *peers_ahead_lines(scale["rows"], lambda r: f"{r['docs']:,} synthetic documents")]
-    lines += ["", HOW_ENGINES_SCORE]
+    return lines
+
+
+EMBEDDED = "sparsearch-embedded"
+GOAL_DOCS = 1_000_000
+"""The corpus size of the postings and latency goals (issue 19)."""
+POSTINGS_GOAL = 0.5
+"""At most this fraction of the plain CSC arrays' bytes for the embedded engine's postings at 1M documents."""
+LATENCY_GOAL = 0.5
+"""At most this fraction of the fastest peer's single-thread p50 for the embedded engine at 1M documents."""
+QPS_SIZES = (10_000, 100_000, 1_000_000)
+"""Sizes at which the embedded engine must serve at least as many queries per second as every peer."""
+LARGEST_DOCS = 10_000_000
+"""The size at which the embedded engine must simply run (streamed corpus)."""
+
+
+def _size_row(rows: list[dict], docs: int) -> dict | None:
+    return next((r for r in rows if r["docs"] == docs), None)
+
+
+def _embedded_result(row: dict | None, docs: int) -> tuple[dict | None, tuple[str, str]]:
+    """The embedded engine's entry of ``row`` (the row of ``docs`` documents) when it has a result, else
+    ``(None, (result, figure))``: "not measured" without the row or without the engine in it, "missed"
+    (with the reason) when it failed or was skipped."""
+    entry = next((e for e in row["engines"] if e["engine"] == EMBEDDED), None) if row else None
+    if entry is None:
+        return None, ("not measured", f"no {docs:,}-document row" if row is None else "not run in the row")
+    if "reported" not in entry:
+        reason = (entry.get("error") or entry.get("skipped") or "no result")[:200].replace("|", "/")
+        return None, ("**missed**", f"no result: {reason}")
+    return entry, ("", "")
+
+
+def _peer_results(row: dict) -> list[tuple[str, dict]]:
+    """(engine, reported setting) of every other engine with a result in ``row`` (approximate engines:
+    the setting the table reports, the fastest at recall@10 >= 0.99)."""
+    return [(e["engine"], e["reported"]) for e in row["engines"] if e["engine"] != EMBEDDED and "reported" in e]
+
+
+def _goal(met: bool) -> str:
+    return "**met**" if met else "**missed**"
+
+
+def embedded_goals(rows: list[dict]) -> list[tuple[str, str, str]]:
+    """The embedded engine's goals on one profile's scale rows.
+
+    Returns:
+        ``(goal, result, figure)`` per goal: result is "**met**", "**missed**" or "not measured" (no row
+        of that size, or the embedded engine not in it).
+    """
+    goals: list[tuple[str, str, str]] = []
+    at_goal = _size_row(rows, GOAL_DOCS)
+    ours, failure = _embedded_result(at_goal, GOAL_DOCS)
+    size = f"{GOAL_DOCS / 1e6:g}M"
+
+    # a. postings at most half the CSC arrays
+    goal = f"postings <= {POSTINGS_GOAL:g}x the plain CSC arrays at {size} documents"
+    postings = postings_bytes(ours.get("settings")) if ours else None
+    if ours is None:
+        goals.append((goal, *failure))
+    elif postings is None:
+        goals.append((goal, "not measured", "the row predates postings bytes in the embedded settings"))
+    else:
+        ratio = postings / at_goal["csc_bytes"]
+        figure = f"postings {postings / 2**20:.1f} MB = {ratio:.3f}x CSC {at_goal['csc_bytes'] / 2**20:.1f} MB"
+        goals.append((goal, _goal(ratio <= POSTINGS_GOAL), figure))
+
+    # b. single-thread p50 at most half the fastest peer's
+    goal = f"exact top-10 p50 (one thread) <= {LATENCY_GOAL:g}x the fastest peer's at {size} documents"
+    peers = _peer_results(at_goal) if at_goal else []
+    if ours is None:
+        goals.append((goal, *failure))
+    elif not peers:
+        goals.append((goal, "not measured", "no peer has a result in the row"))
+    else:
+        peer, best = min(peers, key=lambda item: item[1]["latency"]["p50_ms"])
+        mine, theirs = ours["reported"]["latency"]["p50_ms"], best["latency"]["p50_ms"]
+        figure = (
+            f"embedded (exact: the recall reference) {mine:.3f} ms, fastest peer {peer} {theirs:.3f} ms "
+            f"({mine / theirs:.2f}x its p50)"
+        )
+        goals.append((goal, _goal(mine <= LATENCY_GOAL * theirs), figure))
+
+    # c. QPS on all cores at least every peer's
+    for docs in QPS_SIZES:
+        goal = f"QPS (all cores) >= every peer's at {docs:,} documents"
+        row = _size_row(rows, docs)
+        entry, failure = _embedded_result(row, docs)
+        peers = _peer_results(row) if row else []
+        if entry is None:
+            goals.append((goal, *failure))
+        elif not peers:
+            goals.append((goal, "not measured", "no peer has a result in the row"))
+        else:
+            peer, best = max(peers, key=lambda item: item[1]["qps"])
+            mine = entry["reported"]["qps"]
+            figure = f"embedded {mine:,.0f} QPS, best peer {peer} {best['qps']:,.0f} ({mine / best['qps']:.2f}x)"
+            goals.append((goal, _goal(mine >= best["qps"]), figure))
+
+    # d. 10M documents: runs, with its figures
+    goal = f"runs at {LARGEST_DOCS / 1e6:g}M documents (streamed corpus)"
+    row = _size_row(rows, LARGEST_DOCS)
+    entry, failure = _embedded_result(row, LARGEST_DOCS)
+    if entry is None:
+        goals.append((goal, *failure))
+    else:
+        latency, postings = entry["reported"]["latency"], postings_bytes(entry.get("settings"))
+        figure = (
+            f"p50 {latency['p50_ms']:.3f} ms, p99 {latency['p99_ms']:.3f} ms, {entry['reported']['qps']:,.0f} QPS, "
+            f"build {_fmt(entry.get('build_s'), ',.0f')} s, peak RSS {_fmt(entry.get('peak_rss_mb'), ',.0f')} MB, "
+            f"index {entry.get('index_bytes', 0) / 2**30:.2f} GB"
+            + (f" (postings {postings / 2**30:.2f} GB)" if postings else "")
+            + (f", corpus on disk {row['corpus_bytes'] / 2**20:.1f} MB" if "corpus_bytes" in row else "")
+        )
+        goals.append((goal, _goal(True), figure))
+    return goals
+
+
+def embedded_goal_lines(scale: dict) -> list[str]:
+    """The embedded engine's goal check (issue 19) as Markdown lines: one table row per (profile, goal)
+    of :func:`embedded_goals`. ``scale`` is the scale section, either shape (:func:`scale_profiles`)."""
+    profiles = scale_profiles(scale)
+    if not profiles:
+        return ["No scale results: the embedded engine's goals are not measured."]
+    lines = [
+        f"The embedded engine against its goals on each profile: postings at most {POSTINGS_GOAL:g}x the plain CSC "
+        f"arrays and single-thread p50 at most {LATENCY_GOAL:g}x the fastest peer's (any other engine with a "
+        f"result; approximate ones at their reported setting) at {GOAL_DOCS:,} documents, QPS on all cores at "
+        f"least every peer's at {', '.join(f'{d:,}' for d in QPS_SIZES)} documents, and a run at "
+        f"{LARGEST_DOCS:,} documents (`--full`). The embedded engine is exact: it is the reference the others' "
+        "recall@10 is measured against.",
+        "",
+        "| profile | goal | result | figure |",
+        "|---|---|---|---|",
+    ]
+    for section in profiles.values():
+        for goal, result, figure in embedded_goals(section["rows"]):
+            lines.append(f"| {section['profile']} | {goal} | {result} | {figure} |")
     return lines
 
 
@@ -399,16 +565,17 @@ def peers_ahead_lines(rows: list[dict], label) -> list[str]:
 
 HOW_ENGINES_SCORE = (
     "How the exact engines score: splade-index adds every posting of every query term into a float32 array "
-    "over all documents, then takes the top k in one pass; the embedded engine does the same for queries "
-    "that pruning cannot shorten (then rescores the few documents that can make the top k in float64), and "
-    "runs MaxScore for queries whose frequent terms weigh little, choosing per query from a cheap estimate "
-    "of the postings MaxScore would read (`sparsearch.backends.embedded.kernels`). The Python call around the "
-    "kernel (query dict to term ids, hits with external ids) is part of every embedded figure, while the "
-    "splade-index adapter hands its kernel term-id arrays prepared before the clock starts (long queries, "
-    "like the two-channel ones on cisi, make the difference show). Batch search: splade-index runs all "
-    "queries in one compiled parallel loop; the embedded engine maps each query's tokens to term ids in "
-    "Python, then makes one compiled call per thread's chunk of queries, and that Python part is what "
-    "limits its QPS on small corpora."
+    "over all documents, then takes the top k in one pass. The embedded engine scans compressed postings "
+    "(uint16 document offsets in windows of 65,536 documents, 8-bit impacts: 3 bytes a posting) window by "
+    "window into a float32 accumulator that stays in L2 cache, skips the postings of terms too light to lift "
+    "a document into the top k (MaxScore at window granularity, probing them only for the documents that "
+    "can still make it), and rescores the few candidates from the exact float32 weights stored apart "
+    "(`sparsearch.backends.embedded.kernels`), so its results equal exact scoring. The Python call around "
+    "the kernel (query dicts to term ids, hits with external ids) is part of every embedded figure, while "
+    "the splade-index adapter hands its kernel term-id arrays prepared before the clock starts. Batch "
+    "search: splade-index runs all queries in one compiled parallel loop; the embedded engine flattens the "
+    "batch, maps its tokens to term ids in one pass per segment and searches chunks of 32 queries on kept "
+    "threads, one compiled call each, so one thread's Python part overlaps another's kernel."
 )
 
 
@@ -444,6 +611,12 @@ def index_size_lines(row: dict, embedded: dict) -> list[str]:
         "ids and their sort order for tie-breaks (`doc_ids.json`, `doc_id_rank.npy`), the stored text and the "
         f"manifest: the whole index directory is {embedded['index_bytes'] / 2**20:.1f} MB.",
     ]  # fmt: skip
+    if settings.get("rescoring_bytes"):
+        rescoring = settings.get("rescoring_array_bytes", settings["rescoring_bytes"])
+        lines[-1] += (
+            f" Not counted either: the exact float32 weights (`weights.npy`, {rescoring / 2**20:.1f} MB), stored apart "
+            "and read only to rescore the few candidates that can reach the top k."
+        )
     if "max_weight.npy" in (settings.get("postings_files") or {}):
         lines.append("")
         lines.append("This row predates index format 2: int64 offsets and a stored `max_weight.npy` (4 bytes a term).")
@@ -487,6 +660,61 @@ KEPT_SIZE = (
 )
 
 
+def scale_lines(profiles: dict[str, dict], result: dict, plots: Path) -> list[str]:
+    """The scale section: the latency plot (one panel per profile), then per profile and size the corpus
+    (with its bytes on disk) and the engine table with the embedded engine's postings against CSC."""
+    lines = ["## Engines at scale (synthetic corpora)", ""]
+    lines.append(
+        f"Corpora drawn from the profile of {', '.join(p['profile'] for p in profiles.values())} (document frequency "
+        "per token, terms per document, weight distribution; `sparsearch.eval.synthetic`; `--profiles` picks the "
+        "collections); queries of 5-15 tokens drawn by document frequency and weighted by IDF. Above "
+        "2M documents the corpus is streamed: its folder holds the profile and a descriptor, and every build "
+        "regenerates the same rows chunk by chunk (the build time includes that), so the corpus takes no disk next "
+        "to the index."
+    )
+    lines.append("")
+    plot_latency(profiles, plots / "latency_vs_size.png")
+    lines += ["![latency against corpus size](results/latency_vs_size.png)", ""]
+    for section in profiles.values():
+        for row in section["rows"]:
+            widths = row.get("csc_dtypes", {}).get("indptr", "int64")
+            disk = ""
+            if "corpus_bytes" in row:
+                kind = " streamed" if row.get("corpus_kind") == "streamed" else ""
+                disk = f", corpus on disk {row['corpus_bytes'] / 2**20:.1f} MB{kind}"
+            lines.append(
+                f"### {section['profile']}: {row['docs']:,} documents ({row['avg_terms_per_doc']:.1f} terms/doc, "
+                f"{row['avg_terms_per_query']:.1f} terms/query, plain CSC arrays {row['csc_bytes'] / 2**20:.1f} MB "
+                f"with {widths} offsets{disk})"
+            )
+            lines.append("")
+            if row.get("run_at"):  # rows from before sizes were dated say nothing
+                lines += earlier_run_note(row["run_at"], result, KEPT_SIZE)
+            lines += [*engine_table(row["engines"], with_ndcg=False, csc_bytes=row["csc_bytes"]), ""]
+            lines += [*postings_note(row), *variants_table(row["engines"])]
+    return lines
+
+
+def postings_note(row: dict) -> list[str]:
+    """``[line, ""]`` under a scale table: what the embedded engine's postings column counts, that its exact
+    weights are stored apart (compressed format), and the build time spent regenerating a streamed corpus."""
+    entry = next((e for e in row["engines"] if e["engine"] == EMBEDDED and "reported" in e), None)
+    if entry is None:
+        return []
+    settings = entry.get("settings") or {}
+    files = ", ".join(f"`{name}`" for name in settings.get("postings_files") or {}) or "see bench.json"
+    text = f"Embedded postings: the arrays its kernels scan ({files}), array bytes as for the CSC arrays."
+    if settings.get("rescoring_bytes"):
+        text += (
+            f" The exact float32 weights are stored apart (`weights.npy`, "
+            f"{settings.get('rescoring_array_bytes', settings['rescoring_bytes']) / 2**20:.1f} MB, not in the "
+            "postings figure) and read only to rescore the few candidates that can reach the top k."
+        )
+    if row.get("corpus_kind") == "streamed" and entry.get("corpus_read_s"):
+        text += f" Its build time includes {entry['corpus_read_s']:,.0f} s regenerating the streamed corpus."
+    return [text, ""]
+
+
 def earlier_run_note(run_at: str | None, result: dict, why: str) -> list[str]:
     """``[line, ""]`` saying that a section or size was measured by an earlier run (at ``run_at``) and
     kept, and ``why``; ``[]`` when this run measured it."""
@@ -504,7 +732,7 @@ def write_report(result: dict, bench: Path) -> None:
     lines = [
         "# Benchmarks",
         "",
-        "Generated by `.venv/bin/python bench/run.py` (add `--full` for the 1M-document corpus); "
+        "Generated by `.venv/bin/python bench/run.py` (add `--full` for the 1M- and 10M-document corpora); "
         "do not edit by hand. Raw figures: `bench/results/bench.json`.",
         "",
         f"Last run: `{result['command']}` at {result['created_at']}, {result['wall_s'] / 60:.1f} min, "
@@ -532,28 +760,13 @@ def write_report(result: dict, bench: Path) -> None:
         "",
     ]
     scale = sections.get("scale")
-    if scale:
-        lines += ["## Goal check", "", *goal_lines(scale), ""]
-        lines += ["## Engines at scale (synthetic corpora)", ""]
-        lines.append(
-            f"Corpora drawn from the profile of {scale['profile']} (document frequency per token, terms per "
-            "document, weight distribution; `sparsearch.eval.synthetic`); queries of 5-15 tokens drawn by document "
-            "frequency and weighted by IDF."
-        )
-        lines.append("")
-        plot_latency(scale, plots / "latency_vs_size.png")
-        lines += ["![latency against corpus size](results/latency_vs_size.png)", ""]
-        for row in scale["rows"]:
-            widths = row.get("csc_dtypes", {}).get("indptr", "int64")
-            lines.append(
-                f"### {row['docs']:,} documents ({row['avg_terms_per_doc']:.1f} terms/doc, "
-                f"{row['avg_terms_per_query']:.1f} terms/query, plain CSC arrays {row['csc_bytes'] / 2**20:.1f} MB "
-                f"with {widths} offsets)"
-            )
-            lines.append("")
-            if row.get("run_at"):  # rows from before sizes were dated say nothing
-                lines += earlier_run_note(row["run_at"], result, KEPT_SIZE)
-            lines += [*engine_table(row["engines"], with_ndcg=False), "", *variants_table(row["engines"])]
+    profiles = scale_profiles(scale or {})
+    if profiles:
+        lines += ["## Goal check", "", *embedded_goal_lines(scale), ""]
+        for section in profiles.values():
+            lines += [f"### Against the peers, {section['profile']}", "", *goal_lines(section), ""]
+        lines += [HOW_ENGINES_SCORE, ""]
+        lines += scale_lines(profiles, result, plots)
     real = sections.get("real")
     if real:
         lines += ["## Engines on the real collections", ""]
@@ -573,8 +786,8 @@ def write_report(result: dict, bench: Path) -> None:
         lines.append(
             "`sparsearch eval` (embedded engine, all judged queries) for every model kind on every collection; "
             "terms/doc is the sparsity, postings/query the number of postings of the query's terms (the cost "
-            "of exhaustive scoring; the MaxScore kernel reads fewer). Kinds: `bm25` (BM25 in the scoring "
-            "contract), `semantic` / `two-channel` (training-free channels), `inference-free` SPLADE "
+            "of exhaustive scoring; the embedded kernel skips light terms' postings). Kinds: `bm25` (BM25 in "
+            "the scoring contract), `semantic` / `two-channel` (training-free channels), `inference-free` SPLADE "
             "(`minilm-splade-untrained`: MLM documents, IDF-weighted query tokens, no model call per query), "
             "`siamese` SPLADE (`minilm-splade-siamese-untrained`: the same MLM and the same document vectors, "
             "reused from the inference-free index, but queries go through the MLM too), and `adapted (<collection>)`: "
@@ -625,8 +838,9 @@ def write_report(result: dict, bench: Path) -> None:
         "```bash",
         "bash scripts/bootstrap                      # the project environment",
         ".venv/bin/python bench/run.py               # creates the peers' venv on first use, then runs everything",
-        ".venv/bin/python bench/run.py --full        # adds 1M documents",
+        ".venv/bin/python bench/run.py --full        # adds 1M and 10M documents, on all four profiles",
         ".venv/bin/python bench/run.py --sections scale --sizes 100000 --engines sparsearch-embedded pisa",
+        ".venv/bin/python bench/run.py --sections scale --sizes 10000000 --profiles cisi --engines sparsearch-embedded",
         "```",
         "",
         "Encoded collections are cached under `${SPARSEARCH_CACHE:-~/.cache/sparsearch}/bench-work/indexes` "

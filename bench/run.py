@@ -1,7 +1,7 @@
 """The benchmark suite: one command regenerates every table and plot of bench/README.md.
 
     .venv/bin/python bench/run.py            # real collections + synthetic 10k/100k (~15 min on 2 cores)
-    .venv/bin/python bench/run.py --full     # + synthetic 1M documents (much longer)
+    .venv/bin/python bench/run.py --full     # + synthetic 1M and 10M documents on four profiles (hours)
 
 1. describe the machine (CPU, cores, memory, load average) and create the peers' virtualenv
    (bench/peers/env.py: PISA, Seismic, Lucene/pyserini, splade-index; never the project's env),
@@ -16,9 +16,10 @@
    load into OpenSearch, projected to 1M and 10M documents,
 3. engines on the real collections: the benchmark model's vectors (documents and queries) go to
    every engine; exact top-10, recall against it, nDCG@10 from each engine's own top-10,
-4. engines at scale: synthetic corpora fitted to the model's vectors on the first collection (document
-   frequency per token, terms per document, weight distribution; queries of 5-15 tokens weighted
-   by IDF), 10k and 100k documents (1M with --full),
+4. engines at scale: synthetic corpora fitted to the model's vectors on one collection per profile
+   (``--profiles``; the first collection, all four with --full): document frequency per token, terms per
+   document, weight distribution; queries of 5-15 tokens weighted by IDF; 10k and 100k documents (1M and
+   10M with --full; above 2M the corpus is streamed: regenerated chunk by chunk, never stored),
 5. write bench/results/bench.json, the PNG plots and bench/README.md (bench/report.py).
 
 Every engine runs in fresh processes (build, then query) with the same timing protocol
@@ -41,8 +42,12 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from sparsearch.eval.synthetic import CorpusProfile
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -50,7 +55,7 @@ PEERS = BENCH / "peers"
 sys.path.insert(0, str(PEERS))
 
 SIZES = [10_000, 100_000]
-FULL_SIZES = [10_000, 100_000, 1_000_000]
+FULL_SIZES = [10_000, 100_000, 1_000_000, 10_000_000]
 ADAPTED = "adapted"
 """In ``QUALITY_MODELS``: the model ``sparsearch adapt`` makes from each collection's documents."""
 QUALITY_MODELS = [
@@ -83,12 +88,32 @@ ENGINES: dict[str, tuple[str, str]] = {
 }
 PEER_OF = {"pisa": "pisa", "seismic": "seismic", "lucene-impact": "lucene", "splade-index": "splade-index"}
 APPROXIMATE = {"seismic"}
-# Engines not run above a corpus size, with the reason written to the report.
+# Engines not run above a corpus size, with the reason written to the report. Above STREAM_ABOVE (2M)
+# documents the corpus is streamed: an engine that needs the whole document arrays cannot read it.
+_IN_MEMORY_CSC = (
+    "its build converts the whole CSR matrix to CSC in memory (scipy tocsc): two ~12 GB copies at 10M documents "
+    "on a 24 GB machine (and a streamed corpus has no whole document arrays to convert)"
+)
 MAX_DOCS = {
     "opensearch": (100_000, "bulk indexing 1M documents into one 2-core JVM takes longer than the run budget"),
     "bm25s": (100_000, "bm25s indexes Python token lists: ~120M strings for 1M documents do not fit the budget"),
-    "numpy-csc": (10_000_000, ""),
+    "numpy-csc": (1_000_000, _IN_MEMORY_CSC),
+    "splade-index": (1_000_000, _IN_MEMORY_CSC),
+    "seismic": (
+        1_000_000,
+        "Seismic builds from whole in-memory arrays (add_documents_by_id): ~12 GB of documents at 10M plus an "
+        "index of ~2 GB per 1M documents (2.06 GB, 2.2 GB peak RSS at 1M) do not fit a 24 GB machine",
+    ),
 }
+BUILD_S_PER_MILLION = {"pisa": 89.7, "lucene-impact": 835.2}
+"""Build seconds per 1M documents of the peers whose build is slow (bench.json's 1M row, cisi profile:
+pyterrier-pisa takes one Python dict per document on one thread, pyserini writes JSONL and runs a JVM
+indexer). :func:`run_engines` skips such an engine when the estimate for the corpus (plus
+:data:`REGENERATE_S_PER_MILLION` for a streamed one) passes the ``--timeout`` budget of one step (3600 s
+by default): PISA at 10M (~21 min) runs, Lucene (~2.4 h) does not."""
+REGENERATE_S_PER_MILLION = 40.0
+"""Seconds per 1M documents a build spends regenerating a streamed corpus (``iter_generated_rows``:
+3.4-4.2 s per 100k documents of the cisi profile on 2 cores)."""
 
 
 def log(message: str) -> None:
@@ -396,43 +421,104 @@ def real_corpus(index_path: Path, data: Path, out: Path) -> dict:
     return {"doc_ids": index.doc_ids, "query_ids": query_ids, "qrels": topics.qrels}
 
 
-def synthetic_corpus(profile_index: Path, n_docs: int, n_queries: int, out: Path, with_text: bool) -> dict:
-    """A corpus drawn from the profile of ``profile_index`` (see sparsearch.eval.synthetic)."""
-    from sparsearch.backends.embedded.index import EmbeddedIndex
-    from sparsearch.backends.embedded.postings import Postings
-    from sparsearch.eval.synthetic import CorpusProfile, generate_queries, iter_generated_rows
+STREAM_ABOVE = 2_000_000
+"""Synthetic corpora larger than this many documents are streamed: the folder holds the profile and a
+descriptor, not docs.npz (8 bytes a posting: 12 GB at 10M documents, more than the index)."""
+GENERATOR_CHUNK = 50_000
+"""Rows per chunk of ``iter_generated_rows``: part of a corpus's identity (the random stream is drawn
+chunk by chunk), so a streamed corpus records it."""
 
-    profile = CorpusProfile.from_postings(EmbeddedIndex.open(profile_index).postings)
+
+def load_profile(profile_index: Path) -> CorpusProfile:
+    """The :class:`~sparsearch.eval.synthetic.CorpusProfile` of the embedded index at ``profile_index``."""
+    from sparsearch.backends.embedded.index import EmbeddedIndex
+    from sparsearch.eval.synthetic import CorpusProfile
+
+    return CorpusProfile.from_postings(EmbeddedIndex.open(profile_index).postings)
+
+
+def synthetic_corpus(
+    profile: CorpusProfile, n_docs: int, n_queries: int, out: Path, with_text: bool, streamed: bool | None = None,
+    chunk: int = GENERATOR_CHUNK,
+) -> dict:  # fmt: skip
+    """A corpus of ``n_docs`` documents drawn from ``profile`` (a ``CorpusProfile``; see
+    sparsearch.eval.synthetic) with seed ``n_docs``, and ``n_queries`` queries, written to ``out`` in
+    the harness's corpus format (bench/peers/harness.py).
+
+    Both kinds make one pass over the generated rows, which counts the document frequencies the queries
+    are drawn from (the IDF of the whole corpus), the postings and the largest weight. A materialised
+    corpus also keeps the rows (docs.npz); a streamed one (``streamed``, default: more than
+    :data:`STREAM_ABOVE` documents) writes only profile.npz and generated.json, and
+    ``Corpus.iter_rows`` regenerates the same rows later. The pass costs ~3.5-4 s per 100k documents of
+    the cisi profile on 2 cores (~6-7 min at 10M), as much as one regeneration: exact statistics
+    (terms per document, CSC bytes) and queries identical to a materialised corpus of the same size
+    were judged worth it, against drawing the queries from the IDF of a prefix.
+
+    Returns:
+        The row's corpus fields: docs, avg_terms_per_doc, avg_terms_per_query, csc_bytes, csc_dtypes,
+        corpus_kind ("materialised" or "streamed") and corpus_bytes (the folder on disk).
+    """
+    from harness import GENERATED, chunk_digest
+
+    from sparsearch.backends.embedded.postings import Postings
+    from sparsearch.eval.synthetic import generate_queries, iter_generated_rows
+
+    streamed = n_docs > STREAM_ABOVE if streamed is None else streamed
     out.mkdir(parents=True, exist_ok=True)
-    chunks = list(iter_generated_rows(profile, n_docs, seed=n_docs))
-    offsets = np.cumsum([0] + [c[0][-1] for c in chunks])
-    indptr = np.concatenate([[0]] + [c[0][1:] + offsets[i] for i, c in enumerate(chunks)]).astype(np.int64)
-    terms = np.concatenate([c[1] for c in chunks]).astype(np.int32)
-    weights = np.concatenate([c[2] for c in chunks]).astype(np.float32)
-    del chunks
-    np.savez(out / "docs.npz", indptr=indptr, term_ids=terms, weights=weights)
+    vocab_size = len(profile.vocab)
     (out / "vocab.json").write_text(json.dumps(profile.vocab, ensure_ascii=False), encoding="utf-8")
-    df = np.bincount(terms, minlength=len(profile.vocab))
-    term_indptr = np.zeros(len(profile.vocab) + 1, dtype=np.int64)
+    # 1. one pass over the rows: document frequencies, postings, largest weight (and the rows themselves)
+    df = np.zeros(vocab_size, dtype=np.int64)
+    nnz, max_weight, first_digest, chunks = 0, 0.0, "", []
+    texts = (out / "texts.jsonl").open("w") if with_text else None  # bm25s reads text: token ids as words
+    for indptr, terms, weights in iter_generated_rows(profile, n_docs, seed=n_docs, chunk=chunk):
+        indptr, terms, weights = indptr.astype(np.int64), terms.astype(np.int32), weights.astype(np.float32)
+        first_digest = first_digest or chunk_digest(indptr, terms, weights)
+        df += np.bincount(terms, minlength=vocab_size)
+        nnz += len(terms)
+        max_weight = max(max_weight, float(weights.max(initial=0.0)))
+        if not streamed:
+            chunks.append((indptr, terms, weights))
+        if texts is not None:
+            for s, e in zip(indptr[:-1], indptr[1:], strict=True):
+                texts.write(json.dumps({"text": " ".join(f"t{t}" for t in terms[s:e])}) + "\n")
+    if texts is not None:
+        texts.close()
+    # 2. the documents: the rows, or what regenerates them
+    if streamed:
+        np.savez(out / "profile.npz", df_fraction=profile.df_fraction, doc_lengths=profile.doc_lengths,
+                 weights=profile.weights)  # fmt: skip
+        descriptor = {"n_docs": n_docs, "seed": n_docs, "chunk": chunk, "nnz": nnz, "max_weight": max_weight,
+                      "first_chunk_sha256": first_digest}  # fmt: skip
+        (out / GENERATED).write_text(json.dumps(descriptor, indent=1) + "\n")
+    else:
+        offsets = np.cumsum([0] + [int(c[0][-1]) for c in chunks])
+        indptr = np.concatenate([[0]] + [c[0][1:] + offsets[i] for i, c in enumerate(chunks)]).astype(np.int64)
+        terms = np.concatenate([c[1] for c in chunks]) if chunks else np.zeros(0, np.int32)
+        weights = np.concatenate([c[2] for c in chunks]) if chunks else np.zeros(0, np.float32)
+        del chunks
+        np.savez(out / "docs.npz", indptr=indptr, term_ids=terms, weights=weights)
+        del indptr, terms, weights
+    # 3. queries, weighted by the whole corpus's IDF
+    term_indptr = np.zeros(vocab_size + 1, dtype=np.int64)
     np.cumsum(df, out=term_indptr[1:])
     shape_only = Postings(profile.vocab, term_indptr, np.zeros(0, np.int32), np.zeros(0, np.float32),
-                          np.zeros(len(profile.vocab), np.float32), n_docs)  # fmt: skip
+                          np.zeros(vocab_size, np.float32), n_docs)  # fmt: skip
     term_index = {t: i for i, t in enumerate(profile.vocab)}
     rows = []
     for query in generate_queries(shape_only, n_queries, seed=7):
         pairs = sorted((term_index[t], w) for t, w in query.items())
         rows.append((np.array([t for t, _ in pairs], dtype=np.int32), np.array([w for _, w in pairs])))
     _save_csr(out / "queries.npz", rows, np.float64)
-    if with_text:  # bm25s reads text: the documents' token ids as words
-        with (out / "texts.jsonl").open("w") as handle:
-            for i in range(n_docs):
-                handle.write(json.dumps({"text": " ".join(f"t{t}" for t in terms[indptr[i] : indptr[i + 1]])}) + "\n")
+    if with_text:
         (out / "query_texts.json").write_text(json.dumps([" ".join(f"t{t}" for t in r[0]) for r in rows]))
     return {
         "docs": n_docs,
-        "avg_terms_per_doc": float(len(terms) / n_docs),
+        "avg_terms_per_doc": float(nnz / n_docs),
         "avg_terms_per_query": float(np.mean([len(r[0]) for r in rows])),
-        **csc_size(len(profile.vocab), n_docs, len(terms)),
+        **csc_size(vocab_size, n_docs, nnz),
+        "corpus_kind": "streamed" if streamed else "materialised",
+        "corpus_bytes": sum(f.stat().st_size for f in out.rglob("*") if f.is_file()),
     }
 
 
@@ -519,6 +605,15 @@ def run_engines(
         if n_docs > limit:
             results.append({"engine": engine, "skipped": reason})
             continue
+        rate = BUILD_S_PER_MILLION.get(engine, 0.0)
+        estimate = (rate + (REGENERATE_S_PER_MILLION if n_docs > STREAM_ABOVE else 0.0)) * n_docs / 1e6
+        if rate and estimate > timeout:
+            reason = (
+                f"estimated build {estimate / 3600:.1f} h ({rate:.0f} s per 1M documents measured at 1M, plus "
+                f"regenerating a streamed corpus) exceeds the {timeout} s budget of one step (--timeout)"
+            )
+            results.append({"engine": engine, "skipped": reason})
+            continue
         log(f"  {engine} ({n_docs:,} docs) load {load_average()}")
         started = load_average()
         result = run_engine(engine, corpus, work, options.get(engine, {}), interpreters, repeats, timeout)
@@ -533,9 +628,10 @@ def run_engines(
 
 
 def quantisation_options(corpus: Path, opensearch: dict) -> dict:
-    docs = np.load(corpus / "docs.npz")
+    from harness import Corpus
+
     queries = np.load(corpus / "queries.npz")
-    doc_scale = 255.0 / float(docs["weights"].max())  # 8-bit impacts
+    doc_scale = 255.0 / Corpus.load(corpus).max_doc_weight()  # 8-bit impacts
     query_scale = 255.0 / float(queries["weights"].max())
     return {
         "pisa": {"doc_scale": doc_scale, "query_scale": query_scale},
@@ -543,6 +639,25 @@ def quantisation_options(corpus: Path, opensearch: dict) -> dict:
         "seismic": {"threads": os.cpu_count()},
         "opensearch": opensearch,
     }
+
+
+def scale_rows(
+    profile: CorpusProfile, name: str, sizes: list[int], args: argparse.Namespace, engines: list[str], opensearch: dict,
+    interpreters: dict, run_at: str,
+) -> list[dict]:  # fmt: skip
+    """One row per size: a synthetic corpus drawn from ``profile`` (a ``CorpusProfile`` of collection
+    ``name``), every engine built and queried on it, the corpus folder removed afterwards."""
+    rows = []
+    for size in sizes:
+        corpus = args.work / "corpora" / f"synthetic-{name}-{size}"
+        shutil.rmtree(corpus, ignore_errors=True)
+        log(f"generating {size:,} documents fitted to {name}{' (streamed)' if size > STREAM_ABOVE else ''}")
+        meta = synthetic_corpus(profile, size, args.queries, corpus, with_text=size <= MAX_DOCS["bm25s"][0])
+        options = quantisation_options(corpus, opensearch)
+        engine_rows = run_engines(corpus, args.work, engines, options, interpreters, args.repeats, size, args.timeout)
+        rows.append({**meta, "engines": engine_rows, "run_at": run_at})
+        shutil.rmtree(corpus, ignore_errors=True)
+    return rows
 
 
 def opensearch_server(action: str, heap: str) -> dict:
@@ -562,11 +677,21 @@ def opensearch_server(action: str, heap: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--full", action="store_true", help="add the 1M-document synthetic corpus")
+    parser.add_argument(
+        "--full", action="store_true", help="add the 1M- and 10M-document synthetic corpora, on all four profiles"
+    )
     parser.add_argument("--model", default=None, help="model whose vectors the engines index (default: see above)")
     parser.add_argument("--queries", type=int, default=300, help="synthetic queries per corpus")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes per engine (medians reported)")
     parser.add_argument("--sizes", type=int, nargs="*", help="synthetic corpus sizes (overrides the defaults)")
+    parser.add_argument(
+        "--profiles",
+        nargs="+",
+        choices=FOUR_COLLECTIONS,
+        help="collections whose encoded documents the synthetic corpora are fitted to, one scale table each "
+        "(default: the first --data collection; with --full, all four). With --profiles or --sizes, the "
+        "profiles and sizes of the last run that this run leaves out are kept",
+    )
     parser.add_argument("--engines", nargs="*", default=list(ENGINES), choices=list(ENGINES))
     parser.add_argument(
         "--sections",
@@ -618,9 +743,10 @@ def main() -> None:
     # 1. the peers' virtualenv
     from env import ensure_env
 
-    if "real" in args.sections or "scale" in args.sections:
+    peers_asked = any(ENGINES[e][1] == "peers" for e in args.engines)
+    if ("real" in args.sections or "scale" in args.sections) and peers_asked:
         peer_python, peer_status = ensure_env(log=log)
-    else:  # the quality sections run the project's own CLI only; the kept sections keep their install record
+    else:  # quality sections, or project engines only: no peers' venv; the kept sections keep their install record
         peer_python, peer_status = Path(sys.executable), previous.get("peer_install", {})
     interpreters = {"project": Path(sys.executable), "peers": peer_python}
     result["peer_install"] = peer_status
@@ -701,27 +827,30 @@ def main() -> None:
             result["sections"]["real"] = {"rows": rows, "install_errors": failed_installs}
             result["sections"]["real"]["run_at"] = result["created_at"]
 
-        # 4. scale
+        # 4. scale, per profile
         if "scale" in args.sections:
-            profile = cached_index(model, collections[0], args.work, args.reencode)
-            rows = []
-            for size in sizes:
-                corpus = args.work / "corpora" / f"synthetic-{size}"
-                shutil.rmtree(corpus, ignore_errors=True)
-                log(f"generating {size:,} documents")
-                meta = synthetic_corpus(profile, size, args.queries, corpus, with_text=size <= MAX_DOCS["bm25s"][0])
-                options = quantisation_options(corpus, opensearch)
-                engine_rows = run_engines(
-                    corpus, args.work, engines, options, interpreters, args.repeats, size, args.timeout
-                )
-                rows.append({**meta, "engines": engine_rows, "run_at": result["created_at"]})
-                shutil.rmtree(corpus, ignore_errors=True)
-            if args.sizes:  # an explicit size list adds to (or replaces) the rows of the last run
-                kept = previous.get("sections", {}).get("scale", {}).get("rows", [])
-                rows = sorted([r for r in kept if r["docs"] not in sizes] + rows, key=lambda r: r["docs"])
+            from report import scale_profiles
+
+            if args.profiles:
+                profile_data = [ROOT / "data" / name for name in args.profiles]
+            else:
+                profile_data = [ROOT / "data" / name for name in FOUR_COLLECTIONS] if args.full else collections[:1]
+            kept = scale_profiles(previous.get("sections", {}).get("scale") or {})
+            profiles: dict[str, dict] = {}
+            for data in profile_data:
+                rows = scale_rows(
+                    load_profile(cached_index(model, data, args.work, args.reencode)), data.name, sizes, args,
+                    engines, opensearch, interpreters, result["created_at"],
+                )  # fmt: skip
+                if args.sizes:  # an explicit size list adds to (or replaces) the rows of the last run
+                    old = kept.get(data.name, {}).get("rows", [])
+                    rows = sorted([r for r in old if r["docs"] not in sizes] + rows, key=lambda r: r["docs"])
+                profiles[data.name] = {"profile": f"{model} on {data.name}", "rows": rows}
+            if args.sizes or args.profiles:  # a partial run keeps the profiles it left out
+                profiles = {**{name: p for name, p in kept.items() if name not in profiles}, **profiles}
+            order = {name: i for i, name in enumerate(FOUR_COLLECTIONS)}
             result["sections"]["scale"] = {
-                "profile": f"{model} on {collections[0].name}",
-                "rows": rows,
+                "profiles": dict(sorted(profiles.items(), key=lambda item: order.get(item[0], len(order)))),
                 "install_errors": failed_installs,
             }
     finally:

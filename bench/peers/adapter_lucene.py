@@ -30,11 +30,14 @@ class Lucene(Engine):
         source = self.index_dir.parent / (self.index_dir.name + "-jsonl")
         source.mkdir(parents=True, exist_ok=True)
         with (source / "docs.jsonl").open("w", encoding="utf-8") as handle:
-            for i in range(c.n_docs):
-                terms, weights = c.doc(i)
-                vector = {c.vocab[t]: int(round(float(w) * scale)) for t, w in zip(terms, weights, strict=True)}
-                vector = {t: w for t, w in vector.items() if w > 0}
-                handle.write(json.dumps({"id": str(i), "contents": "", "vector": vector}) + "\n")
+            row = 0
+            for indptr, terms, weights in c.iter_rows(100_000):  # chunks: a streamed corpus is never whole
+                for s, e in zip(indptr[:-1], indptr[1:], strict=True):
+                    pairs = zip(terms[s:e], weights[s:e], strict=True)
+                    vector = {c.vocab[t]: int(round(float(w) * scale)) for t, w in pairs}
+                    vector = {t: w for t, w in vector.items() if w > 0}
+                    handle.write(json.dumps({"id": str(row), "contents": "", "vector": vector}) + "\n")
+                    row += 1
         command = [
             sys.executable, "-m", "pyserini.index.lucene", "--collection", "JsonVectorCollection",
             "--input", str(source), "--index", str(self.index_dir), "--generator", "DefaultLuceneDocumentGenerator",

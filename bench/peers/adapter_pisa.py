@@ -4,7 +4,9 @@ by ``query_scale`` (pyterrier-pisa's ``toks_scale``; PISA takes integer query we
 
 Approximate only by the 8-bit quantisation of document weights. Single queries go straight to
 pyterrier-pisa's compiled ``_pisathon.retrieve`` (the call its ``transform`` makes), without the
-pandas frame around it, so the timing is the engine's, not the DataFrame's.
+pandas frame around it, so the timing is the engine's, not the DataFrame's. Documents come from
+``Corpus.iter_rows``, so it also runs on a streamed corpus (regenerated through sparsearch, which the
+peers' venv imports from the project's site-packages).
 """
 
 from __future__ import annotations
@@ -25,10 +27,13 @@ class Pisa(Engine):
         c = self.corpus
         vocab = c.vocab
 
-        def documents():
-            for i in range(c.n_docs):
-                terms, weights = c.doc(i)
-                yield {"docno": str(i), "toks": {vocab[t]: float(w) for t, w in zip(terms, weights, strict=True)}}
+        def documents():  # row by row from CSR chunks: a streamed corpus (10M documents) is never whole
+            row = 0
+            for indptr, terms, weights in c.iter_rows(100_000):
+                for s, e in zip(indptr[:-1], indptr[1:], strict=True):
+                    toks = {vocab[t]: float(w) for t, w in zip(terms[s:e], weights[s:e], strict=True)}
+                    yield {"docno": str(row), "toks": toks}
+                    row += 1
 
         index = pyterrier_pisa.PisaIndex(str(self.index_dir), stemmer="none", stops="none", threads=1, overwrite=True)
         index.toks_indexer(mode="overwrite", scale=scale).index(documents())

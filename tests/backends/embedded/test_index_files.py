@@ -18,14 +18,19 @@ from sparsearch.types import Document, EncodedQuery, EncoderFingerprint
 
 def test_manifest_describes_the_index(tiny_bm25_index: Path) -> None:
     manifest = json.loads((tiny_bm25_index / "manifest.json").read_text())
-    assert manifest["format_version"] == 3
+    assert manifest["format_version"] == 4
     assert [segment["name"] for segment in manifest["segments"]] == ["seg-000001"]
     assert manifest["n_docs"] == 8
     assert manifest["empty_documents"] == 1
     assert manifest["encoder"]["name"] == "bm25"
-    assert manifest["dtype"] == {"indptr": "uint32", "doc_idx": "int32", "weights": "float32"}
+    assert manifest["dtype"] == {
+        "window_offsets": "uint32",
+        "doc_low": "uint16",
+        "impacts": "uint8",
+        "weights": "float32",
+    }
     index = EmbeddedIndex.open(tiny_bm25_index)
-    assert isinstance(index.postings.weights, np.memmap)
+    assert isinstance(index.postings.weights, np.memmap)  # exact weights stay on disk until rescoring reads them
     assert index.postings.nnz == manifest["nnz"] > 0
     assert not list(tiny_bm25_index.glob("**/*.pkl"))
 

@@ -1,6 +1,7 @@
-"""The embedded index's on-disk layout: narrow posting offsets, no stored bounds (so the postings are
-exactly scipy's CSC arrays of the matrix), format-1 indexes still read, and MaxScore with bounds
-computed on first use equal to brute force."""
+"""The embedded index's on-disk layout: compressed postings (uint16 offsets in windows, uint8 impacts,
+exact float32 weights apart) that decode to exactly scipy's CSC arrays of the matrix and take at most
+half their bytes; indexes of formats 1-3 (CSC arrays) still read, take updates and merge into the new
+layout; searches equal brute force."""
 
 from __future__ import annotations
 
@@ -11,14 +12,15 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from sparsearch.backends.embedded.codec import WINDOW_DOCS
 from sparsearch.backends.embedded.index import EmbeddedIndex
-from sparsearch.backends.embedded.kernels import PRUNING_MIN_DOCS
-from sparsearch.backends.embedded.postings import UNKNOWN_MAX_WEIGHT, offsets_dtype
+from sparsearch.backends.embedded.postings import offsets_dtype
+from sparsearch.backends.embedded.segment import POSTINGS_FILES
 from sparsearch.backends.embedded.writer import IndexWriter
 from sparsearch.types import Document, EncodedQuery, EncoderFingerprint
 
 FINGERPRINT = EncoderFingerprint(name="random", vocab_hash="v", idf_hash="i")
-N_DOCS = PRUNING_MIN_DOCS + 808  # large enough for the MaxScore estimate (bounds on first use) at top_k 10
+N_DOCS = 2 * WINDOW_DOCS + 808  # three windows, the last one partial
 VOCAB = 40
 
 
@@ -73,17 +75,31 @@ def assert_equals_brute_force(index: EmbeddedIndex, matrix: sp.csr_matrix, seed:
         np.testing.assert_allclose([h.score for h in hits], [s for _, s in expected], rtol=1e-9)
 
 
-def test_offsets_are_stored_narrow_and_postings_match_scipy_csc(index_path: Path, matrix: sp.csr_matrix) -> None:
+def test_postings_are_compressed_and_decode_to_scipy_csc(index_path: Path, matrix: sp.csr_matrix) -> None:
     data = index_path / "seg-000001"
-    stored = {name: np.load(data / f"{name}.npy") for name in ("indptr", "doc_idx", "weights")}
-    assert stored["indptr"].dtype == np.uint32
-    assert not (data / "max_weight.npy").exists()
-    assert json.loads((index_path / "manifest.json").read_text())["dtype"]["indptr"] == "uint32"
+    stored = {name: np.load(data / name) for name in (*POSTINGS_FILES, "weights.npy")}
+    assert stored["window_offsets.npy"].dtype == np.uint32
+    assert stored["doc_low.npy"].dtype == np.uint16 and stored["impacts.npy"].dtype == np.uint8
+    assert not (data / "doc_idx.npy").exists() and not (data / "indptr.npy").exists()
     csc = matrix.tocsc()  # scipy's own choice of widths for this matrix
-    assert sum(a.nbytes for a in stored.values()) == csc.indptr.nbytes + csc.indices.nbytes + csc.data.nbytes
-    np.testing.assert_array_equal(stored["indptr"], csc.indptr)
-    np.testing.assert_array_equal(stored["doc_idx"], csc.indices)
-    np.testing.assert_array_equal(stored["weights"], csc.data)
+    csc_bytes = csc.indptr.nbytes + csc.indices.nbytes + csc.data.nbytes
+    assert sum(stored[name].nbytes for name in POSTINGS_FILES) <= 0.5 * csc_bytes
+    np.testing.assert_array_equal(stored["weights.npy"], csc.data)  # the exact weights, in posting order
+    postings = EmbeddedIndex.open(index_path).postings  # decoded
+    np.testing.assert_array_equal(postings.indptr, csc.indptr)
+    np.testing.assert_array_equal(postings.doc_idx, csc.indices)
+    np.testing.assert_array_equal(postings.weights, csc.data)
+    assert json.loads((index_path / "manifest.json").read_text())["format_version"] == 4
+
+
+def test_impacts_are_within_one_step_of_the_weights(index_path: Path, matrix: sp.csr_matrix) -> None:
+    data = index_path / "seg-000001"
+    scale, impacts = np.load(data / "impact_scale.npy"), np.load(data / "impacts.npy")
+    csc = matrix.tocsc()
+    step = np.repeat(scale, np.diff(csc.indptr)).astype(np.float64)
+    assert impacts.min() >= 1 and impacts.max() == 255
+    assert (np.abs(step * impacts - csc.data) <= step).all()
+    np.testing.assert_allclose(scale * 255, csc.max(axis=0).toarray().ravel(), rtol=1e-6)
 
 
 def test_offsets_dtype_widens_past_uint32() -> None:
@@ -91,18 +107,21 @@ def test_offsets_dtype_widens_past_uint32() -> None:
     assert offsets_dtype(2**32) == np.int64
 
 
-def test_maxscore_with_bounds_computed_on_first_use_equals_brute_force(index_path: Path, matrix: sp.csr_matrix) -> None:
+def test_search_equals_brute_force_alone_and_in_threads(index_path: Path, matrix: sp.csr_matrix) -> None:
     index = EmbeddedIndex.open(index_path)
-    assert (index.postings.max_weight == UNKNOWN_MAX_WEIGHT).all()
     assert_equals_brute_force(index, matrix, seed=1)
-    bounds = np.asarray(index.postings.max_weight)
-    used = bounds != UNKNOWN_MAX_WEIGHT
-    assert used.any()
-    column_max = matrix.tocsc().max(axis=0).toarray().ravel()
-    np.testing.assert_array_equal(bounds[used], column_max[used])
     batch = [EncodedQuery({f"t{t}": w for t, w in q.items()}, FINGERPRINT) for q in queries(2, 40)]
-    fresh = EmbeddedIndex.open(index_path)  # threads fill the bounds concurrently
-    assert fresh.search_batch(batch, 10, threads=4) == index.search_batch(batch, 10)
+    assert index.search_batch(batch, 10, threads=4) == index.search_batch(batch, 10)
+
+
+def as_csc_segment(data: Path, matrix: sp.csr_matrix, offsets: np.dtype) -> None:
+    """Rewrite a segment folder's postings as formats 1-3 stored them: scipy's CSC arrays."""
+    csc = matrix.tocsc()
+    for name in POSTINGS_FILES:
+        (data / name).unlink()
+    np.save(data / "indptr.npy", csc.indptr.astype(offsets))
+    np.save(data / "doc_idx.npy", csc.indices.astype(np.int32))
+    np.save(data / "weights.npy", csc.data.astype(np.float32))
 
 
 def as_legacy_index(index_path: Path, target: Path, version: int) -> Path:
@@ -124,21 +143,40 @@ def as_legacy_index(index_path: Path, target: Path, version: int) -> Path:
 
 def test_format_1_indexes_still_open(index_path: Path, matrix: sp.csr_matrix, tmp_path: Path) -> None:
     data = as_legacy_index(index_path, tmp_path / "old", version=1)
-    np.save(data / "indptr.npy", np.load(data / "indptr.npy").astype(np.int64))
+    as_csc_segment(data, matrix, np.dtype(np.int64))
     np.save(data / "max_weight.npy", matrix.tocsc().max(axis=0).toarray().ravel().astype(np.float32))
     index = EmbeddedIndex.open(tmp_path / "old")
-    assert index.postings.indptr.dtype == np.int64
-    assert (index.postings.max_weight > 0).any()
+    np.testing.assert_array_equal(index.postings.doc_idx, matrix.tocsc().indices)
     assert_equals_brute_force(index, matrix, seed=3)
 
 
-def test_format_2_indexes_take_updates_and_become_format_3(
+def test_format_3_segments_take_updates_and_merge_into_the_compressed_layout(
     index_path: Path, matrix: sp.csr_matrix, tmp_path: Path
 ) -> None:
-    as_legacy_index(index_path, tmp_path / "old", version=2)
+    import shutil
+
+    shutil.copytree(index_path, tmp_path / "v3")
+    as_csc_segment(tmp_path / "v3" / "seg-000001", matrix, np.dtype(np.uint32))
+    manifest = json.loads((tmp_path / "v3" / "manifest.json").read_text())
+    (tmp_path / "v3" / "manifest.json").write_text(json.dumps(manifest | {"format_version": 3}))
+    index = EmbeddedIndex.open(tmp_path / "v3", auto_merge=False)
+    assert_equals_brute_force(index, matrix, seed=4)
+    assert index.delete(["d000001"]) == 1
+    assert index.manifest["format_version"] == 4
+    assert index.merge()
+    merged = tmp_path / "v3" / index.manifest["segments"][0]["name"]
+    assert (merged / "doc_low.npy").is_file() and not (merged / "doc_idx.npy").exists()
+    assert index.count() == matrix.shape[0] - 1
+
+
+def test_format_2_indexes_take_updates_and_become_format_4(
+    index_path: Path, matrix: sp.csr_matrix, tmp_path: Path
+) -> None:
+    data = as_legacy_index(index_path, tmp_path / "old", version=2)
+    as_csc_segment(data, matrix, np.dtype(np.uint32))
     index = EmbeddedIndex.open(tmp_path / "old", auto_merge=False)
     assert index.delete(["d000000"]) == 1
-    assert index.manifest["format_version"] == 3
+    assert index.manifest["format_version"] == 4
     assert [s["name"] for s in index.manifest["segments"]] == ["gen-000001"]
     assert index.merge()
     assert sorted(p.name for p in (tmp_path / "old").iterdir() if not p.name.startswith(".")) == [

@@ -1,8 +1,9 @@
 """The manifest: which segments, tombstones and encoder folder make up an index's current commit.
 
-Format 3 (written by this version)::
+Format 4 (written by this version; format 3 is the same manifest over segments of uncompressed CSC
+arrays, see :mod:`sparsearch.backends.embedded.segment`)::
 
-    {"format_version": 3, "commit": 7, "commit_id": "9f0c...", "next_segment": 5,
+    {"format_version": 4, "commit": 7, "commit_id": "9f0c...", "next_segment": 5,
      "encoder_dir": "encoder", "encoder": {...fingerprint...},
      "segments": [{"name": "seg-000001", "n_docs": 1400, "nnz": 95310, "n_terms": 4691,
                    "deletes": "del-000007.npy", "n_deleted": 3}, ...],
@@ -11,7 +12,8 @@ Format 3 (written by this version)::
 
 A commit is published by replacing ``manifest.json`` atomically (:func:`~sparsearch._files.write_json_atomic`)
 after every file it names is on disk, so a reader sees the old commit or the new one. Formats 1 and 2
-(one ``gen-NNNNNN`` folder, no tombstones) are read as one segment; the first update writes format 3.
+(one ``gen-NNNNNN`` folder, no tombstones) are read as one segment; the first update writes format 4
+(its new segment compressed; the old ones are rewritten by the next merge).
 """
 
 from __future__ import annotations
@@ -30,10 +32,10 @@ from sparsearch.backends.embedded.postings import offsets_dtype
 from sparsearch.backends.embedded.segment import LEGACY_PREFIX, SEGMENT_PREFIX
 from sparsearch.errors import IndexFormatError, IndexNotFoundError
 
-FORMAT_VERSION = 3
-"""Written by this version: segments with tombstones (2: one generation folder; 1: int64 indptr and
-stored max_weight)."""
-READABLE_FORMATS = (1, 2, 3)
+FORMAT_VERSION = 4
+"""Written by this version: compressed postings (see :mod:`sparsearch.backends.embedded.codec`; 3: CSC
+arrays in segments with tombstones; 2: one generation folder; 1: int64 indptr and stored max_weight)."""
+READABLE_FORMATS = (1, 2, 3, 4)
 MANIFEST_FILE = "manifest.json"
 ENCODER_DIR = "encoder"
 SEGMENT_TMP = ".segment-tmp"
@@ -104,7 +106,7 @@ def read_raw(path: Path) -> bytes:
 
 
 def read_commit(path: Path) -> Commit:
-    """Read and check ``path``'s manifest (any readable format, as format 3).
+    """Read and check ``path``'s manifest (any readable format, in format 3/4's shape).
 
     Raises:
         IndexNotFoundError: no manifest.
@@ -186,11 +188,12 @@ def build_manifest(
         "avg_terms_per_doc": avg_terms_per_doc,
         "empty_documents": empty_documents,
         "dtype": {
-            "indptr": offsets_dtype(max((entry.nnz for entry in segments), default=0)).name,
-            "doc_idx": "int32",
+            "window_offsets": offsets_dtype(max((entry.nnz for entry in segments), default=0)).name,
+            "doc_low": "uint16",
+            "impacts": "uint8",
             "weights": "float32",
         },
-        "quantization": "none",
+        "quantization": "none",  # of scores: impacts only pick the candidates, rescored from exact weights
     }
     if dense is not None:
         manifest["dense"] = dict(dense)

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from sparsearch.backends.embedded.commit import SegmentEntry
+from sparsearch.backends.embedded.concat import Part, Written, write_concatenated
 from sparsearch.backends.embedded.docstore import DocStoreWriter
-from sparsearch.backends.embedded.postings import Postings, PostingsBuilder
-from sparsearch.backends.embedded.segment import SegmentView, write_segment
+from sparsearch.backends.embedded.segment import SegmentView, write_ids
 from sparsearch.encoders.dense import DenseWindows
 
 MERGE_FACTOR = 8
@@ -59,18 +59,21 @@ def pick_all(segments: Sequence[SegmentEntry]) -> list[str]:
     return [entry.name for entry in segments]
 
 
-def write_merged(directory: Path, views: Sequence[SegmentView]) -> tuple[Postings, list[np.ndarray]]:
-    """Write the live documents of ``views`` (in order) as one segment into ``directory`` (existing, empty).
+def write_merged(directory: Path, views: Sequence[SegmentView]) -> tuple[Written, list[np.ndarray]]:
+    """Write the live documents of ``views`` (in order) as one segment into ``directory`` (existing, empty),
+    streaming their postings (:func:`~sparsearch.backends.embedded.concat.write_concatenated`: memory
+    holds one segment's postings at a time, not the merged ones).
 
     Returns:
-        The merged postings (terms with no live posting dropped) and, per view, int64 (n_docs,) the
+        What was written (terms with no live posting dropped) and, per view, int64 (n_docs,) the
         new ``doc_idx`` of each of its documents (-1 for a deleted one), to carry over deletions that
         arrive while the merge runs.
     """
-    builder = PostingsBuilder()
     store = DocStoreWriter(directory)
     doc_ids: list[str] = []
-    mappings = []
+    vocab: list[str] = []
+    term_index: dict[str, int] = {}
+    parts, mappings = [], []
     with_dense = bool(views) and all(view.reader.dense is not None for view in views)
     dense_parts: list[DenseWindows] = []  # window embeddings follow their documents (--dense indexes)
     for view in views:
@@ -78,13 +81,14 @@ def write_merged(directory: Path, views: Sequence[SegmentView]) -> tuple[Posting
         live = view.live_rank >= 0
         n_live = int(live.sum())
         mapping = np.full(reader.n_docs, -1, dtype=np.int64)
-        mapping[live] = builder.n_docs + np.arange(n_live)
-        term_ids, docs, weights = reader.postings.to_coo()
-        keep = live[docs]
-        lookup = builder.term_ids_for(reader.postings.vocab)
-        # term-major within a segment and doc-ascending per term, segments in order: the builder's
-        # stable sort by term keeps every merged list doc-ascending
-        builder.add_coo(lookup[term_ids[keep]], mapping[docs[keep]], weights[keep], n_live)
+        mapping[live] = len(doc_ids) + np.arange(n_live)
+        term_map = np.empty(len(reader.compressed.vocab), dtype=np.int64)
+        for i, token in enumerate(reader.compressed.vocab):
+            term_map[i] = term_index.setdefault(token, len(term_index))
+            if term_map[i] == len(vocab):
+                vocab.append(token)
+        # segments in order, each doc-ascending per term: every merged list stays doc-ascending
+        parts.append(Part(reader.compressed, term_map, mapping))
         doc_ids.extend(doc_id for doc_id, alive in zip(reader.doc_ids, live.tolist(), strict=True) if alive)
         for row, alive in zip(reader.store.iter_rows(), live.tolist(), strict=True):
             if alive:
@@ -93,7 +97,6 @@ def write_merged(directory: Path, views: Sequence[SegmentView]) -> tuple[Posting
         if with_dense:
             dense_parts.append(reader.dense.take(np.flatnonzero(live)))  # type: ignore[union-attr]
     store.close()
-    postings = builder.build().without_unused_terms()
-    dense = DenseWindows.concat(dense_parts) if with_dense else None
-    write_segment(directory, postings, doc_ids, dense=dense)
-    return postings, mappings
+    written = write_concatenated(directory, parts, vocab, len(doc_ids))
+    write_ids(directory, doc_ids, DenseWindows.concat(dense_parts) if with_dense else None)
+    return written, mappings

@@ -4,8 +4,8 @@ For term ``t`` (``term_id``), its postings are ``doc_idx[indptr[t]:indptr[t+1]]`
 with weights ``weights[indptr[t]:indptr[t+1]]`` (float32). In memory ``indptr`` is int64 so the
 number of postings may pass 2^31; on disk it is stored in the narrowest type that holds the postings
 count (:func:`offsets_dtype`), so the stored arrays are exactly as large as scipy's CSC arrays of the
-same matrix. ``max_weight[t]`` is the largest weight of term ``t`` (the MaxScore bound); it is not
-stored but computed from the postings, and :data:`UNKNOWN_MAX_WEIGHT` marks a bound not computed yet.
+same matrix. ``max_weight[t]`` is the largest weight of term ``t``. Segments store postings compressed
+(:mod:`sparsearch.backends.embedded.codec`); this is the form builders produce and merges read.
 """
 
 from __future__ import annotations
@@ -19,9 +19,6 @@ import numpy as np
 from sparsearch.errors import UsageError
 from sparsearch.types import Document
 
-UNKNOWN_MAX_WEIGHT = -1.0
-"""``max_weight`` value of a term whose bound is not computed yet (weights are > 0, so never a real one)."""
-
 
 def offsets_dtype(nnz: int) -> np.dtype:
     """The narrowest type that stores posting offsets ``0..nnz`` and that the kernels read as int64.
@@ -29,12 +26,6 @@ def offsets_dtype(nnz: int) -> np.dtype:
     uint32 up to 2^32 - 1 postings (the width scipy's int32 CSC ``indptr`` has), int64 beyond.
     """
     return np.dtype(np.uint32) if nnz < 2**32 else np.dtype(np.int64)
-
-
-def unknown_max_weights(n_terms: int) -> np.ndarray:
-    """float32 (n_terms,) filled with :data:`UNKNOWN_MAX_WEIGHT`; the MaxScore kernel fills in the
-    bound of each term the first time a query uses it."""
-    return np.full(n_terms, UNKNOWN_MAX_WEIGHT, dtype=np.float32)
 
 
 class InvalidWeightError(ValueError):
@@ -63,11 +54,7 @@ def naming_bad_weights(documents: Sequence[Document], first_row: int) -> Iterato
 
 @dataclass
 class Postings:
-    """Term-major postings. Shapes: indptr (n_terms + 1,), doc_idx/weights (nnz,), max_weight (n_terms,).
-
-    ``max_weight`` must be writable: entries equal to :data:`UNKNOWN_MAX_WEIGHT` are filled in by
-    :func:`sparsearch.backends.embedded.kernels.maxscore_top_k` when a query first uses the term.
-    """
+    """Term-major postings. Shapes: indptr (n_terms + 1,), doc_idx/weights (nnz,), max_weight (n_terms,)."""
 
     vocab: list[str]
     indptr: np.ndarray
@@ -115,6 +102,16 @@ class PostingsBuilder:
         self._terms: list[np.ndarray] = []
         self._docs: list[np.ndarray] = []
         self._weights: list[np.ndarray] = []
+        self.n_docs = 0
+
+    @property
+    def n_postings(self) -> int:
+        """Postings added since the builder was created or last :meth:`reset`."""
+        return sum(len(part) for part in self._terms)
+
+    def reset(self) -> None:
+        """Forget the added rows (the vocabulary stays): the next row is row 0 again."""
+        self._terms, self._docs, self._weights = [], [], []
         self.n_docs = 0
 
     def add_coo(self, term_ids: np.ndarray, doc_idx: np.ndarray, weights: np.ndarray, n_docs: int) -> None:

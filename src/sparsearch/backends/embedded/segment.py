@@ -5,9 +5,12 @@ Files of a segment folder (every array a ``.npy`` file, memory-mapped where larg
 
     seg-000003/
       vocab.json             term_id -> token (the segment's own vocabulary)
-      indptr.npy             uint32 (n_terms + 1,) posting offsets (int64 past 2^32 - 1 postings)
-      doc_idx.npy            int32 (nnz,)   postings, term-major, doc-ascending per term
-      weights.npy            float32 (nnz,)
+      window_offsets.npy     uint32 (n_terms * n_windows + 1,) posting offsets per term and window of
+                             65,536 documents (int64 past 2^32 - 1 postings)
+      doc_low.npy            uint16 (nnz,)  postings, term-major, doc-ascending: doc_idx within the window
+      impacts.npy            uint8 (nnz,)   weight / impact_scale[term], rounded (1..255)
+      impact_scale.npy       float32 (n_terms,)
+      weights.npy            float32 (nnz,) exact weights, read only to rescore candidates
       doc_ids.json           doc_idx -> external doc_id
       doc_id_rank.npy        int32 (n_docs,) rank of each doc_id in sorted order (tie-breaks)
       docs.jsonl, docs_offsets.npy   stored title and text
@@ -16,7 +19,10 @@ Files of a segment folder (every array a ``.npy`` file, memory-mapped where larg
       del-000007.npy         int32 sorted doc_idx of the deleted documents as of commit 7 (a new
                              file per commit that deletes in this segment; the manifest names the current one)
 
-The three posting arrays are scipy's CSC arrays of the (n_docs x n_terms) matrix at the same widths.
+The postings layout is :mod:`sparsearch.backends.embedded.codec`'s: a search scans 3 bytes a posting
+(``doc_low``, ``impacts``) and reads ``weights`` for the few candidates it rescores. Segments of index
+formats 1-3 (``indptr.npy``, ``doc_idx.npy``, ``weights.npy``: scipy's CSC arrays) are still read; they are
+encoded in memory when opened, and a merge (``sparsearch merge``) rewrites them in this layout.
 A :class:`SegmentReader` opens every file once (arrays mapped, the text file kept open), so a reader
 keeps working after a writer removed the segment: POSIX frees the data when the last mapping or
 descriptor closes, which is when the last snapshot using the reader is collected.
@@ -33,8 +39,9 @@ from pathlib import Path
 import numpy as np
 
 from sparsearch._files import fsync_dir, save_npy, write_text_synced
+from sparsearch.backends.embedded.codec import CompressedPostings, compress
 from sparsearch.backends.embedded.docstore import DocStore, DocStoreWriter
-from sparsearch.backends.embedded.postings import Postings, offsets_dtype, unknown_max_weights
+from sparsearch.backends.embedded.postings import Postings, offsets_dtype
 from sparsearch.encoders.dense import DenseWindows
 
 SEGMENT_PREFIX = "seg-"
@@ -52,9 +59,13 @@ def deletes_name(commit: int) -> str:
     return f"del-{commit:06d}.npy"
 
 
+POSTINGS_FILES = ("window_offsets.npy", "doc_low.npy", "impacts.npy", "impact_scale.npy")
+"""The arrays a search scans (``weights.npy``, the exact weights, is read only for candidates)."""
+
+
 def write_segment(
     directory: Path,
-    postings: Postings,
+    postings: Postings | CompressedPostings,
     doc_ids: Sequence[str],
     rows: Iterable[tuple[str, str]] = (),
     dense: DenseWindows | None = None,
@@ -63,7 +74,7 @@ def write_segment(
 
     Args:
         directory: the segment folder (a temporary one, renamed into place by the caller).
-        postings: the documents' postings, ``n_docs == len(doc_ids)``.
+        postings: the documents' postings, ``n_docs == len(doc_ids)`` (compressed here when plain).
         doc_ids: external id of each row.
         rows: ``(title, text)`` of each row, or empty when the caller wrote the doc store itself
             (:class:`~sparsearch.backends.embedded.docstore.DocStoreWriter`, streaming builds).
@@ -74,10 +85,19 @@ def write_segment(
         for title, text in rows:
             store.add(title, text)
         store.close()
-    write_text_synced(directory / "vocab.json", json.dumps(postings.vocab, ensure_ascii=False))
-    save_npy(directory / "indptr.npy", postings.indptr.astype(offsets_dtype(postings.nnz), copy=False))
-    save_npy(directory / "doc_idx.npy", np.asarray(postings.doc_idx).astype(np.int32, copy=False))
-    save_npy(directory / "weights.npy", np.asarray(postings.weights).astype(np.float32, copy=False))
+    packed = postings if isinstance(postings, CompressedPostings) else compress(postings)
+    write_text_synced(directory / "vocab.json", json.dumps(packed.vocab, ensure_ascii=False))
+    save_npy(directory / "window_offsets.npy", packed.window_offsets.astype(offsets_dtype(packed.nnz), copy=False))
+    save_npy(directory / "doc_low.npy", np.asarray(packed.doc_low, dtype=np.uint16))
+    save_npy(directory / "impacts.npy", np.asarray(packed.impacts, dtype=np.uint8))
+    save_npy(directory / "impact_scale.npy", np.asarray(packed.impact_scale, dtype=np.float32))
+    save_npy(directory / "weights.npy", np.asarray(packed.weights).astype(np.float32, copy=False))
+    write_ids(directory, doc_ids, dense)
+
+
+def write_ids(directory: Path, doc_ids: Sequence[str], dense: DenseWindows | None = None) -> None:
+    """Write a segment's ids (and, for ``--dense`` indexes, window embeddings), then flush the folder:
+    the last step of writing a segment whose postings and stored text are in place."""
     write_text_synced(directory / "doc_ids.json", json.dumps(list(doc_ids), ensure_ascii=False))
     rank = np.empty(len(doc_ids), dtype=np.int32)
     rank[np.argsort(np.asarray(doc_ids, dtype=object), kind="stable")] = np.arange(len(doc_ids), dtype=np.int32)
@@ -109,18 +129,8 @@ class SegmentReader:
         self.directory = directory
         self.name = directory.name
         vocab: list[str] = json.loads((directory / "vocab.json").read_text(encoding="utf-8"))
-        indptr = np.load(directory / "indptr.npy")
-        if indptr.dtype.kind not in "iu" or indptr.shape != (len(vocab) + 1,):
-            raise ValueError(f"indptr.npy holds {indptr.dtype} {indptr.shape}, not integer offsets per term")
-        bounds = directory / "max_weight.npy"  # format 1 stored the bounds
-        self.postings = Postings(
-            vocab=vocab,
-            indptr=indptr.astype(np.int64),  # in memory 8 bytes per term: one kernel signature
-            doc_idx=np.load(directory / "doc_idx.npy", mmap_mode="r"),
-            weights=np.load(directory / "weights.npy", mmap_mode="r"),
-            max_weight=np.load(bounds) if bounds.is_file() else unknown_max_weights(len(vocab)),  # writable
-            n_docs=n_docs,
-        )
+        self.compressed = _read_postings(directory, vocab, n_docs)
+        """The postings the kernels scan (legacy segments are encoded in memory on open)."""
         self.doc_ids: list[str] = json.loads((directory / "doc_ids.json").read_text(encoding="utf-8"))
         self.doc_id_rank: np.ndarray = np.load(directory / "doc_id_rank.npy")
         if len(self.doc_ids) != n_docs or self.doc_id_rank.shape != (n_docs,):
@@ -138,7 +148,13 @@ class SegmentReader:
 
     @property
     def n_docs(self) -> int:
-        return self.postings.n_docs
+        return self.compressed.n_docs
+
+    @property
+    def postings(self) -> Postings:
+        """The postings decoded to plain term-major arrays (int32 doc ids: 4 bytes a posting in memory,
+        decoded at each call and not kept): merges and exports read them; searches do not."""
+        return self.compressed.to_postings()
 
     @cached_property
     def doc_index(self) -> dict[str, int]:
@@ -159,7 +175,7 @@ class SegmentReader:
     @cached_property
     def doc_lengths(self) -> np.ndarray:
         """Terms of each document, int64 (n_docs,)."""
-        return self.postings.doc_lengths()
+        return self.compressed.doc_lengths()
 
     def read_deletes(self, name: str | None) -> np.ndarray:
         """The tombstones named by the manifest: int32 sorted doc_idx (empty for ``None``)."""
@@ -169,6 +185,39 @@ class SegmentReader:
         if deleted.dtype.kind not in "iu" or (len(deleted) and (deleted.min() < 0 or deleted.max() >= self.n_docs)):
             raise ValueError(f"{name} holds no doc_idx of this segment")
         return deleted.astype(np.int32)
+
+
+def _read_postings(directory: Path, vocab: list[str], n_docs: int) -> CompressedPostings:
+    """The segment's postings: the compressed files, memory-mapped, or a legacy segment's CSC arrays
+    encoded in memory (3 bytes a posting beside the mapped files)."""
+    if not (directory / "doc_low.npy").is_file():
+        indptr = np.load(directory / "indptr.npy")
+        if indptr.dtype.kind not in "iu" or indptr.shape != (len(vocab) + 1,):
+            raise ValueError(f"indptr.npy holds {indptr.dtype} {indptr.shape}, not integer offsets per term")
+        doc_idx = np.load(directory / "doc_idx.npy", mmap_mode="r")
+        weights = np.load(directory / "weights.npy", mmap_mode="r")
+        if doc_idx.shape != weights.shape or len(doc_idx) != indptr[-1]:
+            raise ValueError(f"doc_idx.npy and weights.npy do not hold the {indptr[-1]} postings of indptr.npy")
+        plain = Postings(vocab, indptr.astype(np.int64), doc_idx, weights, np.zeros(0, np.float32), n_docs)
+        return compress(plain)
+    packed = CompressedPostings(
+        vocab=vocab,
+        window_offsets=np.load(directory / "window_offsets.npy").astype(np.int64),  # one kernel signature
+        doc_low=np.load(directory / "doc_low.npy", mmap_mode="r"),
+        impacts=np.load(directory / "impacts.npy", mmap_mode="r"),
+        impact_scale=np.load(directory / "impact_scale.npy"),
+        weights=np.load(directory / "weights.npy", mmap_mode="r"),
+        n_docs=n_docs,
+    )
+    nnz = packed.nnz
+    if (
+        packed.window_offsets.shape != (len(vocab) * packed.n_windows + 1,)
+        or packed.doc_low.shape != (nnz,) or packed.impacts.shape != (nnz,) or packed.weights.shape != (nnz,)
+        or packed.impact_scale.shape != (len(vocab),)
+        or packed.doc_low.dtype != np.uint16 or packed.impacts.dtype != np.uint8
+    ):  # fmt: skip
+        raise ValueError("the postings files do not agree with vocab.json and each other")
+    return packed
 
 
 @dataclass(frozen=True)

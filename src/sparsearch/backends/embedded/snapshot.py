@@ -15,18 +15,22 @@ from __future__ import annotations
 
 import heapq
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
+from itertools import repeat
 from types import SimpleNamespace
+from typing import TypeVar
 
 import numpy as np
 
+from sparsearch.backends.embedded.codec import WINDOW_DOCS
 from sparsearch.backends.embedded.commit import Commit
-from sparsearch.backends.embedded.kernels import search_queries
+from sparsearch.backends.embedded.kernels import positions, search_queries
 from sparsearch.backends.embedded.segment import SegmentView
 from sparsearch.errors import IndexFormatError
 from sparsearch.types import Document, EncoderFingerprint, Hit
 
+_T = TypeVar("_T")
 DENSE_QUERY_CHUNK = 64
 """Queries scored by one pass of :meth:`Snapshot.dense_search` over the windows."""
 
@@ -35,23 +39,33 @@ class ScratchBuffers(threading.local):
     """Per-thread scratch arrays of the kernels, sized to the largest segment seen and sliced per segment."""
 
     def get(self, n_docs: int) -> SimpleNamespace:
-        """``scores`` float64 and ``acc`` float32 (all zeros, and left so by the kernels), ``touched``
-        int32 and ``values`` float32, each of shape (n_docs,)."""
+        """``scores`` float64 (n_docs,) and ``acc`` float32 (WINDOW_DOCS,), all zeros and left so by the
+        kernels; ``touched`` int32 (n_docs,), ``win_touched`` int32 (WINDOW_DOCS + 1,), ``cand_docs``
+        int32 and ``cand_values`` float32 (n_docs,)."""
         buffers = getattr(self, "buffers", None)
         if buffers is None or len(buffers.scores) < n_docs:
             size = max(n_docs, 1)
             buffers = self.buffers = SimpleNamespace(
                 scores=np.zeros(size, dtype=np.float64),
-                acc=np.zeros(size, dtype=np.float32),
                 touched=np.empty(size, dtype=np.int32),
-                values=np.empty(size, dtype=np.float32),
+                acc=np.zeros(WINDOW_DOCS, dtype=np.float32),
+                win_touched=np.empty(WINDOW_DOCS + 1, dtype=np.int32),
+                cand_docs=np.empty(size, dtype=np.int32),
+                cand_values=np.empty(size, dtype=np.float32),
             )
         return SimpleNamespace(
             scores=buffers.scores[:n_docs],
-            acc=buffers.acc[:n_docs],
             touched=buffers.touched[:n_docs],
-            values=buffers.values[:n_docs],
+            acc=buffers.acc,
+            win_touched=buffers.win_touched,
+            cand_docs=buffers.cand_docs[:n_docs],
+            cand_values=buffers.cand_values[:n_docs],
         )
+
+
+def _negated(doc_id: str, score: float) -> tuple[float, str]:
+    """A hit as ``(-score, doc_id)``: the smallest tuples are the best hits, in the kernels' order."""
+    return -score, doc_id
 
 
 class Snapshot:
@@ -89,54 +103,64 @@ class Snapshot:
 
     # -- search ------------------------------------------------------------------------------------
     def search(self, queries: Sequence[dict[str, float]], top_k: int, scratch: ScratchBuffers) -> list[list[Hit]]:
-        """Exact top-``top_k`` hits of each query (``token -> weight``, weights > 0), best first."""
-        per_segment = [self._search_segment(view, queries, top_k, scratch) for view in self.views if view.n_live > 0]
-        if len(per_segment) == 1:
-            return [[Hit(doc_id, score) for doc_id, score in hits] for hits in per_segment[0]]
+        """Exact top-``top_k`` hits of each query (``token -> weight``; tokens of weight <= 0 are left
+        out), best first.
+
+        The batch is flattened once (tokens, float64 weights, CSR offsets); each segment maps the
+        tokens to its term ids in one pass (-1 where it lacks a token) and answers every query in one
+        compiled call.
+        """
+        tokens = [token for query in queries for token in query]
+        weights = np.fromiter((w for query in queries for w in query.values()), dtype=np.float64, count=len(tokens))
+        query_indptr = np.zeros(len(queries) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, queries), dtype=np.int64, count=len(queries)), out=query_indptr[1:])
+        batch = (tokens, weights, query_indptr)
+        views = [view for view in self.views if view.n_live > 0]
+        if len(views) == 1:
+            return self._search_segment(views[0], batch, top_k, scratch, Hit)
+        per_segment = [self._search_segment(view, batch, top_k, scratch, _negated) for view in views]
         merged = []
         for i in range(len(queries)):
             # (-score, doc_id) orders like the kernels: score descending, then doc_id ascending
-            best = heapq.nsmallest(top_k, ((-s, d) for hits in per_segment for d, s in hits[i]))
+            best = heapq.nsmallest(top_k, (hit for hits in per_segment for hit in hits[i]))
             merged.append([Hit(doc_id, -negative) for negative, doc_id in best])
         return merged
 
     @staticmethod
     def _search_segment(
-        view: SegmentView, queries: Sequence[dict[str, float]], top_k: int, scratch: ScratchBuffers
-    ) -> list[list[tuple[str, float]]]:
-        reader = view.reader
-        term_index = reader.term_index
-        terms: list[int] = []
-        weights: list[float] = []
-        query_indptr = np.zeros(len(queries) + 1, dtype=np.int64)
-        for i, query in enumerate(queries):
-            for token, weight in query.items():
-                term_id = term_index.get(token)
-                if term_id is not None:
-                    terms.append(term_id)
-                    weights.append(weight)
-            query_indptr[i + 1] = len(terms)
-        if not terms:
-            return [[] for _ in queries]
-        p = reader.postings
+        view: SegmentView,
+        batch: tuple[list[str], np.ndarray, np.ndarray],
+        top_k: int,
+        scratch: ScratchBuffers,
+        make: Callable[[str, float], _T],
+    ) -> list[list[_T]]:
+        """Each query's hits in one segment, built by ``make(doc_id, score)``."""
+        tokens, weights, query_indptr = batch
+        get = view.reader.term_index.get
+        terms = np.fromiter(map(get, tokens, repeat(-1)), dtype=np.int64, count=len(tokens))
+        terms[weights <= 0] = -1  # the kernels skip -1; a weight <= 0 cannot add to a score
+        if not (terms >= 0).any():
+            return [[] for _ in range(len(query_indptr) - 1)]
+        p = view.reader.compressed
         buf = scratch.get(p.n_docs)
         docs, scores, counts, _ = search_queries(
-            p.indptr, np.asarray(p.doc_idx), np.asarray(p.weights), p.max_weight, query_indptr,
-            np.asarray(terms, dtype=np.int64), np.asarray(weights, dtype=np.float64), view.live_rank, top_k,
-            buf.scores, buf.touched, buf.acc, buf.values,
+            p.window_offsets, p.doc_low, p.impacts, p.impact_scale, p.weights, p.n_windows, query_indptr, terms,
+            weights, view.live_rank, top_k, buf.scores, buf.touched, buf.acc, buf.win_touched, buf.cand_docs,
+            buf.cand_values,
         )  # fmt: skip
-        doc_ids = reader.doc_ids
+        doc_ids = view.reader.doc_ids
         return [
-            [(doc_ids[d], s) for d, s in zip(row_docs[:n], row_scores[:n], strict=True)]
+            [make(doc_ids[d], s) for d, s in zip(row_docs[:n], row_scores[:n], strict=True)]
             for row_docs, row_scores, n in zip(docs.tolist(), scores.tolist(), counts.tolist(), strict=True)
         ]
 
     def postings_touched(self, query: dict[str, float]) -> int:
         total = 0
         for view in self.views:
-            p, term_index = view.reader.postings, view.reader.term_index
+            p, term_index = view.reader.compressed, view.reader.term_index
             ids = np.asarray([term_index[t] for t in query if t in term_index], dtype=np.int64)
-            total += int((p.indptr[ids + 1] - p.indptr[ids]).sum())
+            starts = p.window_offsets[ids * p.n_windows]
+            total += int((p.window_offsets[(ids + 1) * p.n_windows] - starts).sum())
         return total
 
     def explain(self, query: dict[str, float], doc_id: str) -> dict[str, float]:
@@ -145,17 +169,22 @@ class Snapshot:
         if found is None:
             return {}
         view, doc = found
-        p, term_index = view.reader.postings, view.reader.term_index
-        contributions = {}
-        for token, q in query.items():
-            term_id = term_index.get(token)
-            if term_id is None:
-                continue
-            start, end = int(p.indptr[term_id]), int(p.indptr[term_id + 1])
-            pos = start + int(np.searchsorted(p.doc_idx[start:end], doc))
-            if pos < end and p.doc_idx[pos] == doc:
-                contributions[token] = float(q * p.weights[pos])
-        return contributions
+        term_index = view.reader.term_index
+        matched = [(token, q, term_index[token]) for token, q in query.items() if token in term_index]
+        terms = np.asarray([term for _, _, term in matched], dtype=np.int64)
+        found_at = self._positions(view, terms, np.full(len(terms), doc, dtype=np.int64))
+        weights = view.reader.compressed.weights
+        return {
+            token: float(q * weights[pos])
+            for (token, q, _), pos in zip(matched, found_at.tolist(), strict=True)
+            if pos >= 0
+        }
+
+    @staticmethod
+    def _positions(view: SegmentView, terms: np.ndarray, docs: np.ndarray) -> np.ndarray:
+        """int64: the posting position of each ``(terms[i], docs[i])`` in ``view``'s segment, -1 if none."""
+        p = view.reader.compressed
+        return positions(p.window_offsets, p.doc_low, p.n_windows, terms, docs)
 
     def document_vector(self, doc_id: str) -> dict[str, float]:
         """The stored ``token -> weight`` map of one live document (a scan of its segment's postings)."""
@@ -163,10 +192,11 @@ class Snapshot:
         if found is None:
             raise KeyError(doc_id)
         view, doc = found
-        term_ids, docs, weights = view.reader.postings.to_coo()
-        mask = docs == doc
-        vocab = view.reader.postings.vocab
-        return {vocab[t]: float(w) for t, w in zip(term_ids[mask], weights[mask], strict=True)}
+        vocab = view.reader.compressed.vocab
+        found_at = self._positions(view, np.arange(len(vocab), dtype=np.int64), np.full(len(vocab), doc, np.int64))
+        terms = np.flatnonzero(found_at >= 0)
+        weights = np.asarray(view.reader.compressed.weights)[found_at[terms]]
+        return {vocab[t]: float(w) for t, w in zip(terms.tolist(), weights.tolist(), strict=True)}
 
     def dense_windows(self, doc_id: str) -> np.ndarray:
         """The stored window embeddings of one live document, float16 (n_windows, 384).
@@ -205,20 +235,16 @@ class Snapshot:
             rows.append(i)
             docs.append(doc)
         for view, rows, docs in by_view.values():
-            p, term_index = view.reader.postings, view.reader.term_index
+            term_index = view.reader.term_index
             rows_arr, docs_arr = np.asarray(rows, dtype=np.int64), np.asarray(docs, dtype=np.int64)
+            weights = view.reader.compressed.weights
             for token, weight in query.items():
                 term_id = term_index.get(token)
                 if term_id is None:
                     continue
-                start, end = int(p.indptr[term_id]), int(p.indptr[term_id + 1])
-                # a posting list is sorted by doc_idx: one vectorised binary search for all the documents
-                posting_docs = np.asarray(p.doc_idx[start:end])
-                pos = np.searchsorted(posting_docs, docs_arr)
-                hit = pos < len(posting_docs)
-                hit[hit] = posting_docs[pos[hit]] == docs_arr[hit]
-                weights = np.asarray(p.weights[start:end])[pos[hit]].astype(np.float64)
-                scores[rows_arr[hit]] += float(weight) * weights
+                found_at = self._positions(view, np.full(len(docs_arr), term_id, dtype=np.int64), docs_arr)
+                hit = found_at >= 0
+                scores[rows_arr[hit]] += float(weight) * np.asarray(weights)[found_at[hit]].astype(np.float64)
         return scores
 
     def dense_search(self, embeddings: np.ndarray, top_k: int) -> list[list[Hit]]:
@@ -294,7 +320,7 @@ class Snapshot:
         extra: set[str] = set()
         for view in self.views:
             if view is not largest:
-                extra.update(t for t in view.reader.postings.vocab if t not in largest.reader.term_index)  # type: ignore[union-attr]
+                extra.update(t for t in view.reader.compressed.vocab if t not in largest.reader.term_index)  # type: ignore[union-attr]
         n_terms = (len(largest.reader.term_index) if largest is not None else 0) + len(extra)
         terms = empty = live = 0
         for view in self.views:

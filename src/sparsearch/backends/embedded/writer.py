@@ -26,6 +26,7 @@ import numpy as np
 
 from sparsearch._files import fsync_dir
 from sparsearch.backends.embedded.cleanup import BUILDING_FILE, remove_stale_builds, remove_unreferenced
+from sparsearch.backends.embedded.codec import CompressedPostings, compress
 from sparsearch.backends.embedded.commit import (
     ENCODER_DIR,
     MANIFEST_FILE,
@@ -35,16 +36,22 @@ from sparsearch.backends.embedded.commit import (
     publish,
     read_commit,
 )
+from sparsearch.backends.embedded.concat import Part, Written, write_concatenated
 from sparsearch.backends.embedded.docstore import DocStoreWriter
 from sparsearch.backends.embedded.index import EmbeddedIndex, check_index_target
 from sparsearch.backends.embedded.lock import LOCK_FILE, file_lock
 from sparsearch.backends.embedded.postings import PostingsBuilder, naming_bad_weights
-from sparsearch.backends.embedded.segment import segment_name, write_segment
+from sparsearch.backends.embedded.segment import segment_name, write_ids, write_segment
 from sparsearch.encoders.dense import DenseWindows
 from sparsearch.errors import IndexFormatError, IndexNotFoundError, UsageError
 from sparsearch.types import Document, EncoderFingerprint
 
 _FIRST_SEGMENT = segment_name(1)
+_RUNS = ".runs"
+RUN_POSTINGS = 32_000_000
+"""Postings a build holds in memory before writing them out as a run (about 1 GB at the peak of
+sorting them); the runs are concatenated into the segment at the end
+(:mod:`sparsearch.backends.embedded.concat`), so a build's memory does not grow with its postings."""
 
 
 class IndexWriter:
@@ -77,6 +84,7 @@ class IndexWriter:
         self.tmp = self.path.parent / f".{self.path.name}.tmp-{os.getpid()}"
         self.index: EmbeddedIndex | None = None
         self._builder = PostingsBuilder()
+        self._runs: list[tuple[Path, int, int]] = []  # (folder, documents, terms) of each written run
         self._doc_ids: list[str] = []
         self._seen: set[str] = set()
         self._store: DocStoreWriter | None = None
@@ -155,6 +163,38 @@ class IndexWriter:
             self._store.add(document.title, document.text)
         if dense is not None:
             self._dense_parts.append(dense)
+        if self._builder.n_postings >= RUN_POSTINGS:
+            self._write_run()
+
+    def _write_run(self) -> None:
+        """Write the builder's rows as a run (compressed postings, its own row numbers) and reset it."""
+        postings = self._builder.build()
+        folder = self.tmp / _RUNS / f"run-{len(self._runs):06d}"
+        folder.mkdir(parents=True)
+        packed = compress(postings)
+        for name in ("window_offsets", "doc_low", "impacts", "impact_scale", "weights"):
+            np.save(folder / f"{name}.npy", getattr(packed, name))
+        self._runs.append((folder, postings.n_docs, len(postings.vocab)))
+        self._builder.reset()
+
+    def _concatenate_runs(self, directory: Path) -> Written:
+        """Write the segment's postings from the runs (the builder's last rows written as one first)."""
+        self._write_run()
+        parts, first = [], 0
+        vocab = self._builder.vocab
+        for folder, n_docs, n_terms in self._runs:
+            arrays = {
+                name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in ("doc_low", "impacts", "weights")
+            }
+            postings = CompressedPostings(
+                vocab[:n_terms], np.load(folder / "window_offsets.npy"), arrays["doc_low"], arrays["impacts"],
+                np.load(folder / "impact_scale.npy"), arrays["weights"], n_docs,
+            )  # fmt: skip
+            parts.append(Part(postings, np.arange(n_terms, dtype=np.int64), np.arange(first, first + n_docs)))
+            first += n_docs
+        written = write_concatenated(directory, parts, vocab, first)
+        shutil.rmtree(self.tmp / _RUNS)
+        return written
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
@@ -162,21 +202,32 @@ class IndexWriter:
                 self._store.close()
             if exc_type is not None:
                 return
-            postings = self._builder.build()
             dense = DenseWindows.concat(self._dense_parts) if self.dense is not None else None
             if dense is not None and not self._dense_parts:
                 dense = DenseWindows.empty(len(self._doc_ids))
-            write_segment(self.tmp / _FIRST_SEGMENT, postings, self._doc_ids, dense=dense)
-            lengths = postings.doc_lengths()
+            segment = self.tmp / _FIRST_SEGMENT
+            if self._runs:  # a large build: its postings went to disk run by run
+                written = self._concatenate_runs(segment)
+                write_ids(segment, self._doc_ids, dense)
+                n_docs, nnz, n_terms, lengths = written.n_docs, written.nnz, written.n_terms, written.doc_lengths
+            else:
+                postings = self._builder.build()
+                write_segment(segment, postings, self._doc_ids, dense=dense)
+                n_docs, nnz, n_terms, lengths = (
+                    postings.n_docs,
+                    postings.nnz,
+                    len(postings.vocab),
+                    postings.doc_lengths(),
+                )
             manifest = build_manifest(
                 commit=1,
                 created_at=now(),
                 encoder=self.fingerprint.to_dict(),
                 encoder_dir=ENCODER_DIR,
                 next_segment=2,
-                segments=[SegmentEntry(_FIRST_SEGMENT, postings.n_docs, postings.nnz, len(postings.vocab))],
-                n_terms=len(postings.vocab),
-                avg_terms_per_doc=float(lengths.mean()) if postings.n_docs else 0.0,
+                segments=[SegmentEntry(_FIRST_SEGMENT, n_docs, nnz, n_terms)],
+                n_terms=n_terms,
+                avg_terms_per_doc=float(lengths.mean()) if n_docs else 0.0,
                 empty_documents=int((lengths == 0).sum()),
                 dense=self.dense,
             )
