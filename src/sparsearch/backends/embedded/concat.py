@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,12 +41,16 @@ from sparsearch.backends.embedded.postings import offsets_dtype
 
 @dataclass
 class Part:
-    """One input: its postings, int64 (part n_terms,) output term of each term, and int64 (part n_docs,)
-    output document of each document (-1: left out)."""
+    """One input: its postings (or a function that reads them: a build's runs are read one at a time and
+    let go, so their pages do not stay mapped), int64 (part n_terms,) output term of each term, and int64
+    (part n_docs,) output document of each document (-1: left out)."""
 
-    postings: CompressedPostings
+    source: CompressedPostings | Callable[[], CompressedPostings]
     term_map: np.ndarray
     doc_map: np.ndarray
+
+    def open(self) -> CompressedPostings:
+        return self.source() if callable(self.source) else self.source
 
 
 @dataclass
@@ -69,13 +73,13 @@ def write_concatenated(directory: Path, parts: Sequence[Part], vocab: Sequence[s
     top = np.zeros(len(vocab), dtype=np.float32)
     lengths = np.zeros(n_docs, dtype=np.int64)
     for part in parts:
-        p = part.postings
+        p = part.open()
         _count(p.window_offsets, p.doc_low, p.weights, p.n_windows, part.term_map, part.doc_map, n_windows,
                counts, top, lengths)  # fmt: skip
     used = counts.reshape(len(vocab), n_windows).sum(axis=1) > 0
     if not used.all():  # renumber the used terms
         renumber = np.cumsum(used) - 1
-        parts = [Part(part.postings, renumber[part.term_map], part.doc_map) for part in parts]
+        parts = [Part(part.source, renumber[part.term_map], part.doc_map) for part in parts]
         vocab = [token for token, keep in zip(vocab, used.tolist(), strict=True) if keep]
         counts = counts.reshape(len(used), n_windows)[used].ravel()
         top = top[used]
@@ -89,7 +93,7 @@ def write_concatenated(directory: Path, parts: Sequence[Part], vocab: Sequence[s
     outputs = {name: _create_npy(directory / f"{name}.npy", dtype, nnz) for name, dtype in _ARRAYS.items()}
     try:
         for part in parts:
-            p = part.postings
+            p = part.open()
             low = np.empty(p.nnz, dtype=np.uint16)
             impacts = np.empty(p.nnz, dtype=np.uint8)
             weights = np.empty(p.nnz, dtype=np.float32)

@@ -20,6 +20,7 @@ import contextlib
 import os
 import shutil
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,15 @@ RUN_POSTINGS = 32_000_000
 """Postings a build holds in memory before writing them out as a run (about 1 GB at the peak of
 sorting them); the runs are concatenated into the segment at the end
 (:mod:`sparsearch.backends.embedded.concat`), so a build's memory does not grow with its postings."""
+
+
+def _read_run(folder: Path, vocab: list[str], n_docs: int) -> CompressedPostings:
+    """A run's postings, read into memory (not mapped: the concatenation lets each run go after use)."""
+    arrays = {name: np.load(folder / f"{name}.npy") for name in _RUN_ARRAYS}
+    return CompressedPostings(vocab, **arrays, n_docs=n_docs)
+
+
+_RUN_ARRAYS = ("window_offsets", "doc_low", "impacts", "impact_scale", "weights")
 
 
 class IndexWriter:
@@ -172,7 +182,7 @@ class IndexWriter:
         folder = self.tmp / _RUNS / f"run-{len(self._runs):06d}"
         folder.mkdir(parents=True)
         packed = compress(postings)
-        for name in ("window_offsets", "doc_low", "impacts", "impact_scale", "weights"):
+        for name in _RUN_ARRAYS:
             np.save(folder / f"{name}.npy", getattr(packed, name))
         self._runs.append((folder, postings.n_docs, len(postings.vocab)))
         self._builder.reset()
@@ -183,14 +193,8 @@ class IndexWriter:
         parts, first = [], 0
         vocab = self._builder.vocab
         for folder, n_docs, n_terms in self._runs:
-            arrays = {
-                name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in ("doc_low", "impacts", "weights")
-            }
-            postings = CompressedPostings(
-                vocab[:n_terms], np.load(folder / "window_offsets.npy"), arrays["doc_low"], arrays["impacts"],
-                np.load(folder / "impact_scale.npy"), arrays["weights"], n_docs,
-            )  # fmt: skip
-            parts.append(Part(postings, np.arange(n_terms, dtype=np.int64), np.arange(first, first + n_docs)))
+            parts.append(Part(partial(_read_run, folder, vocab[:n_terms], n_docs), np.arange(n_terms, dtype=np.int64),
+                              np.arange(first, first + n_docs)))  # fmt: skip
             first += n_docs
         written = write_concatenated(directory, parts, vocab, first)
         shutil.rmtree(self.tmp / _RUNS)
