@@ -82,3 +82,10 @@ def test_merge_streams_segments_and_drops_deleted_documents_terms(tmp_path: Path
     order = [postings.vocab.index(f"t{t}") for t in range(VOCAB)]
     np.testing.assert_array_equal(np.diff(postings.indptr)[order], np.diff(kept.indptr))
     assert index.get_documents(["d000002"])[0].text == "text 2"
+
+
+def test_query_tokens_without_a_positive_weight_are_left_out(tmp_path: Path, matrix) -> None:
+    index = build(tmp_path / "index", matrix[:2000], 2000)
+    plain = index.search(EncodedQuery({"t3": 1.0}, FINGERPRINT), 5)
+    noisy = index.search(EncodedQuery({"t3": 1.0, "t4": float("nan"), "t5": -2.0, "t6": 0.0}, FINGERPRINT), 5)
+    assert noisy == plain and len(plain) == 5

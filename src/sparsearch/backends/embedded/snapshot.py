@@ -103,8 +103,8 @@ class Snapshot:
 
     # -- search ------------------------------------------------------------------------------------
     def search(self, queries: Sequence[dict[str, float]], top_k: int, scratch: ScratchBuffers) -> list[list[Hit]]:
-        """Exact top-``top_k`` hits of each query (``token -> weight``; tokens of weight <= 0 are left
-        out), best first.
+        """Exact top-``top_k`` hits of each query (``token -> weight``; tokens whose weight is not > 0
+        are left out), best first.
 
         The batch is flattened once (tokens, float64 weights, CSR offsets); each segment maps the
         tokens to its term ids in one pass (-1 where it lacks a token) and answers every query in one
@@ -138,7 +138,7 @@ class Snapshot:
         tokens, weights, query_indptr = batch
         get = view.reader.term_index.get
         terms = np.fromiter(map(get, tokens, repeat(-1)), dtype=np.int64, count=len(tokens))
-        terms[weights <= 0] = -1  # the kernels skip -1; a weight <= 0 cannot add to a score
+        terms[~(weights > 0)] = -1  # the kernels skip -1: weights <= 0 (and NaN) add nothing, as before
         if not (terms >= 0).any():
             return [[] for _ in range(len(query_indptr) - 1)]
         p = view.reader.compressed
