@@ -502,8 +502,7 @@ def synthetic_corpus(
     # 3. queries, weighted by the whole corpus's IDF
     term_indptr = np.zeros(vocab_size + 1, dtype=np.int64)
     np.cumsum(df, out=term_indptr[1:])
-    shape_only = Postings(profile.vocab, term_indptr, np.zeros(0, np.int32), np.zeros(0, np.float32),
-                          np.zeros(vocab_size, np.float32), n_docs)  # fmt: skip
+    shape_only = Postings(profile.vocab, term_indptr, np.zeros(0, np.int32), np.zeros(0, np.float32), n_docs)
     term_index = {t: i for i, t in enumerate(profile.vocab)}
     rows = []
     for query in generate_queries(shape_only, n_queries, seed=7):

@@ -86,8 +86,7 @@ class CompressedPostings:
 
     def to_postings(self) -> Postings:
         """The same postings as plain term-major arrays (decoded; exact weights)."""
-        max_weight = self.impact_scale * np.float32(MAX_IMPACT)  # an upper bound, not stored anywhere
-        return Postings(self.vocab, self.indptr, self.doc_idx(), self.weights, max_weight, self.n_docs)
+        return Postings(self.vocab, self.indptr, self.doc_idx(), self.weights, self.n_docs)
 
 
 def impact_scales(top: np.ndarray) -> np.ndarray:
@@ -119,6 +118,14 @@ def compress(postings: Postings) -> CompressedPostings:
     return CompressedPostings(postings.vocab, window_offsets, doc_low, impacts, scale, weights, postings.n_docs)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def impact(weight, step):
+    """The uint8 impact of ``weight`` at a term's ``step`` (float64): rounded, clipped to 1..255. Builds
+    and concatenations quantise with this one rule, so both write the same bytes."""
+    level = np.rint(np.float64(weight) / step)
+    return np.uint8(min(max(level, 1.0), MAX_IMPACT))
+
+
 @njit(cache=True, nogil=True)
 def _encode(indptr, doc_idx, weights, n_windows, scale, window_offsets, doc_low, impacts):
     """Fill the windowed arrays (see :func:`compress`) term by term, without per-posting temporaries."""
@@ -134,8 +141,7 @@ def _encode(indptr, doc_idx, weights, n_windows, scale, window_offsets, doc_low,
                 w += 1
                 window_offsets[t * n_windows + w] = p
             doc_low[p] = d & (WINDOW_DOCS - 1)
-            level = np.rint(np.float64(weights[p]) / step)
-            impacts[p] = np.uint8(min(max(level, 1.0), MAX_IMPACT))
+            impacts[p] = impact(weights[p], step)
         for rest in range(w + 1, n_windows):
             window_offsets[t * n_windows + rest] = end
     window_offsets[n_terms * n_windows] = indptr[n_terms]

@@ -29,10 +29,10 @@ from numba import njit  # noqa: E402,I001  (codec configured numba's cache befor
 
 from sparsearch._files import save_npy, write_text_synced
 from sparsearch.backends.embedded.codec import (
-    MAX_IMPACT,
     WINDOW_BITS,
     WINDOW_DOCS,
     CompressedPostings,
+    impact,
     impact_scales,
     n_windows_for,
 )
@@ -172,8 +172,7 @@ def _recode(window_offsets, doc_low, weights, n_windows, doc_map, term_map, scal
                 d = doc_map[base + np.int64(doc_low[p])]
                 if d >= 0:
                     low[out] = d & (WINDOW_DOCS - 1)
-                    level = np.rint(np.float64(weights[p]) / step)
-                    impacts[out] = np.uint8(min(max(level, 1.0), MAX_IMPACT))
+                    impacts[out] = impact(weights[p], step)
                     exact[out] = weights[p]
                     out += 1
     kept[n_terms] = out

@@ -27,6 +27,7 @@ import numpy as np
 from sparsearch.backends.embedded.commit import SegmentEntry
 from sparsearch.backends.embedded.concat import Part, Written, write_concatenated
 from sparsearch.backends.embedded.docstore import DocStoreWriter
+from sparsearch.backends.embedded.postings import PostingsBuilder
 from sparsearch.backends.embedded.segment import SegmentView, write_ids
 from sparsearch.encoders.dense import DenseWindows
 
@@ -71,8 +72,7 @@ def write_merged(directory: Path, views: Sequence[SegmentView]) -> tuple[Written
     """
     store = DocStoreWriter(directory)
     doc_ids: list[str] = []
-    vocab: list[str] = []
-    term_index: dict[str, int] = {}
+    terms = PostingsBuilder()  # only its vocabulary: term_ids_for numbers each new token
     parts, mappings = [], []
     with_dense = bool(views) and all(view.reader.dense is not None for view in views)
     dense_parts: list[DenseWindows] = []  # window embeddings follow their documents (--dense indexes)
@@ -82,11 +82,7 @@ def write_merged(directory: Path, views: Sequence[SegmentView]) -> tuple[Written
         n_live = int(live.sum())
         mapping = np.full(reader.n_docs, -1, dtype=np.int64)
         mapping[live] = len(doc_ids) + np.arange(n_live)
-        term_map = np.empty(len(reader.compressed.vocab), dtype=np.int64)
-        for i, token in enumerate(reader.compressed.vocab):
-            term_map[i] = term_index.setdefault(token, len(term_index))
-            if term_map[i] == len(vocab):
-                vocab.append(token)
+        term_map = terms.term_ids_for(reader.compressed.vocab).astype(np.int64)  # the union, in first-seen order
         # segments in order, each doc-ascending per term: every merged list stays doc-ascending
         parts.append(Part(reader.compressed, term_map, mapping))
         doc_ids.extend(doc_id for doc_id, alive in zip(reader.doc_ids, live.tolist(), strict=True) if alive)
@@ -97,6 +93,6 @@ def write_merged(directory: Path, views: Sequence[SegmentView]) -> tuple[Written
         if with_dense:
             dense_parts.append(reader.dense.take(np.flatnonzero(live)))  # type: ignore[union-attr]
     store.close()
-    written = write_concatenated(directory, parts, vocab, len(doc_ids))
+    written = write_concatenated(directory, parts, terms.vocab, len(doc_ids))
     write_ids(directory, doc_ids, DenseWindows.concat(dense_parts) if with_dense else None)
     return written, mappings

@@ -4,8 +4,8 @@ For term ``t`` (``term_id``), its postings are ``doc_idx[indptr[t]:indptr[t+1]]`
 with weights ``weights[indptr[t]:indptr[t+1]]`` (float32). In memory ``indptr`` is int64 so the
 number of postings may pass 2^31; on disk it is stored in the narrowest type that holds the postings
 count (:func:`offsets_dtype`), so the stored arrays are exactly as large as scipy's CSC arrays of the
-same matrix. ``max_weight[t]`` is the largest weight of term ``t``. Segments store postings compressed
-(:mod:`sparsearch.backends.embedded.codec`); this is the form builders produce and merges read.
+same matrix. Segments store postings compressed (:mod:`sparsearch.backends.embedded.codec`); this is
+the form builders produce and exports read.
 """
 
 from __future__ import annotations
@@ -54,13 +54,12 @@ def naming_bad_weights(documents: Sequence[Document], first_row: int) -> Iterato
 
 @dataclass
 class Postings:
-    """Term-major postings. Shapes: indptr (n_terms + 1,), doc_idx/weights (nnz,), max_weight (n_terms,)."""
+    """Term-major postings. Shapes: indptr (n_terms + 1,), doc_idx/weights (nnz,)."""
 
     vocab: list[str]
     indptr: np.ndarray
     doc_idx: np.ndarray
     weights: np.ndarray
-    max_weight: np.ndarray
     n_docs: int
 
     @property
@@ -75,18 +74,6 @@ class Postings:
         """``(term_id, doc_idx, weight)`` triples, term-major."""
         term_ids = np.repeat(np.arange(len(self.vocab), dtype=np.int32), np.diff(self.indptr))
         return term_ids, np.asarray(self.doc_idx), np.asarray(self.weights)
-
-    def without_unused_terms(self) -> Postings:
-        """The same postings without the terms that have none (a merge drops deleted documents'
-        tokens this way, so the vocabulary shrinks back)."""
-        counts = np.diff(self.indptr)
-        used = counts > 0
-        if used.all():
-            return self
-        indptr = np.zeros(int(used.sum()) + 1, dtype=np.int64)
-        np.cumsum(counts[used], out=indptr[1:])
-        vocab = [token for token, keep in zip(self.vocab, used.tolist(), strict=True) if keep]
-        return Postings(vocab, indptr, self.doc_idx, self.weights, self.max_weight[used], self.n_docs)
 
 
 class PostingsBuilder:
@@ -181,8 +168,4 @@ class PostingsBuilder:
         counts = np.bincount(terms, minlength=n_terms)
         indptr = np.zeros(n_terms + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
-        max_weight = np.zeros(n_terms, dtype=np.float32)
-        nonempty = counts > 0
-        if nonempty.any():
-            max_weight[nonempty] = np.maximum.reduceat(weights, indptr[:-1][nonempty])
-        return Postings(self.vocab, indptr, docs, weights, max_weight, self.n_docs)
+        return Postings(self.vocab, indptr, docs, weights, self.n_docs)

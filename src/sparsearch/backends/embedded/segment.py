@@ -198,7 +198,7 @@ def _read_postings(directory: Path, vocab: list[str], n_docs: int) -> Compressed
         weights = np.load(directory / "weights.npy", mmap_mode="r")
         if doc_idx.shape != weights.shape or len(doc_idx) != indptr[-1]:
             raise ValueError(f"doc_idx.npy and weights.npy do not hold the {indptr[-1]} postings of indptr.npy")
-        plain = Postings(vocab, indptr.astype(np.int64), doc_idx, weights, np.zeros(0, np.float32), n_docs)
+        plain = Postings(vocab, indptr.astype(np.int64), doc_idx, weights, n_docs)
         return compress(plain)
     packed = CompressedPostings(
         vocab=vocab,

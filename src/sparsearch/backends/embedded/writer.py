@@ -55,13 +55,13 @@ sorting them); the runs are concatenated into the segment at the end
 (:mod:`sparsearch.backends.embedded.concat`), so a build's memory does not grow with its postings."""
 
 
+_RUN_ARRAYS = ("window_offsets", "doc_low", "impacts", "impact_scale", "weights")
+
+
 def _read_run(folder: Path, vocab: list[str], n_docs: int) -> CompressedPostings:
     """A run's postings, read into memory (not mapped: the concatenation lets each run go after use)."""
     arrays = {name: np.load(folder / f"{name}.npy") for name in _RUN_ARRAYS}
     return CompressedPostings(vocab, **arrays, n_docs=n_docs)
-
-
-_RUN_ARRAYS = ("window_offsets", "doc_low", "impacts", "impact_scale", "weights")
 
 
 class IndexWriter:
