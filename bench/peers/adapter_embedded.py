@@ -1,5 +1,9 @@
 """sparsearch's embedded engine (exact; compressed postings, window kernel), built from the corpus's CSR
-rows chunk by chunk (``Corpus.iter_rows``), so a streamed 10M-document corpus is never held whole."""
+rows chunk by chunk (``Corpus.iter_rows``), so a streamed 10M-document corpus is never held whole.
+
+Queries are ``EncodedQuery`` objects (token strings, as the encoders make them): the timed searches
+include mapping tokens to term ids. One query goes through ``search`` (hits, as the REST API serves
+them); a batch through ``search_batch_ids`` (doc ids and scores, as an evaluation run reads them)."""
 
 from __future__ import annotations
 
@@ -49,7 +53,8 @@ class Embedded(Engine):
         return [int(h.doc_id) for h in self.index.search(query, k)]
 
     def search_batch(self, queries: list, k: int, threads: int) -> list[list[int]]:
-        return [[int(h.doc_id) for h in hits] for hits in self.index.search_batch(queries, k, threads=threads)]
+        ids, _ = self.index.search_batch_ids(queries, k, threads=threads)  # ids and scores, no Hit objects
+        return [[int(doc_id) for doc_id in row] for row in ids]
 
     def index_bytes(self) -> int:
         return self.index_dir_bytes()

@@ -153,6 +153,35 @@ def test_threaded_batch_search_matches_sequential(tmp_path: Path) -> None:
     assert index.search_batch(queries, 10, threads=4) == index.search_batch(queries, 10)
 
 
+def test_search_batch_ids_equals_the_hits_across_segments_threads_and_short_rows(tmp_path: Path) -> None:
+    """The bulk path (ids and scores, no Hit objects) answers as the hit path does: on an index of
+    three segments with tombstones, on one and three threads, with queries that match nothing or
+    fewer documents than asked, and with tokens of weight not > 0 left out."""
+    rng = np.random.default_rng(17)
+    corpus = random_corpus(rng, 150, 40, quantize=False)
+    ids = list(corpus)
+    build(tmp_path / "index", {d: corpus[d] for d in ids[:100]})
+    index = EmbeddedIndex.open(tmp_path / "index", auto_merge=False)
+    index.upsert([Document(doc_id=d, text="") for d in ids[100:]], [corpus[d] for d in ids[100:]])
+    index.upsert([Document(doc_id=ids[0], text="")], [{"t1": 0.5, "rare": 0.25}])
+    index.delete(ids[5:15])
+    live = {d: v for d, v in corpus.items() if d not in ids[5:15]} | {ids[0]: {"t1": 0.5, "rare": 0.25}}
+    assert len(index.snapshot().views) == 3
+    queries = [{f"t{int(t)}": float(rng.uniform(0.1, 3)) for t in rng.integers(0, 40, 6)} for _ in range(40)]
+    queries += [{"absent": 1.0}, {}, {"rare": 2.0, "t2": 0.0, "t3": float("nan"), "t4": -1.0}]
+    encoded = [EncodedQuery(q, FINGERPRINT) for q in queries]
+    for threads in (1, 3):
+        found_ids, found_scores = index.search_batch_ids(encoded, 12, threads=threads)
+        hits = index.search_batch(encoded, 12, threads=threads)
+        assert found_ids == [[h.doc_id for h in row] for row in hits]
+        assert found_scores == [[h.score for h in row] for row in hits]
+        for query, row in zip(queries, hits, strict=True):
+            positive = {t: w for t, w in query.items() if w > 0}
+            assert_same_ranking(row, brute_force(positive, live, 12))
+    assert found_ids[-3] == found_ids[-2] == []
+    assert found_ids[-1] == [ids[0]] and found_scores[-1] == [0.5]  # one match: fewer than asked
+
+
 @pytest.mark.parametrize("weight", [0.0, -1.0, float("nan"), float("inf"), 1e-46])
 def test_weights_outside_the_contract_are_refused_with_the_document(tmp_path: Path, weight: float) -> None:
     from sparsearch.errors import UsageError

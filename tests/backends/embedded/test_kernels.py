@@ -60,8 +60,10 @@ def brute_force(matrix: sp.csr_matrix, term_ids, query_weights, rank, k):
     return ordered, scores[ordered]
 
 
-def run(kernel, p: CompressedPostings, term_ids, query_weights, rank, k):
+def run(kernel, p: CompressedPostings, term_ids, query_weights, rank, k, all_live: bool | None = None):
+    """One query through ``kernel``; ``all_live`` (window kernel) defaults to "no rank is negative"."""
     n_docs = p.n_docs
+    all_live = bool((rank >= 0).all()) if all_live is None else all_live
     scores, touched = np.zeros(n_docs), np.zeros(n_docs, dtype=np.int32)
     acc = np.zeros(WINDOW_DOCS, dtype=np.float32)
     term_ids = np.asarray(term_ids, dtype=np.int64)
@@ -73,7 +75,7 @@ def run(kernel, p: CompressedPostings, term_ids, query_weights, rank, k):
     else:
         docs, found, read = window_top_k(
             p.window_offsets, p.doc_low, p.impacts, p.impact_scale, p.weights, p.n_windows, term_ids,
-            query_weights, rank, k, acc, np.zeros(WINDOW_DOCS + 1, dtype=np.int32),
+            query_weights, rank, all_live, k, acc, np.zeros(WINDOW_DOCS + 1, dtype=np.int32),
             np.zeros(n_docs, dtype=np.int32), np.zeros(n_docs, dtype=np.float32),
         )  # fmt: skip
     assert not scores.any() and not acc.any(), "the scratch accumulators must be left all zeros"
@@ -128,6 +130,49 @@ def test_kernels_equal_brute_force_across_windows(seed: int, density: float, del
     rank[rng.random(n_docs) < deleted] = -1
     for k in (1, 10, 100):
         check_query(matrix, p, rng, rank, k, dyadic=seed % 2 == 0)
+
+
+@pytest.mark.parametrize(("seed", "dyadic"), [(21, True), (22, False), (23, True)])
+def test_seeded_cut_keeps_the_exact_top_k(seed: int, dyadic: bool) -> None:
+    """Without deletions the window kernel starts its cut at the k-th largest block maximum (blocks of
+    256 documents): one window of 40,000 documents (157 blocks) with exact ties (dyadic weights,
+    repeated documents), for k below, at and above the number of blocks (no seed there)."""
+    rng = np.random.default_rng(seed)
+    n_docs = 40_000
+    matrix = random_matrix(rng, n_docs, 10, 0.15, dyadic=dyadic, duplicates=500)
+    p = compressed(matrix)
+    rank = rng.permutation(n_docs).astype(np.int32)
+    for k in (1, 10, 157, 400):
+        term_ids = rng.choice(10, size=int(rng.integers(1, 11)), replace=False)
+        query_weights = rng.choice(DYADIC, size=len(term_ids)) if dyadic else rng.uniform(0.1, 5, len(term_ids))
+        expected_docs, expected_scores = brute_force(matrix, term_ids, query_weights, rank, k)
+        seeded = run(window_top_k, p, term_ids, query_weights, rank, k, all_live=True)
+        unseeded = run(window_top_k, p, term_ids, query_weights, rank, k, all_live=False)
+        assert seeded[0] == unseeded[0] == expected_docs
+        assert seeded[1].tolist() == unseeded[1].tolist()
+        np.testing.assert_allclose(seeded[1], expected_scores, rtol=1e-12)
+
+
+def test_seeded_cut_leaves_room_for_rounding() -> None:
+    """A block whose best document leads on impacts but trails on exact weights must not set the cut:
+    D rounds up (100.51 + 100 steps: approx 201) and W rounds down (2 x 100.49: approx 200), yet W
+    scores more; F and G fix both terms' scales at 255 steps. Each sits in a block of its own, so the
+    3rd largest block maximum is D's, and a seed without the rounding band would drop W from the top 3."""
+    step = 1.0 / 255
+    dense = np.zeros((4 * 256, 2), dtype=np.float32)
+    dense[:, 0] = 0.2 * step  # every document has a posting: the window is scanned as a dense one (blocks)
+    dense[0] = [1.0, 0.0]  # F
+    dense[256] = [0.0, 1.0]  # G
+    dense[512] = [100.51 * step, 100.0 * step]  # D
+    dense[768] = [100.49 * step, 100.49 * step]  # W
+    matrix = sp.csr_matrix(dense)
+    p = compressed(matrix)
+    rank = np.arange(len(dense), dtype=np.int32)
+    expected_docs, expected_scores = brute_force(matrix, [0, 1], np.ones(2), rank, 3)
+    assert expected_docs == [0, 256, 768]
+    docs, found, _ = run(window_top_k, p, [0, 1], np.ones(2), rank, 3, all_live=True)
+    assert docs == expected_docs
+    np.testing.assert_allclose(found, expected_scores, rtol=1e-12)
 
 
 def test_window_kernel_ranks_near_ties_that_impacts_and_float32_cannot_tell_apart() -> None:
@@ -187,7 +232,7 @@ def test_search_queries_skips_absent_terms_and_picks_the_kernel() -> None:
         docs, scores, counts, kernels = search_queries(
             p.window_offsets, p.doc_low, p.impacts, p.impact_scale, p.weights, p.n_windows, query_indptr,
             np.concatenate([t for t, _ in queries]).astype(np.int64),
-            np.concatenate([w for _, w in queries]).astype(np.float64), rank, k, np.zeros(n_docs),
+            np.concatenate([w for _, w in queries]).astype(np.float64), rank, True, k, np.zeros(n_docs),
             np.zeros(n_docs, np.int32), np.zeros(WINDOW_DOCS, np.float32), np.zeros(WINDOW_DOCS + 1, np.int32),
             np.zeros(n_docs, np.int32), np.zeros(n_docs, np.float32),
         )  # fmt: skip

@@ -64,7 +64,13 @@ from sparsearch.backends.embedded.lock import LOCK_FILE, MERGE_LOCK_FILE, file_l
 from sparsearch.backends.embedded.merge import pick_all, pick_merge, write_merged
 from sparsearch.backends.embedded.postings import PostingsBuilder, naming_bad_weights
 from sparsearch.backends.embedded.segment import SegmentReader, SegmentView, segment_name, write_deletes, write_segment
-from sparsearch.backends.embedded.snapshot import ScratchBuffers, Snapshot
+from sparsearch.backends.embedded.snapshot import (
+    ChunkRunner,
+    ScratchBuffers,
+    Snapshot,
+    hit_lists,
+    run_serially,
+)
 from sparsearch.encoders.dense import DenseWindows
 from sparsearch.errors import IndexExistsError, IndexFormatError, IndexNotFoundError, UsageError
 from sparsearch.types import Document, EncodedQuery, EncoderFingerprint, Hit, SparseVector
@@ -83,10 +89,10 @@ def check_index_target(path: str | Path, *, overwrite: bool) -> None:
 
 
 BATCH_CHUNK = 32
-"""Queries per compiled call in a threaded batch. Small chunks let one thread's Python part (tokens to
-term ids, hits to doc ids) overlap another's kernel: at 10k synthetic documents on 2 cores, two kept
-threads served 24-30k queries/s with chunks of 32, 15k with one chunk per thread (no more than one
-thread: 21k)."""
+"""Queries per compiled call in a threaded batch: each thread maps its range's tokens, runs the kernel
+and looks up the hits' ids, so one thread's Python part overlaps another's kernel (see docs/engines.md,
+"Batches"). At 10k synthetic documents on 2 cores, ranges of 16, 32, 75 and 150 queries served
+within the run-to-run noise of each other (11-13 us a query); 32 keeps a batch's threads busy."""
 
 
 class EmbeddedIndex:
@@ -276,16 +282,33 @@ class EmbeddedIndex:
                 return
 
     def search_batch(self, queries: Sequence[EncodedQuery], top_k: int = 10, threads: int = 1) -> list[list[Hit]]:
-        """One hit list per query, in order; ``threads > 1`` searches chunks of at most
-        :data:`BATCH_CHUNK` queries on that many threads (one compiled call per chunk and segment,
-        which releases the GIL; the threads are kept for the next batch)."""
-        if threads <= 1 or len(queries) < 2:
-            return self._search_chunk(queries, top_k)
-        snapshot = self._snapshot  # every chunk reads the same commit
-        size = max(1, min(BATCH_CHUNK, -(-len(queries) // threads)))
-        chunks = [queries[lo : lo + size] for lo in range(0, len(queries), size)]
-        found = self._pool(threads).map(lambda chunk: self._search_chunk(chunk, top_k, snapshot), chunks)
-        return [hits for chunk in found for hits in chunk]
+        """One hit list per query, in order (see :meth:`search_batch_ids`)."""
+        return hit_lists(*self.search_batch_ids(queries, top_k, threads))
+
+    def search_batch_ids(
+        self, queries: Sequence[EncodedQuery], top_k: int = 10, threads: int = 1
+    ) -> tuple[list[list[str]], list[list[float]]]:
+        """The exact top ``top_k`` of each query as two parallel lists, without :class:`Hit` objects:
+        per query its doc ids and their scores, best first (evaluation runs and other bulk readers).
+
+        The batch is prepared once on the calling thread (tokens to term ids, one pass); with
+        ``threads > 1`` ranges of at most :data:`BATCH_CHUNK` queries go to that many kept threads,
+        where only compiled code runs (it releases the GIL); the doc ids are looked up at the end.
+        """
+        snapshot = self._snapshot  # every range reads the same commit
+        return self._ranked(queries, top_k, snapshot, self._runner(threads, len(queries)))
+
+    def _runner(self, threads: int, n_queries: int) -> ChunkRunner:
+        """How to run a batch of ``n_queries`` on ``threads`` threads (see :data:`ChunkRunner`)."""
+        if threads <= 1 or n_queries < 2:
+            return run_serially
+        pool = self._pool(threads)
+        size = max(1, min(BATCH_CHUNK, -(-n_queries // threads)))
+
+        def run(search_range: Callable, n: int) -> Iterator:
+            return pool.map(lambda lo: search_range(lo, min(lo + size, n)), range(0, n, size))
+
+        return run
 
     def _pool(self, threads: int) -> ThreadPoolExecutor:
         """This index's search threads for batches on ``threads`` threads (created on first use: their
@@ -296,16 +319,20 @@ class EmbeddedIndex:
                 pool = self._pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="sparsearch-search")
             return pool
 
-    def _search_chunk(
-        self, queries: Sequence[EncodedQuery], top_k: int, snapshot: Snapshot | None = None
-    ) -> list[list[Hit]]:
+    def _ranked(
+        self, queries: Sequence[EncodedQuery], top_k: int, snapshot: Snapshot, run: ChunkRunner = run_serially
+    ) -> tuple[list[list[str]], list[list[float]]]:
         if top_k < 1:
             raise UsageError(f"top_k must be at least 1 (got {top_k})")
-        snapshot = snapshot or self._snapshot
         where = f"index {self.path}"
         for query in queries:
             snapshot.fingerprint.check_compatible(query.encoder, where=where)
-        return snapshot.search([query.weights for query in queries], top_k, self._scratch)
+        return snapshot.ranked([query.weights for query in queries], top_k, self._scratch, run)
+
+    def _search_chunk(
+        self, queries: Sequence[EncodedQuery], top_k: int, snapshot: Snapshot | None = None
+    ) -> list[list[Hit]]:
+        return hit_lists(*self._ranked(queries, top_k, snapshot or self._snapshot))
 
     @property
     def dense_identity(self) -> dict | None:

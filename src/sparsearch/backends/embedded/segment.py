@@ -157,6 +157,13 @@ class SegmentReader:
         return self.compressed.to_postings()
 
     @cached_property
+    def doc_id_array(self) -> np.ndarray:
+        """:attr:`doc_ids` as an object array (n_docs,): a batch's hits get their ids in one indexing."""
+        array = np.empty(len(self.doc_ids), dtype=object)
+        array[:] = self.doc_ids
+        return array
+
+    @cached_property
     def doc_index(self) -> dict[str, int]:
         """external doc_id -> doc_idx (built on first use: only updates and document reads need it)."""
         return {doc_id: i for i, doc_id in enumerate(self.doc_ids)}

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import heapq
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import cached_property
-from itertools import repeat
+from itertools import accumulate, chain, repeat
 from types import SimpleNamespace
 from typing import TypeVar
 
@@ -42,6 +42,9 @@ class ScratchBuffers(threading.local):
         """``scores`` float64 (n_docs,) and ``acc`` float32 (WINDOW_DOCS,), all zeros and left so by the
         kernels; ``touched`` int32 (n_docs,), ``win_touched`` int32 (WINDOW_DOCS + 1,), ``cand_docs``
         int32 and ``cand_values`` float32 (n_docs,)."""
+        views = getattr(self, "views", None)
+        if views is not None and views.scores.shape[0] == n_docs:  # the same segment as last time
+            return views
         buffers = getattr(self, "buffers", None)
         if buffers is None or len(buffers.scores) < n_docs:
             size = max(n_docs, 1)
@@ -53,7 +56,7 @@ class ScratchBuffers(threading.local):
                 cand_docs=np.empty(size, dtype=np.int32),
                 cand_values=np.empty(size, dtype=np.float32),
             )
-        return SimpleNamespace(
+        self.views = SimpleNamespace(
             scores=buffers.scores[:n_docs],
             touched=buffers.touched[:n_docs],
             acc=buffers.acc,
@@ -61,11 +64,25 @@ class ScratchBuffers(threading.local):
             cand_docs=buffers.cand_docs[:n_docs],
             cand_values=buffers.cand_values[:n_docs],
         )
+        return self.views
 
 
-def _negated(doc_id: str, score: float) -> tuple[float, str]:
-    """A hit as ``(-score, doc_id)``: the smallest tuples are the best hits, in the kernels' order."""
-    return -score, doc_id
+ChunkRunner = Callable[[Callable[[int, int], _T], int], Iterable[_T]]
+"""How a batch's kernel calls are run: ``run(search_range, n_queries)`` calls ``search_range(lo, hi)`` on
+ranges that cover ``[0, n_queries)`` in order (on other threads, maybe) and yields the results in order."""
+
+
+def hit_lists(ids: list[list[str]], scores: list[list[float]]) -> list[list[Hit]]:
+    """:class:`Hit` lists from :meth:`Snapshot.ranked`'s parallel lists."""
+    return [
+        [Hit(doc_id, score) for doc_id, score in zip(row_ids, row_scores, strict=True)]
+        for row_ids, row_scores in zip(ids, scores, strict=True)
+    ]
+
+
+def run_serially(search_range: Callable[[int, int], _T], n_queries: int) -> list[_T]:
+    """The :data:`ChunkRunner` of one thread: the whole batch in one call."""
+    return [search_range(0, n_queries)]
 
 
 class Snapshot:
@@ -102,57 +119,83 @@ class Snapshot:
         return None
 
     # -- search ------------------------------------------------------------------------------------
-    def search(self, queries: Sequence[dict[str, float]], top_k: int, scratch: ScratchBuffers) -> list[list[Hit]]:
-        """Exact top-``top_k`` hits of each query (``token -> weight``; tokens whose weight is not > 0
-        are left out), best first.
+    def ranked(
+        self, queries: Sequence[dict[str, float]], top_k: int, scratch: ScratchBuffers, run: ChunkRunner = run_serially
+    ) -> tuple[list[list[str]], list[list[float]]]:
+        """Exact top-``top_k`` of each query (``token -> weight``; tokens whose weight is not > 0 are left
+        out) as parallel lists: per query its doc ids and their scores, best first.
 
-        The batch is flattened once (tokens, float64 weights, CSR offsets); each segment maps the
-        tokens to its term ids in one pass (-1 where it lacks a token) and answers every query in one
-        compiled call.
+        The batch is flattened once (tokens, float64 weights, CSR offsets); each segment maps the tokens
+        to its term ids in one pass (-1 where it lacks a token), then ``run`` hands query ranges to the
+        compiled kernels (one call per range, which releases the GIL), and the doc ids of all hits are
+        looked up in one indexing of an object array.
         """
-        tokens = [token for query in queries for token in query]
-        weights = np.fromiter((w for query in queries for w in query.values()), dtype=np.float64, count=len(tokens))
-        query_indptr = np.zeros(len(queries) + 1, dtype=np.int64)
-        np.cumsum(np.fromiter(map(len, queries), dtype=np.int64, count=len(queries)), out=query_indptr[1:])
+        tokens = list(chain.from_iterable(queries))
+        values = chain.from_iterable(query.values() for query in queries)
+        weights = np.fromiter(values, dtype=np.float64, count=len(tokens))
+        query_indptr = np.fromiter(accumulate(map(len, queries), initial=0), dtype=np.int64, count=len(queries) + 1)
         batch = (tokens, weights, query_indptr)
-        views = [view for view in self.views if view.n_live > 0]
-        if len(views) == 1:
-            return self._search_segment(views[0], batch, top_k, scratch, Hit)
-        per_segment = [self._search_segment(view, batch, top_k, scratch, _negated) for view in views]
-        merged = []
+        found = [self._ranked_segment(view, batch, top_k, scratch, run) for view in self.views if view.n_live > 0]
+        if len(found) == 1:
+            return found[0]
+        ids: list[list[str]] = []
+        scores: list[list[float]] = []
         for i in range(len(queries)):
             # (-score, doc_id) orders like the kernels: score descending, then doc_id ascending
-            best = heapq.nsmallest(top_k, (hit for hits in per_segment for hit in hits[i]))
-            merged.append([Hit(doc_id, -negative) for negative, doc_id in best])
-        return merged
+            best = heapq.nsmallest(
+                top_k, ((-score, doc_id) for seg_ids, seg_scores in found for doc_id, score in
+                        zip(seg_ids[i], seg_scores[i], strict=True))
+            )  # fmt: skip
+            ids.append([doc_id for _, doc_id in best])
+            scores.append([-negative for negative, _ in best])
+        return ids, scores
 
     @staticmethod
-    def _search_segment(
+    def _ranked_segment(
         view: SegmentView,
         batch: tuple[list[str], np.ndarray, np.ndarray],
         top_k: int,
         scratch: ScratchBuffers,
-        make: Callable[[str, float], _T],
-    ) -> list[list[_T]]:
-        """Each query's hits in one segment, built by ``make(doc_id, score)``."""
+        run: ChunkRunner,
+    ) -> tuple[list[list[str]], list[list[float]]]:
+        """Each query's top ``top_k`` in one segment: doc ids and scores, best first.
+
+        Each range of queries is prepared, searched and turned into lists by the thread that runs it:
+        with two threads, one thread's Python part (tokens to term ids, hits to doc ids) overlaps the
+        other's compiled call (mapping a whole batch up front took 2.7 us a query, cache-cold after
+        the previous batch's kernels, on one thread while the other waited; see docs/engines.md).
+        """
         tokens, weights, query_indptr = batch
         get = view.reader.term_index.get
-        terms = np.fromiter(map(get, tokens, repeat(-1)), dtype=np.int64, count=len(tokens))
-        terms[~(weights > 0)] = -1  # the kernels skip -1: weights <= 0 (and NaN) add nothing, as before
-        if not (terms >= 0).any():
-            return [[] for _ in range(len(query_indptr) - 1)]
         p = view.reader.compressed
-        buf = scratch.get(p.n_docs)
-        docs, scores, counts, _ = search_queries(
-            p.window_offsets, p.doc_low, p.impacts, p.impact_scale, p.weights, p.n_windows, query_indptr, terms,
-            weights, view.live_rank, top_k, buf.scores, buf.touched, buf.acc, buf.win_touched, buf.cand_docs,
-            buf.cand_values,
-        )  # fmt: skip
-        doc_ids = view.reader.doc_ids
-        return [
-            [make(doc_ids[d], s) for d, s in zip(row_docs[:n], row_scores[:n], strict=True)]
-            for row_docs, row_scores, n in zip(docs.tolist(), scores.tolist(), counts.tolist(), strict=True)
-        ]
+        all_live = len(view.deleted) == 0
+        doc_id_array = view.reader.doc_id_array
+
+        def search_range(lo: int, hi: int) -> tuple[list[list[str]], list[list[float]]]:
+            start, stop = int(query_indptr[lo]), int(query_indptr[hi])
+            # -1 for tokens the segment lacks; the kernel skips them and weights not > 0 (NaN included)
+            terms = np.fromiter(map(get, tokens[start:stop], repeat(-1)), dtype=np.int64, count=stop - start)
+            buf = scratch.get(p.n_docs)  # the calling thread's buffers
+            docs, scores, counts, _ = search_queries(
+                p.window_offsets, p.doc_low, p.impacts, p.impact_scale, p.weights, p.n_windows,
+                query_indptr[lo : hi + 1], terms, weights[start:stop], view.live_rank, all_live, top_k,
+                buf.scores, buf.touched, buf.acc, buf.win_touched, buf.cand_docs, buf.cand_values,
+            )  # fmt: skip
+            ids = doc_id_array[docs].tolist()  # -1 past a short row's count: sliced off below
+            score_rows = scores.tolist()
+            n_hits = counts.tolist()
+            if min(n_hits) == docs.shape[1]:
+                return ids, score_rows
+            return [row[:n] for row, n in zip(ids, n_hits, strict=True)], [
+                row[:n] for row, n in zip(score_rows, n_hits, strict=True)
+            ]
+
+        ids: list[list[str]] = []
+        scores: list[list[float]] = []
+        for range_ids, range_scores in run(search_range, len(query_indptr) - 1):
+            ids.extend(range_ids)
+            scores.extend(range_scores)
+        return ids, scores
 
     def postings_touched(self, query: dict[str, float]) -> int:
         total = 0
