@@ -289,11 +289,11 @@ class EmbeddedIndex:
         self, queries: Sequence[EncodedQuery], top_k: int = 10, threads: int = 1
     ) -> tuple[list[list[str]], list[list[float]]]:
         """The exact top ``top_k`` of each query as two parallel lists, without :class:`Hit` objects:
-        per query its doc ids and their scores, best first (evaluation runs and other bulk readers).
+        per query its doc ids and their scores, best first (for bulk readers that need no more).
 
-        The batch is prepared once on the calling thread (tokens to term ids, one pass); with
-        ``threads > 1`` ranges of at most :data:`BATCH_CHUNK` queries go to that many kept threads,
-        where only compiled code runs (it releases the GIL); the doc ids are looked up at the end.
+        The batch is flattened once on the calling thread; with ``threads > 1``, ranges of at most
+        :data:`BATCH_CHUNK` queries go to that many kept threads, each mapping its range's tokens to
+        term ids, running the compiled kernel (which releases the GIL) and looking up its hits' ids.
         """
         snapshot = self._snapshot  # every range reads the same commit
         return self._ranked(queries, top_k, snapshot, self._runner(threads, len(queries)))

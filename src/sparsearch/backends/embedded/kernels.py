@@ -346,7 +346,7 @@ def _kth_largest(values, n, k, heap):
 @njit(cache=True, nogil=True, inline="always")
 def _complete(v, doc, terms, qs, n_ne, window_offsets, doc_low, impacts, n_windows):
     """``doc``'s approximate score: its essential part ``v`` plus its non-essential terms' impacts
-    (terms ``[0, n_ne)``, found by binary search), added in a fixed order."""
+    (terms ``[0, n_ne)``, found by :func:`_find`), added in a fixed order."""
     for i in range(n_ne - 1, -1, -1):
         pos = _find(window_offsets, doc_low, n_windows, terms[i], doc)
         if pos >= 0:
@@ -373,7 +373,7 @@ def window_top_k(
     each window's block maxima) and scratch ``acc``: float32 (WINDOW_DOCS,), all zeros on entry and left so;
     ``win_touched``: int32 (WINDOW_DOCS + 1,); ``cand_docs``: int32 (n_docs,); ``cand_values``:
     float32 (n_docs,). Costs the postings of the essential terms of each window (3 bytes each), a pass
-    over the windows they touch, and a binary search per candidate and non-essential term.
+    over the windows they touch, and a search per candidate and non-essential term.
     ``postings_read`` counts the postings scanned.
     """
     n_q = term_ids.shape[0]
@@ -441,7 +441,7 @@ def window_top_k(
                 local = np.int64(win_touched[jj])
                 v = acc[local]
                 acc[local] = 0.0
-                if v >= partial_cut and doc_rank[base + local] >= 0:
+                if v >= partial_cut and v > 0.0 and doc_rank[base + local] >= 0:
                     v = _complete(v, base + local, terms, qs, n_ne, window_offsets, doc_low, impacts, n_windows)
                     if v >= cut:
                         size, cut, n_cand = _offer(
@@ -493,8 +493,9 @@ def window_top_k(
                     acc[x] = 0.0
 
     # Rescoring, latest candidates first (they passed the highest cuts): once k exact scores are known,
-    # a candidate whose exact score is at most a_d + E (up to rounding) below the k-th of them cannot
-    # enter the top k and is skipped. Scores are summed in the query's term order, as taat_top_k does.
+    # a candidate whose a_d + E (its largest possible exact score, with rounding) is below the k-th of
+    # them cannot enter the top k and is skipped. Scores are summed in the query's term order, as
+    # taat_top_k does.
     exact_heap = np.empty(k, dtype=np.float64)  # min-heap of the best exact scores so far
     n_exact = 0
     docs = np.empty(n_cand, dtype=np.int32)

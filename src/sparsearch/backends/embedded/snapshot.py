@@ -125,10 +125,11 @@ class Snapshot:
         """Exact top-``top_k`` of each query (``token -> weight``; tokens whose weight is not > 0 are left
         out) as parallel lists: per query its doc ids and their scores, best first.
 
-        The batch is flattened once (tokens, float64 weights, CSR offsets); each segment maps the tokens
-        to its term ids in one pass (-1 where it lacks a token), then ``run`` hands query ranges to the
-        compiled kernels (one call per range, which releases the GIL), and the doc ids of all hits are
-        looked up in one indexing of an object array.
+        The batch is flattened once (tokens, float64 weights, CSR offsets); per segment, ``run`` hands
+        ranges of queries to :meth:`_ranked_segment`'s worker, which maps the range's tokens to the
+        segment's term ids in one pass (-1 where it lacks a token), answers them in one compiled call
+        (which releases the GIL) and looks up the doc ids of all hits in one indexing of an object
+        array. Several segments' lists are merged per query.
         """
         tokens = list(chain.from_iterable(queries))
         values = chain.from_iterable(query.values() for query in queries)
