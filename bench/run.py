@@ -183,10 +183,11 @@ def cached_index(
     2 cores), not what is measured. ``--reencode`` rebuilds it after an encoder change. A model in
     :data:`SAME_DOCUMENTS` takes the document vectors of its partner's cached index (encoded once).
     ``name`` names the cache entry (default: the model's name); the model's ``config.json``
-    content is part of the key (:func:`model_stamp`), so a re-made model is re-encoded. ``dense``
+    content is part of the key (:func:`model_stamp`), so a re-made model is re-encoded, and so is
+    the corpus file's content (not its path or time: a fresh clone reuses the cache). ``dense``
     also stores the dense windows (``sparsearch index --dense``) for the hybrid mode."""
-    stat = (data / "corpus.jsonl").stat()
-    identity = f"{model}|{model_stamp(model)}|{data.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    corpus = hashlib.sha256((data / "corpus.jsonl").read_bytes()).hexdigest()
+    identity = f"{model}|{model_stamp(model)}|{data.name}|{corpus}"
     key = hashlib.sha256(identity.encode()).hexdigest()[:12]
     path = work / "indexes" / f"{name or Path(model).name}{'-dense' if dense else ''}-{data.name}-{key}"
     if reencode and path.name not in _REENCODED:

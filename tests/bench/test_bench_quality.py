@@ -62,6 +62,24 @@ def test_caches_are_keyed_by_the_model_content(run_module, tiny_data: Path, tmp_
     assert run_module.model_stamp(str(first)) == run_module.model_stamp(str(second)) != ""
 
 
+def test_encoded_collections_are_keyed_by_the_corpus_content(run_module, tiny_data: Path, tmp_path: Path) -> None:
+    """A fresh clone (same corpus bytes, another folder, a new file time) reuses the cached index; a
+    changed corpus gets a new one."""
+    import shutil
+
+    work = tmp_path / "work"
+    first = run_module.cached_index("bm25", tiny_data, work)
+    built = (first / "manifest.json").stat().st_mtime_ns
+    clone = tmp_path / "clone" / tiny_data.name
+    shutil.copytree(tiny_data, clone)  # new mtimes
+    assert run_module.cached_index("bm25", clone, work) == first
+    assert (first / "manifest.json").stat().st_mtime_ns == built, "reused, not rebuilt"
+    with (clone / "corpus.jsonl").open("a") as corpus:
+        corpus.write('{"_id": "extra", "title": "", "text": "one more document"}\n')
+    changed = run_module.cached_index("bm25", clone, work)
+    assert changed != first and (changed / "manifest.json").is_file()
+
+
 def test_failed_adapt_becomes_an_error_row(run_module, tiny_data: Path, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(run_module, "run_adapt", lambda *args: "no documents to train on")
     rows = run_module.quality_rows([tiny_data], [run_module.ADAPTED], tmp_path)
