@@ -179,6 +179,7 @@ def test_search_batch_ids_equals_the_hits_across_segments_threads_and_short_rows
             positive = {t: w for t, w in query.items() if w > 0}
             assert_same_ranking(row, brute_force(positive, live, 12))
     assert found_ids[-3] == found_ids[-2] == []
+    assert index.search_batch_ids([], 12) == ([], []) and index.search_batch([], 12, threads=3) == []
     assert found_ids[-1] == [ids[0]] and found_scores[-1] == [0.5]  # one match: fewer than asked
 
 

@@ -185,7 +185,7 @@ class Snapshot:
             ids = doc_id_array[docs].tolist()  # -1 past a short row's count: sliced off below
             score_rows = scores.tolist()
             n_hits = counts.tolist()
-            if min(n_hits) == docs.shape[1]:
+            if min(n_hits, default=docs.shape[1]) == docs.shape[1]:  # full rows (or an empty batch)
                 return ids, score_rows
             return [row[:n] for row, n in zip(ids, n_hits, strict=True)], [
                 row[:n] for row, n in zip(score_rows, n_hits, strict=True)
