@@ -343,15 +343,25 @@ def _kth_largest(values, n, k, heap):
     return heap[0]
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _complete(v, doc, terms, qs, n_ne, window_offsets, doc_low, impacts, n_windows):
-    """``doc``'s approximate score: its essential part ``v`` plus its non-essential terms' impacts
-    (terms ``[0, n_ne)``, found by :func:`_find`), added in a fixed order."""
+@njit(cache=True, nogil=True)
+def _candidate(
+    v, doc, terms, qs, n_ne, window_offsets, doc_low, impacts, n_windows, heap, size, k, shrink, band, cand_docs,
+    cand_values, n_cand, cut, partial_cut, partial_bits, slack, rest,
+):  # fmt: skip
+    """A live document of a window's pass whose essential part ``v`` can reach the cut: add its
+    non-essential terms' impacts (terms ``[0, n_ne)``, found by :func:`_find`, in a fixed order) and
+    offer it (:func:`_offer`); a risen cut lowers the bar anew. The pass's loops keep the test of every
+    document and call this for the few that pass: a helper that also took the test, called for every
+    document, made the kernel eight times slower.
+    Returns the new ``(size, cut, n_cand, partial_cut, partial_bits)``."""
     for i in range(n_ne - 1, -1, -1):
         pos = _find(window_offsets, doc_low, n_windows, terms[i], doc)
         if pos >= 0:
             v += qs[i] * np.float32(impacts[pos])
-    return v
+    if v >= cut:
+        size, cut, n_cand = _offer(v, doc, heap, size, k, shrink, band, cand_docs, cand_values, n_cand, cut)
+        partial_cut, partial_bits = _round_down(cut * (1.0 - slack) - rest)
+    return size, cut, n_cand, partial_cut, partial_bits
 
 
 @njit(cache=True, nogil=True)
@@ -442,12 +452,10 @@ def window_top_k(
                 v = acc[local]
                 acc[local] = 0.0
                 if v >= partial_cut and v > 0.0 and doc_rank[base + local] >= 0:
-                    v = _complete(v, base + local, terms, qs, n_ne, window_offsets, doc_low, impacts, n_windows)
-                    if v >= cut:
-                        size, cut, n_cand = _offer(
-                            v, base + local, heap, size, k, shrink, band, cand_docs, cand_values, n_cand, cut
-                        )
-                        partial_cut, partial_bits = _round_down(cut * (1.0 - slack) - rest)
+                    size, cut, n_cand, partial_cut, partial_bits = _candidate(
+                        v, base + local, terms, qs, n_ne, window_offsets, doc_low, impacts, n_windows, heap, size,
+                        k, shrink, band, cand_docs, cand_values, n_cand, cut, partial_cut, partial_bits, slack, rest,
+                    )  # fmt: skip
             continue
         n_blocks = (width + _BLOCK - 1) // _BLOCK
         for b in range(n_blocks):  # the largest partial score of each block, as int32 bits: vectorised
@@ -478,12 +486,11 @@ def window_top_k(
                 for local in range(lo, hi):
                     v = acc[local]
                     if v >= partial_cut and v > 0.0 and doc_rank[base + local] >= 0:
-                        v = _complete(v, base + local, terms, qs, n_ne, window_offsets, doc_low, impacts, n_windows)
-                        if v >= cut:
-                            size, cut, n_cand = _offer(
-                                v, base + local, heap, size, k, shrink, band, cand_docs, cand_values, n_cand, cut
-                            )
-                            partial_cut, partial_bits = _round_down(cut * (1.0 - slack) - rest)
+                        size, cut, n_cand, partial_cut, partial_bits = _candidate(
+                            v, base + local, terms, qs, n_ne, window_offsets, doc_low, impacts, n_windows, heap,
+                            size, k, shrink, band, cand_docs, cand_values, n_cand, cut, partial_cut, partial_bits,
+                            slack, rest,
+                        )  # fmt: skip
             if hi - lo == _BLOCK:  # zeroed through a fixed-length view: a plain loop over [lo, hi) did
                 zone = acc[lo : lo + _BLOCK]  # not vectorise and cost 0.4 ms a million documents
                 for x in range(_BLOCK):
