@@ -89,3 +89,33 @@ def test_directory_bytes_counts_files_recursively(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "b").write_bytes(b"123")
     assert directory_bytes(tmp_path) == 8
+
+
+def test_directory_bytes_skips_files_removed_during_the_walk(tmp_path: Path, monkeypatch) -> None:
+    """A merge may delete a segment's files while the stats route sums the folder: no error, a file
+    removed before it is looked at counts as gone, one removed after counts as seen."""
+    import os
+
+    (tmp_path / "kept").write_bytes(b"12345")
+    (tmp_path / "gone").write_bytes(b"1")
+    (tmp_path / "late").write_bytes(b"123")
+    real_stat = os.stat
+    removed: set[str] = set()
+
+    def stat(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        name = os.path.basename(path)
+        if name == "gone" and name not in removed:
+            removed.add(name)
+            os.remove(path)  # removed between the listing and the look
+        found = real_stat(path, *args, **kwargs)
+        if name == "late" and name not in removed:
+            removed.add(name)
+            os.remove(path)  # removed right after the first look (rglob then stat failed here)
+        return found
+
+    monkeypatch.setattr(os, "stat", stat)
+    assert directory_bytes(tmp_path) == 8
+    monkeypatch.undo()
+    (tmp_path / "link").symlink_to(tmp_path / "kept")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    assert directory_bytes(tmp_path) == 10  # links followed as Path.is_file does; a dangling one counts 0

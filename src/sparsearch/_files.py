@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -58,5 +59,17 @@ def write_json_atomic(path: Path, payload: object) -> None:
 
 
 def directory_bytes(path: Path) -> int:
-    """Total size in bytes of the files under ``path`` (recursively)."""
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    """Total size in bytes of the regular files under ``path`` (recursively, links followed as
+    ``Path.is_file`` does). A file or folder that a concurrent writer removes during the walk (a merge
+    of a live index) counts as gone: ``os.walk`` skips vanished folders, and a vanished file is skipped
+    here, where ``rglob`` then ``stat`` raised FileNotFoundError into the index-stats route."""
+    total = 0
+    for folder, _, files in os.walk(path):
+        for name in files:
+            try:
+                info = os.stat(os.path.join(folder, name))
+            except FileNotFoundError:
+                continue
+            if stat.S_ISREG(info.st_mode):
+                total += info.st_size
+    return total
