@@ -1,10 +1,12 @@
 """Differential tests of the search kernels over compressed postings: the window kernel (impacts, then
-exact rescoring of the candidates) and term-at-a-time (exact weights) against a brute-force dot
-product, on random postings with ties and tombstones, on corpora spanning several windows (sparse and
-dense windows), on near-ties that neither float32 nor 8-bit impacts can tell apart, and through the
-batch entry point."""
+exact rescoring of the candidates), the exact window-by-window kernel and term-at-a-time (both exact
+weights) against a brute-force dot product, on random postings with ties and tombstones, on corpora
+spanning several windows (sparse and dense windows), on near-ties that neither float32 nor 8-bit
+impacts can tell apart, and through the batch entry point."""
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import pytest
@@ -14,8 +16,11 @@ from hypothesis import strategies as st
 
 from sparsearch.backends.embedded.codec import WINDOW_DOCS, CompressedPostings, compress
 from sparsearch.backends.embedded.kernels import (
+    EXACT,
+    EXACT_MAX_WINDOWS,
     TAAT,
     WINDOW,
+    exact_top_k,
     positions,
     search_queries,
     taat_top_k,
@@ -61,7 +66,8 @@ def brute_force(matrix: sp.csr_matrix, term_ids, query_weights, rank, k):
 
 
 def run(kernel, p: CompressedPostings, term_ids, query_weights, rank, k, all_live: bool | None = None):
-    """One query through ``kernel``; ``all_live`` (window kernel) defaults to "no rank is negative"."""
+    """One query through ``kernel``; ``all_live`` (window and exact kernels) defaults to "no rank is
+    negative"."""
     n_docs = p.n_docs
     all_live = bool((rank >= 0).all()) if all_live is None else all_live
     scores, touched = np.zeros(n_docs), np.zeros(n_docs, dtype=np.int32)
@@ -71,6 +77,10 @@ def run(kernel, p: CompressedPostings, term_ids, query_weights, rank, k, all_liv
     if kernel is taat_top_k:
         docs, found, read = taat_top_k(
             p.window_offsets, p.doc_low, p.weights, p.n_windows, term_ids, query_weights, rank, k, scores, touched
+        )
+    elif kernel is exact_top_k:
+        docs, found, read = exact_top_k(
+            p.window_offsets, p.doc_low, p.weights, p.n_windows, term_ids, query_weights, rank, all_live, k, scores
         )
     else:
         docs, found, read = window_top_k(
@@ -90,9 +100,10 @@ def check_query(matrix, p, rng, rank, k, dyadic: bool) -> None:
     taat_docs, taat_scores, _ = run(taat_top_k, p, term_ids, query_weights, rank, k)
     assert taat_docs == expected_docs
     np.testing.assert_allclose(taat_scores, expected_scores, rtol=1e-12)
-    docs, found, _ = run(window_top_k, p, term_ids, query_weights, rank, k)
-    assert docs == expected_docs
-    assert found.tolist() == taat_scores.tolist(), "same term order, same float64 sums"
+    for kernel in (window_top_k, exact_top_k):
+        docs, found, _ = run(kernel, p, term_ids, query_weights, rank, k)
+        assert docs == expected_docs
+        assert found.tolist() == taat_scores.tolist(), "same term order, same float64 sums"
 
 
 @settings(max_examples=150, deadline=None)
@@ -134,20 +145,21 @@ def test_kernels_equal_brute_force_across_windows(seed: int, density: float, del
 
 @pytest.mark.parametrize(("seed", "dyadic"), [(21, True), (22, False), (23, True)])
 def test_seeded_cut_keeps_the_exact_top_k(seed: int, dyadic: bool) -> None:
-    """Without deletions the window kernel starts its cut at the k-th largest block maximum (blocks of
-    256 documents): one window of 40,000 documents (157 blocks) with exact ties (dyadic weights,
-    repeated documents), for k below, at and above the number of blocks (no seed there)."""
+    """Without deletions the window and exact kernels start their cut at the k-th largest block maximum
+    (blocks of 256 and 128 documents): one window of 40,000 documents (157 and 313 blocks) with exact
+    ties (dyadic weights, repeated documents), for k below, at and above the number of blocks (no seed
+    there)."""
     rng = np.random.default_rng(seed)
     n_docs = 40_000
     matrix = random_matrix(rng, n_docs, 10, 0.15, dyadic=dyadic, duplicates=500)
     p = compressed(matrix)
     rank = rng.permutation(n_docs).astype(np.int32)
-    for k in (1, 10, 157, 400):
+    for k, kernel in itertools.product((1, 10, 157, 313, 400), (window_top_k, exact_top_k)):
         term_ids = rng.choice(10, size=int(rng.integers(1, 11)), replace=False)
         query_weights = rng.choice(DYADIC, size=len(term_ids)) if dyadic else rng.uniform(0.1, 5, len(term_ids))
         expected_docs, expected_scores = brute_force(matrix, term_ids, query_weights, rank, k)
-        seeded = run(window_top_k, p, term_ids, query_weights, rank, k, all_live=True)
-        unseeded = run(window_top_k, p, term_ids, query_weights, rank, k, all_live=False)
+        seeded = run(kernel, p, term_ids, query_weights, rank, k, all_live=True)
+        unseeded = run(kernel, p, term_ids, query_weights, rank, k, all_live=False)
         assert seeded[0] == unseeded[0] == expected_docs
         assert seeded[1].tolist() == unseeded[1].tolist()
         np.testing.assert_allclose(seeded[1], expected_scores, rtol=1e-12)
@@ -175,7 +187,8 @@ def test_seeded_cut_leaves_room_for_rounding() -> None:
     np.testing.assert_allclose(found, expected_scores, rtol=1e-12)
 
 
-def test_window_kernel_ranks_near_ties_that_impacts_and_float32_cannot_tell_apart() -> None:
+@pytest.mark.parametrize("kernel", [window_top_k, exact_top_k])
+def test_kernels_rank_near_ties_that_impacts_and_float32_cannot_tell_apart(kernel) -> None:
     """Documents 1 + d * 2^-30 (d < 64) all sum to 1.0 in float32 and share one impact; the exact order
     must still win, and a doc-id rank that prefers the wrong documents must not decide. Decoys within
     one impact step below fill the heap first."""
@@ -190,20 +203,21 @@ def test_window_kernel_ranks_near_ties_that_impacts_and_float32_cannot_tell_apar
     rank = np.arange(n_docs, dtype=np.int32)  # prefers the lowest doc, the worst of the tied group
     for k in (1, 5, 63, 64, 70):
         expected_docs, expected_scores = brute_force(matrix, [0, 1, 2], np.ones(3), rank, k)
-        docs, found, _ = run(window_top_k, p, [0, 1, 2], np.ones(3), rank, k)
+        docs, found, _ = run(kernel, p, [0, 1, 2], np.ones(3), rank, k)
         assert docs == expected_docs
         assert found.tolist() == expected_scores.tolist()
     assert expected_docs[:3] == [n_docs - 1, n_docs - 2, n_docs - 3]
 
 
-def test_all_documents_identical_tie_by_rank() -> None:
+@pytest.mark.parametrize("kernel", [window_top_k, exact_top_k])
+def test_all_documents_identical_tie_by_rank(kernel) -> None:
     rng = np.random.default_rng(5)
     n_docs = WINDOW_DOCS + 500
     dense = np.zeros((n_docs, 4), dtype=np.float32)
     dense[:, :3] = [0.5, 1.25, 2.0]  # every document has the same vector
     p = compressed(sp.csr_matrix(dense))
     rank = rng.permutation(n_docs).astype(np.int32)
-    docs, found, _ = run(window_top_k, p, [2, 0, 1], [0.3, 1.7, 0.9], rank, 10)
+    docs, found, _ = run(kernel, p, [2, 0, 1], [0.3, 1.7, 0.9], rank, 10)
     assert docs == np.argsort(rank)[:10].tolist()
     assert len(set(found.tolist())) == 1
 
@@ -220,15 +234,20 @@ def test_positions_find_every_posting_and_only_those() -> None:
     assert (positions(p.window_offsets, p.doc_low, p.n_windows, np.zeros(len(absent), np.int64), absent) == -1).all()
 
 
-def test_search_queries_skips_absent_terms_and_picks_the_kernel() -> None:
+@pytest.mark.parametrize(
+    ("n_docs", "picks"),
+    [(2000, ((10, EXACT), (500, TAAT))), (EXACT_MAX_WINDOWS * WINDOW_DOCS + 100, ((10, WINDOW), (20_000, TAAT)))],
+)
+def test_search_queries_skips_absent_terms_and_picks_the_kernel(n_docs: int, picks) -> None:
+    """Term-at-a-time for many hits a document, else the exact kernel up to EXACT_MAX_WINDOWS windows
+    and the window kernel past them."""
     rng = np.random.default_rng(9)
-    n_docs = 2000
     matrix = random_matrix(rng, n_docs, 10, 0.2, dyadic=True, duplicates=50)
     p = compressed(matrix)
     rank = rng.permutation(n_docs).astype(np.int32)
     queries = [([0, -1, 3], [1.0, 9.0, 0.5]), ([-1], [2.0]), ([4, 5, 6, 7], [0.25, 0.5, 0.75, 1.0])]
     query_indptr = np.cumsum([0] + [len(t) for t, _ in queries])
-    for k, kernel in ((10, WINDOW), (500, TAAT)):
+    for k, kernel in picks:
         docs, scores, counts, kernels = search_queries(
             p.window_offsets, p.doc_low, p.impacts, p.impact_scale, p.weights, p.n_windows, query_indptr,
             np.concatenate([t for t, _ in queries]).astype(np.int64),
