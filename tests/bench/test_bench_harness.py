@@ -75,3 +75,39 @@ def test_report_says_which_sections_an_earlier_run_measured(run_module) -> None:
     kept = report.earlier_run_note("2026-11-28T07:00:00+00:00", result, report.KEPT_SECTION)
     assert kept[0].startswith("Measured by an earlier run (2026-11-28T07:00:00+00:00) and kept")
     assert "before sections were dated" in report.earlier_run_note(None, result, report.KEPT_SECTION)[0]
+
+
+def test_a_qps_pass_repeats_the_batch_until_its_time_is_up(run_module, monkeypatch) -> None:
+    """Each QPS pass runs the whole batch again until QPS_PASS_S seconds have passed and counts every
+    query answered. On a fake clock that only a batch moves (0.2 s each): 3 batches a 0.5 s pass."""
+    import harness  # on the path while run_module is loaded
+
+    class Clock:
+        now = 0.0
+
+    class Batches:
+        calls = 0
+
+        def prepare_queries(self) -> list:
+            return [{"t1": 1.0}] * 30
+
+        def variants(self) -> list[dict]:
+            return [{}]
+
+        def set_variant(self, variant: dict) -> None:
+            pass
+
+        def search(self, query, k: int) -> list[int]:
+            return [0]
+
+        def search_batch(self, queries: list, k: int, threads: int) -> list[list[int]]:
+            self.calls += 1
+            Clock.now += 0.2
+            return [[0]] * len(queries)
+
+    monkeypatch.setattr(harness, "time", type("FakeTime", (), {"perf_counter": staticmethod(lambda: Clock.now)}))
+    monkeypatch.setattr(harness, "QPS_PASS_S", 0.5)
+    engine = Batches()
+    out = harness.time_queries(engine, k=10, repeats=2, threads=2)
+    assert engine.calls == 1 + 2 * 3  # the warm-up batch, then 3 a pass
+    assert out["variants"][0]["qps_passes"] == pytest.approx([3 * 30 / 0.6, 3 * 30 / 0.6])

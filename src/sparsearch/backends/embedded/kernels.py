@@ -537,15 +537,15 @@ def window_top_k(
     return out_docs, out_scores, postings_read
 
 
-# -- exact top-k of a one-window segment, from the exact weights ------------------------------------------
+# -- exact top-k of a small segment, from the exact weights ------------------------------------------------
 #
-# A segment of at most one window (WINDOW_DOCS documents) is scored exactly: every posting adds
-# ``q_t * weight`` into a float64 accumulator of the segment (512 KB at most: in L2), term by term in
-# the query's order, so the sums are those of taat_top_k and of the window kernel's rescoring, bit for
-# bit. Scanning 6 bytes a posting instead of 3 costs less here than the window kernel's rescoring, which
-# took half of a 10k-document search (~150 posting searches a query, cache-cold weights). The top k is
-# then picked like the window kernel's pass, without a rounding band: the k-th largest block maximum
-# seeds the cut when no document is deleted, and only blocks whose maximum reaches the cut are visited.
+# A segment of at most EXACT_MAX_WINDOWS windows is scored exactly, window by window: every posting adds
+# ``q_t * weight`` into a float64 accumulator of the window (512 KB: in L2), term by term in the query's
+# order, so the sums are those of taat_top_k and of the window kernel's rescoring, bit for bit. Scanning
+# 6 bytes a posting instead of 3 costs less here than the window kernel's rescoring, which took half of
+# a 10k-document search (~150 posting searches a query, cache-cold weights). The top k is then picked
+# like the window kernel's pass, without a rounding band: the k-th largest block maximum seeds the cut
+# when no document is deleted, and only blocks whose maximum reaches the cut are visited.
 
 _EXACT_BLOCK = 128
 
@@ -647,8 +647,8 @@ def exact_top_k(window_offsets, doc_low, weights, n_windows, term_ids, query_wei
 # -- the engine's entry point: a batch of queries, the kernel picked per query ---------------------------
 
 TAAT_MIN_DOCS_PER_HIT = 16
-"""The window kernel runs when the segment has at least this many documents per requested hit; below,
-most touched documents are candidates and the term-at-a-time kernel is faster."""
+"""The window and exact kernels run when the segment has at least this many documents per requested hit;
+below, most touched documents are candidates and the term-at-a-time kernel is faster."""
 EXACT_MAX_WINDOWS = 2
 """Segments of at most this many windows (131,072 documents) are searched by :func:`exact_top_k`, larger
 ones by :func:`window_top_k`. Measured on synthetic corpora of the cisi profile, kernels only, one
@@ -665,7 +665,8 @@ def search_one(
 ):  # fmt: skip
     """Exact top-``k`` of one query (``terms`` int64 (q,), ``qw`` float64 (q,), q >= 1) by the kernel
     that suits it: term-at-a-time when ``k`` is large for the segment, else :func:`exact_top_k` in a
-    segment of one window and :func:`window_top_k` in larger ones. Arguments as for :func:`search_queries`.
+    segment of up to :data:`EXACT_MAX_WINDOWS` windows and :func:`window_top_k` in larger ones.
+    Arguments as for :func:`search_queries`.
 
     Returns:
         ``(docs, scores, kernel)``: int32 (m,) and float64 (m,), best first, and the kernel code.
@@ -712,7 +713,8 @@ def search_queries(
     Returns:
         ``(docs, scores, counts, kernels)``: int32 (n, k') and float64 (n, k') with k' = min(k, n_docs),
         best first, row i valid up to ``counts[i]`` (int64); ``kernels`` int8 (n,): the kernel code
-        (:data:`TAAT`, :data:`EXACT`, :data:`WINDOW`) of each query, -1 for a query with no terms in the segment.
+        (:data:`TAAT`, :data:`EXACT`, :data:`WINDOW`) of each query, -1 for a query with no terms in the
+        segment.
     """
     n = query_indptr.shape[0] - 1
     width = min(k, doc_rank.shape[0])
