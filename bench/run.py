@@ -1,7 +1,8 @@
 """The benchmark suite: one command regenerates every table and plot of bench/README.md.
 
     .venv/bin/python bench/run.py            # real collections + synthetic 10k/100k (~15 min on 2 cores)
-    .venv/bin/python bench/run.py --full     # + synthetic 1M and 10M documents on four profiles (hours)
+    .venv/bin/python bench/run.py --full     # + 1M documents on four profiles, 10M on the first (~2 h)
+    .venv/bin/python bench/run.py --full --resume   # continue an interrupted run of the same command
 
 1. describe the machine (CPU, cores, memory, load average) and create the peers' virtualenv
    (bench/peers/env.py: PISA, Seismic, Lucene/pyserini, splade-index; never the project's env),
@@ -18,8 +19,9 @@
    every engine; exact top-10, recall against it, nDCG@10 from each engine's own top-10,
 4. engines at scale: synthetic corpora fitted to the model's vectors on one collection per profile
    (``--profiles``; the first collection, all four with --full): document frequency per token, terms per
-   document, weight distribution; queries of 5-15 tokens weighted by IDF; 10k and 100k documents (1M and
-   10M with --full; above 2M the corpus is streamed: regenerated chunk by chunk, never stored),
+   document, weight distribution; queries of 5-15 tokens weighted by IDF; 10k and 100k documents (1M with
+   --full, and 10M on its first profile; above 2M the corpus is streamed: regenerated chunk by chunk,
+   never stored); bench.json is written after every row, so ``--resume`` continues a cut run,
 5. write bench/results/bench.json, the PNG plots and bench/README.md (bench/report.py).
 
 Every engine runs in fresh processes (build, then query) with the same timing protocol
@@ -42,11 +44,13 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from sparsearch.eval.synthetic import CorpusProfile
 
 BENCH = Path(__file__).resolve().parent
@@ -55,7 +59,19 @@ PEERS = BENCH / "peers"
 sys.path.insert(0, str(PEERS))
 
 SIZES = [10_000, 100_000]
-FULL_SIZES = [10_000, 100_000, 1_000_000, 10_000_000]
+FULL_SIZES = [10_000, 100_000, 1_000_000]
+"""``--full``: the synthetic corpus sizes of every profile."""
+LARGEST = 10_000_000
+"""``--full``: the size the first profile also runs at (a streamed corpus). ~50 min on 2 cores with PISA
+(whose build alone takes ~26 min), so on one profile: four would take longer than the rest of the run."""
+FIRST_PROFILE_ONLY = {
+    "lucene-impact": (
+        1_000_000,
+        "with --full, run from 1M documents on the first profile only: its build takes ~835 s per 1M documents "
+        "(JSONL, then Anserini's indexer), ~14 min a profile with its queries",
+    )
+}
+"""engine -> (size, reason): ``--full`` runs the engine from that size on the first profile only."""
 ADAPTED = "adapted"
 """In ``QUALITY_MODELS``: the model ``sparsearch adapt`` makes from each collection's documents."""
 QUALITY_MODELS = [
@@ -596,14 +612,19 @@ def summarise(result: dict, exact: list[list[int]] | None, qrels_of=None) -> Non
 
 def run_engines(
     corpus: Path, work: Path, engines: list[str], options: dict, interpreters: dict, repeats: int, n_docs: int,
-    timeout: int, qrels_of=None,
+    timeout: int, qrels_of=None, skip: dict[str, str] | None = None,
 ) -> list[dict]:  # fmt: skip
+    """Every engine built and queried on ``corpus`` (``n_docs`` documents), in order; an engine over its
+    size limit, its estimated build time or named in ``skip`` (engine -> reason) gets a skipped entry."""
     results = []
     exact = None
     for engine in engines:
         limit, reason = MAX_DOCS.get(engine, (10**12, ""))
         if n_docs > limit:
             results.append({"engine": engine, "skipped": reason})
+            continue
+        if skip and engine in skip:
+            results.append({"engine": engine, "skipped": skip[engine]})
             continue
         rate = BUILD_S_PER_MILLION.get(engine, 0.0)
         estimate = (rate + (REGENERATE_S_PER_MILLION if n_docs > STREAM_ABOVE else 0.0)) * n_docs / 1e6
@@ -641,23 +662,64 @@ def quantisation_options(corpus: Path, opensearch: dict) -> dict:
     }
 
 
+class ScalePlan(NamedTuple):
+    """What the scale section runs on one profile."""
+
+    data: Path
+    """The collection the synthetic corpora are fitted to."""
+    sizes: list[int]
+    """Corpus sizes, in documents, in running order."""
+    first_only: dict[str, tuple[int, str]]
+    """engine -> (size, reason): not run from that size on this profile (``--full``, profiles after the first)."""
+
+
+def scale_plan(args: argparse.Namespace, collections: list[Path]) -> list[ScalePlan]:
+    """The profiles and sizes of the scale section, the first profile first: ``--profiles`` (or the
+    first ``--data`` collection) at ``--sizes`` (or 10k and 100k); with ``--full``, the four profiles,
+    the first ``--data`` collection first, at 10k, 100k and 1M, and the first profile also at 10M
+    (``LARGEST``), with ``FIRST_PROFILE_ONLY``'s engines at their large sizes on it alone."""
+    if args.profiles:
+        names = list(dict.fromkeys(args.profiles))
+    elif args.full:
+        names = list(dict.fromkeys([collections[0].name, *FOUR_COLLECTIONS]))
+    else:
+        names = [collections[0].name]
+    plans = []
+    for i, name in enumerate(names):
+        data = next((c for c in collections if c.name == name), ROOT / "data" / name)
+        if args.sizes:
+            plans.append(ScalePlan(data, list(args.sizes), {}))
+        elif args.full:
+            plans.append(ScalePlan(data, FULL_SIZES + [LARGEST] * (i == 0), {} if i == 0 else FIRST_PROFILE_ONLY))
+        else:
+            plans.append(ScalePlan(data, list(SIZES), {}))
+    return plans
+
+
 def scale_rows(
-    profile: CorpusProfile, name: str, sizes: list[int], args: argparse.Namespace, engines: list[str], opensearch: dict,
-    interpreters: dict, run_at: str,
-) -> list[dict]:  # fmt: skip
-    """One row per size: a synthetic corpus drawn from ``profile`` (a ``CorpusProfile`` of collection
-    ``name``), every engine built and queried on it, the corpus folder removed afterwards."""
-    rows = []
-    for size in sizes:
+    profile: CorpusProfile, plan: ScalePlan, args: argparse.Namespace, engines: list[str], opensearch: dict,
+    interpreters: dict, run_at: str, done: dict[int, dict],
+) -> Iterator[dict]:  # fmt: skip
+    """One row per size of ``plan``: a synthetic corpus drawn from ``profile`` (the ``CorpusProfile`` of
+    ``plan.data``), every engine built and queried on it, the corpus folder removed afterwards. A size
+    in ``done`` (size -> row: rows an interrupted run of the same command finished) yields that row."""
+    name = plan.data.name
+    for size in plan.sizes:
+        if size in done:
+            log(f"{size:,} documents fitted to {name}: kept from the interrupted run (--resume)")
+            yield done[size]
+            continue
         corpus = args.work / "corpora" / f"synthetic-{name}-{size}"
         shutil.rmtree(corpus, ignore_errors=True)
         log(f"generating {size:,} documents fitted to {name}{' (streamed)' if size > STREAM_ABOVE else ''}")
         meta = synthetic_corpus(profile, size, args.queries, corpus, with_text=size <= MAX_DOCS["bm25s"][0])
         options = quantisation_options(corpus, opensearch)
-        engine_rows = run_engines(corpus, args.work, engines, options, interpreters, args.repeats, size, args.timeout)
-        rows.append({**meta, "engines": engine_rows, "run_at": run_at})
+        skip = {engine: reason for engine, (limit, reason) in plan.first_only.items() if size >= limit}
+        engine_rows = run_engines(
+            corpus, args.work, engines, options, interpreters, args.repeats, size, args.timeout, skip=skip
+        )
         shutil.rmtree(corpus, ignore_errors=True)
-    return rows
+        yield {**meta, "engines": engine_rows, "run_at": run_at}
 
 
 def opensearch_server(action: str, heap: str) -> dict:
@@ -675,10 +737,34 @@ def opensearch_server(action: str, heap: str) -> dict:
     }
 
 
+def scale_section(profiles: dict[str, dict], install_errors: dict) -> dict:
+    """The scale section of bench.json: ``profiles`` (name -> {"profile", "rows"}) in the order of
+    ``FOUR_COLLECTIONS``, then any other."""
+    order = {name: i for i, name in enumerate(FOUR_COLLECTIONS)}
+    ranked = sorted(profiles.items(), key=lambda item: order.get(item[0], len(order)))
+    return {"profiles": dict(ranked), "install_errors": install_errors}
+
+
+def write_result(result: dict, output: Path, started: float, partial: bool) -> None:
+    """Write bench.json: after every scale row with ``partial`` (what ``--resume`` continues), and once
+    at the end without it. ``started``: the run's ``time.perf_counter()`` at its start."""
+    result["load_average_end"] = load_average()
+    result["wall_s"] = time.perf_counter() - started + result.get("resumed_after_s", 0.0)
+    result.pop("partial", None)
+    if partial:
+        result["partial"] = True
+    output.parent.mkdir(parents=True, exist_ok=True)
+    temporary = output.with_suffix(".tmp")
+    temporary.write_text(json.dumps(result, indent=1) + "\n")
+    temporary.replace(output)  # a run killed while writing leaves the last checkpoint whole
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "--full", action="store_true", help="add the 1M- and 10M-document synthetic corpora, on all four profiles"
+        "--full",
+        action="store_true",
+        help="the four profiles at 10k, 100k and 1M documents, and the first profile at 10M too (~2 h on 2 cores)",
     )
     parser.add_argument("--model", default=None, help="model whose vectors the engines index (default: see above)")
     parser.add_argument("--queries", type=int, default=300, help="synthetic queries per corpus")
@@ -715,6 +801,11 @@ def main() -> None:
     parser.add_argument(
         "--no-adapt", action="store_true", help="leave out the adapted rows (sparsearch adapt: minutes per collection)"
     )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted run of the same command (--output holds it): its scale rows are kept",
+    )
     parser.add_argument("--work", type=Path, default=cache_dir() / "bench-work")
     parser.add_argument("--output", type=Path, default=BENCH / "results" / "bench.json")
     args = parser.parse_args()
@@ -723,12 +814,17 @@ def main() -> None:
     started = time.perf_counter()
     model = args.model or default_model()
     collections = args.data or bundled_collections()
-    sizes = args.sizes or (FULL_SIZES if args.full else SIZES)
+    plans = scale_plan(args, collections)
+    sizes = sorted({size for plan in plans for size in plan.sizes})
     args.work.mkdir(parents=True, exist_ok=True)
     previous = json.loads(args.output.read_text()) if args.output.exists() else {}
+    command = " ".join(["bench/run.py", *(a for a in sys.argv[1:] if a != "--resume")])
+    if args.resume and not (previous.get("partial") and previous.get("command") == command):
+        found = f"an interrupted run of `{previous['command']}`" if previous.get("partial") else "no interrupted run"
+        parser.error(f"--resume: {args.output} holds {found}; run without --resume to start anew")
     result: dict = {
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join(["bench/run.py", *sys.argv[1:]]),
+        "created_at": previous["created_at"] if args.resume else datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": command,
         "machine": machine(),
         "load_average_start": load_average(),
         "model": model,
@@ -736,6 +832,9 @@ def main() -> None:
         "repeats": args.repeats,
         "sections": {},
     }
+    if args.resume:  # the wall time so far, and when each part started
+        result["resumed_after_s"] = previous["wall_s"]
+        result["resumed_at"] = [*previous.get("resumed_at", []), datetime.now(UTC).isoformat(timespec="seconds")]
     for section in SECTIONS:  # sections not rerun keep their last results
         if section not in args.sections and section in previous.get("sections", {}):
             result["sections"][section] = previous["sections"][section]
@@ -827,41 +926,35 @@ def main() -> None:
             result["sections"]["real"] = {"rows": rows, "install_errors": failed_installs}
             result["sections"]["real"]["run_at"] = result["created_at"]
 
-        # 4. scale, per profile
+        # 4. scale, per profile; the results so far are written after every row (a checkpoint for --resume)
         if "scale" in args.sections:
             from report import scale_profiles
 
-            if args.profiles:
-                profile_data = [ROOT / "data" / name for name in args.profiles]
-            else:
-                profile_data = [ROOT / "data" / name for name in FOUR_COLLECTIONS] if args.full else collections[:1]
             kept = scale_profiles(previous.get("sections", {}).get("scale") or {})
-            profiles: dict[str, dict] = {}
-            for data in profile_data:
-                rows = scale_rows(
-                    load_profile(cached_index(model, data, args.work, args.reencode)), data.name, sizes, args,
-                    engines, opensearch, interpreters, result["created_at"],
-                )  # fmt: skip
-                if args.sizes:  # an explicit size list adds to (or replaces) the rows of the last run
-                    old = kept.get(data.name, {}).get("rows", [])
-                    rows = sorted([r for r in old if r["docs"] not in sizes] + rows, key=lambda r: r["docs"])
-                profiles[data.name] = {"profile": f"{model} on {data.name}", "rows": rows}
-            if args.sizes or args.profiles:  # a partial run keeps the profiles it left out
-                profiles = {**{name: p for name, p in kept.items() if name not in profiles}, **profiles}
-            order = {name: i for i, name in enumerate(FOUR_COLLECTIONS)}
-            result["sections"]["scale"] = {
-                "profiles": dict(sorted(profiles.items(), key=lambda item: order.get(item[0], len(order)))),
-                "install_errors": failed_installs,
-            }
+            partial = bool(args.sizes or args.profiles)  # a partial run keeps the profiles and sizes it leaves out
+            profiles: dict[str, dict] = dict(kept) if partial else {}
+            for plan in plans:
+                name = plan.data.name
+                old = kept.get(name, {}).get("rows", [])
+                done = {r["docs"]: r for r in old if args.resume and r.get("run_at") == result["created_at"]}
+                others = [r for r in old if r["docs"] not in plan.sizes] if args.sizes else []
+                profile = load_profile(cached_index(model, plan.data, args.work, args.reencode))
+                rows: list[dict] = []
+                for row in scale_rows(
+                    profile, plan, args, engines, opensearch, interpreters, result["created_at"], done
+                ):  # fmt: skip
+                    rows.append(row)
+                    merged = sorted(others + rows, key=lambda r: r["docs"])
+                    profiles[name] = {"profile": f"{model} on {name}", "rows": merged}
+                    result["sections"]["scale"] = scale_section(profiles, failed_installs)
+                    write_result(result, args.output, started, partial=True)
+            result["sections"]["scale"] = scale_section(profiles, failed_installs)
     finally:
         if opensearch and "error" not in opensearch:
             log("stopping OpenSearch")
             opensearch_server("stop", args.opensearch_heap)
 
-    result["load_average_end"] = load_average()
-    result["wall_s"] = time.perf_counter() - started
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=1) + "\n")
+    write_result(result, args.output, started, partial=False)
     log(f"wrote {args.output} ({result['wall_s'] / 60:.1f} min)")
 
     # 5. report
