@@ -750,13 +750,13 @@ def write_result(result: dict, output: Path, started: float, partial: bool) -> N
     at the end without it. ``started``: the run's ``time.perf_counter()`` at its start."""
     result["load_average_end"] = load_average()
     result["wall_s"] = time.perf_counter() - started + result.get("resumed_after_s", 0.0)
+    from sparsearch._files import write_json_atomic
+
     result.pop("partial", None)
     if partial:
         result["partial"] = True
     output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = output.with_suffix(".tmp")
-    temporary.write_text(json.dumps(result, indent=1) + "\n")
-    temporary.replace(output)  # a run killed while writing leaves the last checkpoint whole
+    write_json_atomic(output, result)  # a run killed while writing leaves the last checkpoint whole
 
 
 def main() -> None:
