@@ -15,8 +15,11 @@ CHUNK = 100_000
 """Documents per ``IndexWriter.add_csr`` call."""
 PLAIN_POSTINGS = ("indptr.npy", "doc_idx.npy", "weights.npy", "max_weight.npy")
 """Postings files of the plain format (index format 2 and older): all of them are scanned."""
-COMPRESSED_POSTINGS = ("window_offsets.npy", "doc_low.npy", "impacts.npy", "impact_scale.npy")
-"""Postings files of the compressed segment format: the arrays the search kernels scan."""
+COMPRESSED_POSTINGS = (
+    "window_offsets.npy", "doc_low.npy", "impacts.npy", "impact_scale.npy", "block_rows.npy", "block_max.npy"
+)  # fmt: skip
+"""Postings files of the compressed segment format: the arrays the search kernels scan (the block maxima
+included: the window kernel reads them instead of the light terms' postings)."""
 RESCORING = ("weights.npy",)
 """Stored beside the compressed postings: the exact float32 weights, read only to rescore the few
 candidates that can reach the top k (4 bytes a posting, not scanned)."""

@@ -14,7 +14,13 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sparsearch.backends.embedded.codec import WINDOW_DOCS, CompressedPostings, compress
+from sparsearch.backends.embedded.codec import (
+    BLOCKS_PER_WINDOW,
+    WINDOW_DOCS,
+    CompressedPostings,
+    block_maxima,
+    compress,
+)
 from sparsearch.backends.embedded.kernels import (
     EXACT,
     EXACT_MAX_WINDOWS,
@@ -32,12 +38,16 @@ from sparsearch.backends.embedded.postings import PostingsBuilder
 DYADIC = np.array([0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.25])
 
 
-def compressed(matrix: sp.csr_matrix) -> CompressedPostings:
-    """The (n_docs x vocab) float32 matrix as a segment's compressed postings."""
+def compressed(matrix: sp.csr_matrix, min_postings: int | None = 1) -> CompressedPostings:
+    """The (n_docs x vocab) float32 matrix as a segment's compressed postings, with block maxima for the
+    terms of at least ``min_postings`` postings (default: every term, so that the window kernel prunes;
+    None: the codec's rule)."""
     coo = matrix.tocoo()
     builder = PostingsBuilder([f"t{i}" for i in range(matrix.shape[1])])
     builder.add_coo(coo.col, coo.row, coo.data, matrix.shape[0])
-    return compress(builder.build())
+    p = compress(builder.build())
+    p.block_rows, p.block_max = block_maxima(p.window_offsets, p.doc_low, p.impacts, p.n_docs, min_postings)
+    return p
 
 
 def random_matrix(rng, n_docs: int, vocab: int, density: float, dyadic: bool, duplicates: int) -> sp.csr_matrix:
@@ -86,7 +96,7 @@ def run(kernel, p: CompressedPostings, term_ids, query_weights, rank, k, all_liv
         docs, found, read = window_top_k(
             p.window_offsets, p.doc_low, p.impacts, p.impact_scale, p.weights, p.n_windows, term_ids,
             query_weights, rank, all_live, k, acc, np.zeros(WINDOW_DOCS + 1, dtype=np.int32),
-            np.zeros(n_docs, dtype=np.int32), np.zeros(n_docs, dtype=np.float32),
+            np.zeros(n_docs, dtype=np.int32), np.zeros(n_docs, dtype=np.float32), *p.block_bounds(),
         )  # fmt: skip
     assert not scores.any() and not acc.any(), "the scratch accumulators must be left all zeros"
     return docs.tolist(), found, read
@@ -119,7 +129,7 @@ def check_query(matrix, p, rng, rank, k, dyadic: bool) -> None:
 def test_kernels_equal_brute_force(seed, n_docs, vocab, k, dyadic, duplicates, deleted) -> None:
     rng = np.random.default_rng(seed)
     matrix = random_matrix(rng, n_docs, vocab, float(rng.uniform(0.05, 1.0)), dyadic, duplicates)
-    p = compressed(matrix)
+    p = compressed(matrix, int(rng.choice([1, max(1, n_docs // 4), n_docs + 1])))  # all, some or no rows
     rank = rng.permutation(n_docs).astype(np.int32)  # doc_id order differs from doc_idx order
     rank[rng.random(n_docs) < deleted] = -1  # tombstones: never returned, never set a threshold
     for _ in range(4):
@@ -141,6 +151,50 @@ def test_kernels_equal_brute_force_across_windows(seed: int, density: float, del
     rank[rng.random(n_docs) < deleted] = -1
     for k in (1, 10, 100):
         check_query(matrix, p, rng, rank, k, dyadic=seed % 2 == 0)
+
+
+def test_block_maxima_are_each_terms_largest_impact_in_each_strided_block() -> None:
+    rng = np.random.default_rng(12)
+    n_docs = WINDOW_DOCS + 30_000
+    dense = random_matrix(rng, n_docs, 5, 0.002, dyadic=False, duplicates=0).toarray()
+    dense[:, 3] = 0.0  # no postings: no row
+    matrix = sp.csr_matrix(dense)
+    p = compressed(matrix, min_postings=1)
+    csc = matrix.tocsc()
+    rows, maxima = p.block_bounds()
+    assert rows.tolist() == [0, 1, 2, -1, 3]
+    impacts = np.asarray(p.impacts)
+    for term in (0, 1, 2, 4):
+        expected = np.zeros(maxima.shape[1], dtype=np.uint8)
+        docs = csc.indices[csc.indptr[term] : csc.indptr[term + 1]]
+        block = (docs >> 16) * BLOCKS_PER_WINDOW + (docs & (BLOCKS_PER_WINDOW - 1))  # window, then offset mod 4096
+        np.maximum.at(expected, block, impacts[csc.indptr[term] : csc.indptr[term + 1]])
+        np.testing.assert_array_equal(maxima[rows[term]], expected)
+    default_rows, _ = compressed(matrix, min_postings=None).block_bounds()  # the codec's rule: none this sparse
+    assert (default_rows == -1).all()
+
+
+def test_window_kernel_skips_light_common_terms_and_stays_exact() -> None:
+    """One rare heavy term and five common light ones over three windows: once the cut exceeds twice
+    the light terms' bounds, they turn non-essential (their postings are not scanned), and the
+    documents their block maxima could still lift are completed by search; the top k stays exact."""
+    rng = np.random.default_rng(13)
+    n_docs = 2 * WINDOW_DOCS + 20_000
+    dense = np.zeros((n_docs, 6), dtype=np.float32)
+    heavy = rng.random(n_docs) < 0.003
+    dense[heavy, 0] = rng.uniform(1.0, 3.0, heavy.sum())
+    light = rng.random((n_docs, 5)) < 0.5
+    dense[:, 1:] = np.where(light, rng.uniform(0.001, 0.1, light.shape), 0.0)
+    matrix = sp.csr_matrix(dense)
+    p = compressed(matrix, min_postings=None)
+    assert (p.block_bounds()[0] >= 0).tolist() == [False] + [True] * 5  # the rare term has no row
+    rank = rng.permutation(n_docs).astype(np.int32)
+    for k in (1, 10, 50):
+        expected_docs, expected_scores = brute_force(matrix, range(6), np.ones(6), rank, k)
+        docs, found, read = run(window_top_k, p, range(6), np.ones(6), rank, k)
+        assert docs == expected_docs
+        np.testing.assert_allclose(found, expected_scores, rtol=1e-12)
+        assert read < 0.5 * matrix.nnz, "the light terms' postings are skipped after the first window"
 
 
 @pytest.mark.parametrize(("seed", "dyadic"), [(21, True), (22, False), (23, True)])
@@ -249,7 +303,8 @@ def test_search_queries_skips_absent_terms_and_picks_the_kernel(n_docs: int, pic
     query_indptr = np.cumsum([0] + [len(t) for t, _ in queries])
     for k, kernel in picks:
         docs, scores, counts, kernels = search_queries(
-            p.window_offsets, p.doc_low, p.impacts, p.impact_scale, p.weights, p.n_windows, query_indptr,
+            p.window_offsets, p.doc_low, p.impacts, p.impact_scale, p.weights, p.n_windows, *p.block_bounds(),
+            query_indptr,
             np.concatenate([t for t, _ in queries]).astype(np.int64),
             np.concatenate([w for _, w in queries]).astype(np.float64), rank, True, k, np.zeros(n_docs),
             np.zeros(n_docs, np.int32), np.zeros(WINDOW_DOCS, np.float32), np.zeros(WINDOW_DOCS + 1, np.int32),

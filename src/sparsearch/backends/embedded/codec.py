@@ -10,11 +10,20 @@ window ``w`` (``n_windows`` windows, term-major)::
 
 ``impact_scale[t]`` is the term's largest weight / 255, and ``impacts`` round to nearest, never below
 1 (a posting never looks absent), so ``|weight - impact_scale * impact| <= impact_scale`` (half that,
-except for weights under half a step). The kernels score every document from the impacts into a
-window-sized float32 accumulator, keep the documents whose approximate score can still reach the
-top k under that bound, and rescore only those from ``weights`` (see
-:mod:`sparsearch.backends.embedded.kernels`): results equal exact float32-weight scoring, while a
-query reads 3 bytes a posting instead of the 8 of ``(int32 doc, float32 weight)``.
+except for weights under half a step).
+
+The kernels score every document from the impacts into a window-sized float32 accumulator, keep the
+documents whose approximate score can still reach the top k under that bound, and rescore only those
+from ``weights`` (see :mod:`sparsearch.backends.embedded.kernels`): results equal exact float32-weight
+scoring, while a query reads 3 bytes a posting instead of the 8 of ``(int32 doc, float32 weight)``.
+
+Block maxima bound what a term can add to a group of documents, so that the kernels can skip the
+postings of light terms. Window ``w``'s documents fall in ``BLOCKS_PER_WINDOW`` blocks of
+``BLOCK_DOCS``, strided: offset ``o`` is in block ``o % BLOCKS_PER_WINDOW`` (the kernels then take the
+blocks' largest partial scores as element-wise maxima of contiguous rows, which vectorise). A term
+with at least half as many postings as blocks (its row then costs at most two thirds of its
+postings' bytes) has a row ``block_rows[t]`` (else -1) of ``block_max`` (uint8 (n_rows, n_windows *
+BLOCKS_PER_WINDOW)): its largest impact in each block, 0 where it has none.
 Details and measurements: docs/engines.md ("Embedded engine: postings format").
 """
 
@@ -36,6 +45,8 @@ WINDOW_DOCS = 1 << WINDOW_BITS
 """Documents per window: a uint16 ``doc_low`` addresses them, and the kernels' window accumulator
 (float32, 256 KB) stays in a core's L2 cache."""
 MAX_IMPACT = 255
+BLOCK_DOCS = 16
+BLOCKS_PER_WINDOW = WINDOW_DOCS // BLOCK_DOCS
 
 
 def n_windows_for(n_docs: int) -> int:
@@ -48,7 +59,9 @@ class CompressedPostings:
     """One segment's postings in the windowed layout of the module docstring.
 
     Shapes: window_offsets int64 (n_terms * n_windows + 1,); doc_low uint16, impacts uint8 and
-    weights float32 (nnz,); impact_scale float32 (n_terms,). Arrays may be memory-mapped.
+    weights float32 (nnz,); impact_scale float32 (n_terms,); block_rows int32 (n_terms,) and
+    block_max uint8 (n_rows, n_windows * BLOCKS_PER_WINDOW), or None until :meth:`block_bounds` derives
+    them from the postings. Arrays may be memory-mapped.
     """
 
     vocab: list[str]
@@ -58,6 +71,15 @@ class CompressedPostings:
     impact_scale: np.ndarray
     weights: np.ndarray
     n_docs: int
+    block_rows: np.ndarray | None = None
+    block_max: np.ndarray | None = None
+
+    def block_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(block_rows, block_max)`` (see the module docstring): the stored ones, or derived from the
+        postings on first use (segments written before block maxima were stored) and kept."""
+        if self.block_rows is None or self.block_max is None:
+            self.block_rows, self.block_max = block_maxima(self.window_offsets, self.doc_low, self.impacts, self.n_docs)
+        return self.block_rows, self.block_max
 
     @property
     def n_windows(self) -> int:
@@ -116,6 +138,52 @@ def compress(postings: Postings) -> CompressedPostings:
     impacts = np.empty(len(doc_idx), dtype=np.uint8)
     _encode(indptr, doc_idx, weights, n_windows, scale, window_offsets, doc_low, impacts)
     return CompressedPostings(postings.vocab, window_offsets, doc_low, impacts, scale, weights, postings.n_docs)
+
+
+def block_maxima(
+    window_offsets: np.ndarray, doc_low: np.ndarray, impacts: np.ndarray, n_docs: int, min_postings: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(block_rows, block_max)`` of postings in the windowed layout (see the module docstring): int32
+    (n_terms,) and uint8 (n_rows, n_windows * BLOCKS_PER_WINDOW); ``min_postings`` as for
+    :func:`block_rows`."""
+    offsets = np.asarray(window_offsets, dtype=np.int64)
+    rows = block_rows(offsets, n_docs, min_postings)
+    block_max = empty_block_max(rows, n_docs)
+    n_windows = n_windows_for(n_docs)
+    for t in np.flatnonzero(rows >= 0).tolist():
+        fill_block_max(offsets[t * n_windows : (t + 1) * n_windows + 1], doc_low, impacts, block_max[rows[t]])
+    return rows, block_max
+
+
+def block_rows(window_offsets: np.ndarray, n_docs: int, min_postings: int | None = None) -> np.ndarray:
+    """int32 (n_terms,): each term's row of block maxima, -1 for none. Terms with at least
+    ``min_postings`` postings have one (default: half the number of blocks, see the module docstring;
+    tests lower it)."""
+    n_windows = n_windows_for(n_docs)
+    df = window_offsets[n_windows::n_windows] - window_offsets[:-1:n_windows]
+    if min_postings is None:
+        min_postings = n_windows * BLOCKS_PER_WINDOW // 2
+    eligible = (df > 0) & (df >= min_postings)
+    rows = np.full(len(df), -1, dtype=np.int32)
+    rows[eligible] = np.arange(int(eligible.sum()), dtype=np.int32)
+    return rows
+
+
+def empty_block_max(rows: np.ndarray, n_docs: int) -> np.ndarray:
+    """uint8 (n_rows, n_windows * BLOCKS_PER_WINDOW) zeros for the rows of :func:`block_rows`."""
+    return np.zeros((int((rows >= 0).sum()), n_windows_for(n_docs) * BLOCKS_PER_WINDOW), dtype=np.uint8)
+
+
+@njit(cache=True, nogil=True)
+def fill_block_max(term_offsets, doc_low, impacts, out):
+    """One term's row of block maxima into ``out`` (zeros, uint8 (n_windows * BLOCKS_PER_WINDOW,)):
+    ``term_offsets`` int64 (n_windows + 1,) are the term's window offsets into ``doc_low`` and
+    ``impacts`` (the whole arrays, or a slice read from disk with the offsets shifted to it)."""
+    for w in range(term_offsets.shape[0] - 1):
+        first = w * BLOCKS_PER_WINDOW
+        for p in range(term_offsets[w], term_offsets[w + 1]):
+            b = first + (np.int64(doc_low[p]) & (BLOCKS_PER_WINDOW - 1))
+            out[b] = max(out[b], impacts[p])
 
 
 @njit(cache=True, nogil=True, inline="always")

@@ -32,11 +32,15 @@ from sparsearch.backends.embedded.codec import (
     WINDOW_BITS,
     WINDOW_DOCS,
     CompressedPostings,
+    block_rows,
+    empty_block_max,
+    fill_block_max,
     impact,
     impact_scales,
     n_windows_for,
 )
 from sparsearch.backends.embedded.postings import offsets_dtype
+from sparsearch.backends.embedded.segment import write_block_bounds
 
 
 @dataclass
@@ -108,13 +112,46 @@ def write_concatenated(directory: Path, parts: Sequence[Part], vocab: Sequence[s
                 cursor[out_t] += hi - lo
         for fd, _ in outputs.values():
             os.fsync(fd)
+        rows = block_rows(window_offsets, n_docs)
+        block_max = _block_max_from_files(window_offsets, rows, n_docs, outputs["doc_low"], outputs["impacts"])
     finally:
         for fd, _ in outputs.values():
             os.close(fd)
     write_text_synced(directory / "vocab.json", json.dumps(list(vocab), ensure_ascii=False))
     save_npy(directory / "window_offsets.npy", window_offsets.astype(offsets_dtype(nnz), copy=False))
     save_npy(directory / "impact_scale.npy", scale)
+    write_block_bounds(directory, rows, block_max)
     return Written(n_docs, nnz, n_terms, lengths)
+
+
+def _block_max_from_files(
+    window_offsets: np.ndarray, rows: np.ndarray, n_docs: int, low_file: tuple[int, int], impacts_file: tuple[int, int]
+) -> np.ndarray:
+    """The segment's block maxima (rows ``rows``), reading each term's postings back from the written
+    files (``(descriptor, data offset)`` each), one term at a time: mapping the files instead would add
+    the postings of every frequent term to the process's resident memory at 10M documents (GBs)."""
+    block_max = empty_block_max(rows, n_docs)
+    n_windows = n_windows_for(n_docs)
+    for t in np.flatnonzero(rows >= 0).tolist():
+        offsets = window_offsets[t * n_windows : (t + 1) * n_windows + 1]
+        lo, hi = int(offsets[0]), int(offsets[-1])
+        low = np.frombuffer(_pread_all(low_file[0], 2 * (hi - lo), low_file[1] + 2 * lo), dtype=np.uint16)
+        impacts = np.frombuffer(_pread_all(impacts_file[0], hi - lo, impacts_file[1] + lo), dtype=np.uint8)
+        fill_block_max(offsets - lo, low, impacts, block_max[rows[t]])
+    return block_max
+
+
+def _pread_all(fd: int, size: int, offset: int) -> bytes:
+    """``size`` bytes at ``offset`` (``os.pread`` may return fewer: Linux stops at about 2 GB a call)."""
+    parts = []
+    while size > 0:
+        chunk = os.pread(fd, size, offset)
+        if not chunk:
+            raise OSError(f"unexpected end of file reading {size} bytes at {offset}")
+        parts.append(chunk)
+        size -= len(chunk)
+        offset += len(chunk)
+    return b"".join(parts)
 
 
 _ARRAYS = {"doc_low": np.uint16, "impacts": np.uint8, "weights": np.float32}
@@ -130,15 +167,15 @@ def _pwrite_all(fd: int, array: np.ndarray, offset: int) -> None:
 
 
 def _create_npy(path: Path, dtype: type, length: int) -> tuple[int, int]:
-    """Create an .npy file of ``length`` elements (contents written later); returns an open descriptor
-    and the byte offset of the data."""
+    """Create an .npy file of ``length`` elements (contents written later); returns a descriptor open
+    for reading and writing, and the byte offset of the data."""
     with path.open("wb") as handle:
         np.lib.format.write_array_header_1_0(
             handle, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": (length,)}
         )
         offset = handle.tell()
         handle.truncate(offset + length * np.dtype(dtype).itemsize)
-    return os.open(path, os.O_WRONLY), offset
+    return os.open(path, os.O_RDWR), offset  # read back for the block maxima
 
 
 @njit(cache=True, nogil=True)

@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from sparsearch._cache import configure_numba_cache
-from sparsearch.backends.embedded.codec import MAX_IMPACT, WINDOW_BITS, WINDOW_DOCS
+from sparsearch.backends.embedded.codec import BLOCK_DOCS, BLOCKS_PER_WINDOW, MAX_IMPACT, WINDOW_BITS, WINDOW_DOCS
 
 configure_numba_cache()  # before numba is imported: it reads NUMBA_CACHE_DIR once
 
@@ -248,39 +248,42 @@ def taat_top_k(window_offsets, doc_low, weights, n_windows, term_ids, query_weig
 
 # -- exact top-k from impacts, rescored from exact weights --------------------------------------------
 #
-# Window by window, every posting of every essential query term (MaxScore's: the lightest terms, whose
-# bounds sum under ESSENTIAL_SHARE of the cut, are only probed for the documents that can still make it)
-# adds ``float32(q_t * scale_t) * impact`` into a float32 accumulator of the window's 65,536 documents
-# (256 KB: it stays in L2, where the corpus-wide accumulator of the previous format spilled to L3), then
-# a pass keeps the window's documents whose approximate score can still reach the top k. Sparse
-# windows (few postings) list the documents they touch and visit only those; dense ones are passed in
-# blocks of 256: first the largest value of each block as int32 bit patterns (positive floats order
-# like their bits) in a fixed-length loop the compiler vectorises, then only the blocks whose largest
-# value can reach the cut are visited. Without deletions the cut is also seeded from those maxima
-# (see below). Fixed-length loops matter here: zeroing the window with a loop over a variable range
-# did not vectorise and took 0.4 ms of a 1 ms search at 1M documents.
+# Window by window, every posting of every essential query term adds ``float32(q_t * scale_t) * impact``
+# into a float32 accumulator of the window's 65,536 documents (256 KB: it stays in L2). The other terms
+# are non-essential (MaxScore's, Turtle & Flood 1995): terms with block maxima (codec), lightest first,
+# while their largest contributions sum under ESSENTIAL_SHARE of the cut. A document that has none of
+# the essential terms cannot reach the cut; the others are bounded by the non-essential terms' block
+# maxima, block by block, and only the few whose bound reaches the cut are completed by searching those
+# terms' postings (BMP's idea, Mallia et al. 2024, at the granularity of blocks of 16 documents).
+#
+# The pass over a window: the largest partial score of each block (the codec's blocks are strided, so
+# that is an element-wise maximum of 16 contiguous rows of 4,096 floats, which the compiler vectorises),
+# plus the block's non-essential bound (a multiply-add over each non-essential term's row of maxima,
+# vectorised too), gives one flag per block; only flagged blocks' 16 documents are read. Then the
+# window is zeroed in one fixed-length loop. Sparse windows (few postings) list the documents they touch
+# and test only those.
 #
 # Exactness. Let a_d be the approximate score and s_d the exact one. An impact is within one scale
 # step of its weight (codec), so |a_d - s_d| <= E = sum_t q_t scale_t, up to float32 rounding: a
 # relative (n_q + 2) 2^-24, covered by ``shrink`` as in the float32-then-float64 rescoring this
 # replaces. If A_k is the k-th best approximate score of live documents, k documents score at least
 # A_k - E exactly, so every document of the exact top k has a_d >= A_k - 2E: ``cut`` keeps all of those
-# (tested with weights built to tie and near-tie). Survivors are rescored from the exact weights in
+# (tested with weights built to tie and near-tie). A document's non-essential part is at most the sum
+# of its block's maxima times the query weights (scaled up by the rounding slack), so the block test
+# never drops a document whose a_d reaches the cut. Survivors are rescored from the exact weights in
 # float64, summed in the query's term order like :func:`taat_top_k`, so both kernels agree bit for bit.
 # With 8-bit impacts the band 2E holds a few tens of documents at 1M (measured on bench/'s corpora).
 #
-# Seeded cut: the k-th largest block maximum s of a window is a lower bound of A_k when no document is
-# deleted (k blocks hold k live documents whose partial, hence full, approximate score reaches s), so
-# the cut may start at s shrunk minus 2E before the window's blocks are visited. Rescoring skips a
-# candidate once k exact scores are known and a_d / shrink + E is below the k-th of them: its exact
-# score cannot reach it.
+# Seeded cut: while the heap of the best k approximate scores is not full, the k-th largest block
+# maximum s of a window is a lower bound of A_k when no document is deleted (k blocks hold k live
+# documents whose partial, hence full, approximate score reaches s), so the cut may start at s shrunk
+# minus 2E before the window's blocks are visited. Rescoring skips a candidate once k exact scores are
+# known and a_d / shrink + E is below the k-th of them: its exact score cannot reach it.
 
-_BLOCK = 256
-ESSENTIAL_SHARE = 0.25
-"""Terms become non-essential while their bounds sum below this share of the cut (not the whole cut,
-as in plain MaxScore): then only documents whose essential part reaches the other three quarters are
-completed by binary search, few enough that probing costs less than the scan it saves. Chosen on a 1M
-synthetic corpus of the cisi profile (see docs/engines.md)."""
+ESSENTIAL_SHARE = 0.5
+"""Terms with block maxima become non-essential while their bounds sum below this share of the cut: a
+larger share scans fewer postings but completes more documents by searching postings (a cache miss or
+two each). Chosen on 1M synthetic documents of cacm's profile, kernel only (see docs/engines.md)."""
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -353,24 +356,34 @@ def _kth_largest(values, n, k, heap):
 
 
 @njit(cache=True, nogil=True)
-def _candidate(
-    v, doc, terms, qs, n_ne, window_offsets, doc_low, impacts, n_windows, heap, size, k, shrink, band, cand_docs,
-    cand_values, n_cand, cut, partial_cut, partial_bits, slack, rest,
-):  # fmt: skip
-    """A live document of a window's pass whose essential part ``v`` can reach the cut: add its
-    non-essential terms' impacts (terms ``[0, n_ne)``, found by :func:`_find`, in a fixed order) and
-    offer it (:func:`_offer`); a risen cut lowers the bar anew. The pass's loops keep the test of every
-    document and call this for the few that pass: a helper that also took the test, called for every
-    document, made the kernel eight times slower.
-    Returns the new ``(size, cut, n_cand, partial_cut, partial_bits)``."""
+def _complete(v, doc, terms, qs, n_ne, window_offsets, doc_low, impacts, n_windows):
+    """The approximate score of ``doc``: its essential part ``v`` plus the impacts of the non-essential
+    terms ``terms[:n_ne]`` it has (found by :func:`_find`), added in a fixed order."""
     for i in range(n_ne - 1, -1, -1):
         pos = _find(window_offsets, doc_low, n_windows, terms[i], doc)
         if pos >= 0:
             v += qs[i] * np.float32(impacts[pos])
-    if v >= cut:
-        size, cut, n_cand = _offer(v, doc, heap, size, k, shrink, band, cand_docs, cand_values, n_cand, cut)
-        partial_cut, partial_bits = _round_down(cut * (1.0 - slack) - rest)
-    return size, cut, n_cand, partial_cut, partial_bits
+    return v
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _strided_maxima(bits, out):
+    """The largest of each strided block of a window accumulator's int32 bit patterns ``bits``
+    (WINDOW_DOCS,) into ``out`` (BLOCKS_PER_WINDOW,): block ``x`` holds offsets ``x + j *
+    BLOCKS_PER_WINDOW`` (see the codec). Fixed-length rows, so the compiler vectorises the maxima; four
+    rows a pass (``BLOCK_DOCS`` is a multiple of 4) read ``out`` a quarter as often as one (3.3 against
+    4.1 us a window)."""
+    for j in range(0, BLOCK_DOCS, 4):
+        r0 = bits[j * BLOCKS_PER_WINDOW : (j + 1) * BLOCKS_PER_WINDOW]
+        r1 = bits[(j + 1) * BLOCKS_PER_WINDOW : (j + 2) * BLOCKS_PER_WINDOW]
+        r2 = bits[(j + 2) * BLOCKS_PER_WINDOW : (j + 3) * BLOCKS_PER_WINDOW]
+        r3 = bits[(j + 3) * BLOCKS_PER_WINDOW : (j + 4) * BLOCKS_PER_WINDOW]
+        if j == 0:
+            for x in range(BLOCKS_PER_WINDOW):
+                out[x] = max(max(r0[x], r1[x]), max(r2[x], r3[x]))
+        else:
+            for x in range(BLOCKS_PER_WINDOW):
+                out[x] = max(out[x], max(max(r0[x], r1[x]), max(r2[x], r3[x])))
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -408,25 +421,28 @@ def _zero_block(acc, lo, hi, block):
 
 @njit(cache=True, nogil=True)
 def _scatter(acc, doc_low, impacts, lo, hi, q):
-    """Add ``q * impacts[p]`` into ``acc`` at the window offset of each posting ``p`` in ``[lo, hi)``."""
-    for p in range(lo, hi):
-        acc[np.int64(doc_low[p])] += q * np.float32(impacts[p])
+    """Add ``q * impacts[p]`` into ``acc`` at the window offset of each posting ``p`` in ``[lo, hi)``.
+    Unsigned positions and offsets: numba then leaves out its negative-index wraparound, which made the
+    loop 25% slower (0.70 against 0.56 ns a posting, in cache)."""
+    for p in range(np.uint64(lo), np.uint64(hi)):
+        acc[doc_low[p]] += q * np.float32(impacts[p])
 
 
 @njit(cache=True, nogil=True)
 def window_top_k(
     window_offsets, doc_low, impacts, impact_scale, weights, n_windows, term_ids, query_weights, doc_rank, all_live,
-    k, acc, win_touched, cand_docs, cand_values,
+    k, acc, win_touched, cand_docs, cand_values, block_rows, block_max,
 ):  # fmt: skip
     """Exact top-``k`` documents of one query from impacts plus exact rescoring (see the comment above).
 
     Same arguments and results as :func:`taat_top_k`, plus ``impacts``/``impact_scale`` (the codec's
-    approximations), ``all_live`` (True when no document is deleted: the cut may then be seeded from
-    each window's block maxima) and scratch ``acc``: float32 (WINDOW_DOCS,), all zeros on entry and left so;
-    ``win_touched``: int32 (WINDOW_DOCS + 1,); ``cand_docs``: int32 (n_docs,); ``cand_values``:
-    float32 (n_docs,). Costs the postings of the essential terms of each window (3 bytes each), a pass
-    over the windows they touch, and a search per candidate and non-essential term.
-    ``postings_read`` counts the postings scanned.
+    approximations), ``block_rows``/``block_max`` (the codec's block maxima), ``all_live`` (True when no
+    document is deleted: the cut may then be seeded from each window's block maxima) and scratch
+    ``acc``: float32 (WINDOW_DOCS,), all zeros on entry and left so; ``win_touched``: int32
+    (WINDOW_DOCS + 1,); ``cand_docs``: int32 (n_docs,); ``cand_values``: float32 (n_docs,). Costs the
+    postings of the essential terms of each window (3 bytes each), a pass over the windows they touch
+    (and the non-essential terms' rows of block maxima there), and a search per completed document and
+    non-essential term. ``postings_read`` counts the postings scanned.
     """
     n_q = term_ids.shape[0]
     n_docs = doc_rank.shape[0]
@@ -439,27 +455,47 @@ def window_top_k(
     band = 2.0 * error * (1.0 + 1e-6)
     shrink = 1.0 - 3.0 * (n_q + 4) * 2.0**-23
     order = _by_bound(step)
-    terms = np.empty(n_q, dtype=np.int64)  # the query's terms by increasing bound
+    # the query's terms: those with block maxima by increasing bound (the candidates to be
+    # non-essential, a prefix), then the others (always essential)
+    terms = np.empty(n_q, dtype=np.int64)
     qs = np.empty(n_q, dtype=np.float32)
+    rows = np.empty(n_q, dtype=np.int64)
+    n_bounded = 0
+    for i in range(n_q):
+        n_bounded += block_rows[term_ids[i]] >= 0
+    j, j_other = 0, n_bounded
+    for i in range(n_q):
+        t = term_ids[order[i]]
+        at = j if block_rows[t] >= 0 else j_other
+        terms[at] = t
+        qs[at] = step[order[i]]
+        rows[at] = block_rows[t]
+        if block_rows[t] >= 0:
+            j += 1
+        else:
+            j_other += 1
     prefix = np.zeros(n_q + 1, dtype=np.float64)  # prefix[i]: the largest approximate score of terms [0, i)
     for i in range(n_q):
-        terms[i] = term_ids[order[i]]
-        qs[i] = step[order[i]]
         prefix[i + 1] = prefix[i] + np.float64(qs[i]) * MAX_IMPACT
     heap = np.empty(k, dtype=np.float32)  # min-heap of the best approximate scores so far
     size = 0
     cut = np.float32(0.0)  # keeps every touched document (scores > 0) until the heap is full
     slack = (n_q + 4) * 2.0**-22  # covers float32 rounding of a sum of n_q terms, twice over
+    grow = np.float32(1.0 + slack)
     acc_bits = acc.view(np.int32)
     n_cand = 0
     postings_read = 0
     n_ne = 0  # terms [0, n_ne) are non-essential: together they cannot lift a document to the cut
-    block_top = np.empty(WINDOW_DOCS // _BLOCK, dtype=np.int32)
+    block_top = np.empty(BLOCKS_PER_WINDOW, dtype=np.int32)  # the largest partial score of each block
+    top_values = block_top.view(np.float32)
+    ne_bound = np.zeros(BLOCKS_PER_WINDOW, dtype=np.float32)  # the most the non-essential terms add a block
+    flags = np.zeros(BLOCKS_PER_WINDOW, dtype=np.uint8)
+    flag_words = flags.view(np.uint64)
     seed_heap = np.empty(k, dtype=np.int32)
     for w in range(n_windows):
         base = w << WINDOW_BITS
         width = min(WINDOW_DOCS, n_docs - base)
-        while n_ne < n_q and prefix[n_ne + 1] * (1.0 + slack) < cut * ESSENTIAL_SHARE:
+        while n_ne < n_bounded and prefix[n_ne + 1] * (1.0 + slack) < cut * ESSENTIAL_SHARE:
             n_ne += 1
         rest = prefix[n_ne] * (1.0 + slack)
         in_window = 0
@@ -469,9 +505,9 @@ def window_top_k(
         if in_window == 0:  # a document with non-essential terms only cannot reach the cut
             continue
         postings_read += in_window
-        sparse = in_window * 8 < width
-        n_win = 0
-        if sparse:
+        first_block = w * BLOCKS_PER_WINDOW
+        if in_window * 8 < width:  # sparse: visit the documents touched
+            n_win = 0
             for i in range(n_ne, n_q):
                 slot = terms[i] * n_windows + w
                 q = qs[i]
@@ -480,49 +516,66 @@ def window_top_k(
                     win_touched[n_win] = local  # branch-free append: kept only if not touched yet
                     n_win += acc[local] == 0.0
                     acc[local] += q * np.float32(impacts[p])
-        else:
-            for i in range(n_ne, n_q):  # a call of its own: compiled apart, the loop ran ~5% faster
-                slot = terms[i] * n_windows + w
-                lo, hi = np.int64(window_offsets[slot]), np.int64(window_offsets[slot + 1])
-                _scatter(acc, doc_low, impacts, lo, hi, qs[i])
-        # a document is a candidate when its full approximate score reaches the cut; the non-essential
-        # terms add at most ``rest``, so only documents whose essential part reaches cut - rest are completed
-        partial_cut, partial_bits = _round_down(cut * (1.0 - slack) - rest)
-        if sparse:
-            for jj in range(n_win):
-                local = np.int64(win_touched[jj])
+            # the non-essential terms add at most ``rest``; the block's maxima bound it closer
+            partial_cut = _round_down(cut * (1.0 - slack) - rest)[0]
+            for j in range(n_win):
+                local = np.int64(win_touched[j])
                 v = acc[local]
                 acc[local] = 0.0
                 if v >= partial_cut and v > 0.0 and doc_rank[base + local] >= 0:
-                    size, cut, n_cand, partial_cut, partial_bits = _candidate(
-                        v, base + local, terms, qs, n_ne, window_offsets, doc_low, impacts, n_windows, heap, size,
-                        k, shrink, band, cand_docs, cand_values, n_cand, cut, partial_cut, partial_bits, slack, rest,
-                    )  # fmt: skip
+                    bound = np.float32(0.0)
+                    block = first_block + (local & (BLOCKS_PER_WINDOW - 1))
+                    for i in range(n_ne):
+                        bound += qs[i] * grow * np.float32(block_max[rows[i], block])
+                    if v + bound >= _round_down(cut * (1.0 - slack))[0]:
+                        v = _complete(v, base + local, terms, qs, n_ne, window_offsets, doc_low, impacts, n_windows)
+                        if v >= cut:
+                            size, cut, n_cand = _offer(
+                                v, base + local, heap, size, k, shrink, band, cand_docs, cand_values, n_cand, cut
+                            )
+                            partial_cut = _round_down(cut * (1.0 - slack) - rest)[0]
             continue
-        n_blocks = _block_maxima(acc_bits, width, _BLOCK, block_top)  # the largest partial score of each block
-        if all_live and n_blocks >= k:
+        for i in range(n_ne, n_q):  # dense; a call of its own: compiled apart, the loop ran ~5% faster
+            slot = terms[i] * n_windows + w
+            lo, hi = np.int64(window_offsets[slot]), np.int64(window_offsets[slot + 1])
+            _scatter(acc, doc_low, impacts, lo, hi, qs[i])
+        _strided_maxima(acc_bits, block_top)  # offsets past ``width`` stay 0
+        if all_live and size < k and k <= BLOCKS_PER_WINDOW:
             # k blocks whose best partial score reaches s hold k live documents whose approximate score
             # does (partial <= full): s bounds the k-th best approximate score from below, so the cut
             # can start there instead of at the heap's, which fills with whatever comes first
-            seed = _kth_largest(block_top, n_blocks, k, seed_heap)
+            seed = _kth_largest(block_top, BLOCKS_PER_WINDOW, k, seed_heap)
             if seed > 0:
-                seeded = _round_down(np.float64(_bits_float(seed)) * shrink - band)[0]
-                if seeded > cut:
-                    cut = seeded
-                    partial_cut, partial_bits = _round_down(cut * (1.0 - slack) - rest)
-        for b in range(n_blocks):
-            lo = b * _BLOCK
-            hi = min(lo + _BLOCK, width)
-            if block_top[b] >= partial_bits:
-                for local in range(lo, hi):
+                cut = max(cut, _round_down(np.float64(_bits_float(seed)) * shrink - band)[0])
+        for i in range(n_ne):
+            maxima = block_max[rows[i], first_block : first_block + BLOCKS_PER_WINDOW]
+            q = qs[i] * grow
+            for x in range(BLOCKS_PER_WINDOW):
+                ne_bound[x] += q * np.float32(maxima[x])
+        low = _round_down(cut * (1.0 - slack))[0]  # a document is completed when partial + bound reaches it
+        for x in range(BLOCKS_PER_WINDOW):
+            flags[x] = top_values[x] + ne_bound[x] >= low
+        for word in range(BLOCKS_PER_WINDOW // 8):
+            if flag_words[word] == 0:
+                continue
+            for x in range(word * 8, word * 8 + 8):
+                if flags[x] == 0:
+                    continue
+                for local in range(x, width, BLOCKS_PER_WINDOW):
                     v = acc[local]
-                    if v >= partial_cut and v > 0.0 and doc_rank[base + local] >= 0:
-                        size, cut, n_cand, partial_cut, partial_bits = _candidate(
-                            v, base + local, terms, qs, n_ne, window_offsets, doc_low, impacts, n_windows, heap,
-                            size, k, shrink, band, cand_docs, cand_values, n_cand, cut, partial_cut, partial_bits,
-                            slack, rest,
-                        )  # fmt: skip
-            _zero_block(acc, lo, hi, _BLOCK)
+                    if v + ne_bound[x] >= low and v > 0.0 and doc_rank[base + local] >= 0:
+                        v = _complete(v, base + local, terms, qs, n_ne, window_offsets, doc_low, impacts, n_windows)
+                        if v >= cut:
+                            size, cut, n_cand = _offer(
+                                v, base + local, heap, size, k, shrink, band, cand_docs, cand_values, n_cand, cut
+                            )
+                            low = _round_down(cut * (1.0 - slack))[0]
+        window = acc[:WINDOW_DOCS]
+        for x in range(WINDOW_DOCS):  # fixed length: vectorised (a loop over [0, width) was not)
+            window[x] = 0.0
+        if n_ne:
+            for x in range(BLOCKS_PER_WINDOW):
+                ne_bound[x] = 0.0
 
     # Rescoring, latest candidates first (they passed the highest cuts): once k exact scores are known,
     # a candidate whose a_d + E (its largest possible exact score, with rounding) is below the k-th of
@@ -574,9 +627,10 @@ _EXACT_BLOCK = 128
 
 @njit(cache=True, nogil=True)
 def _scatter_exact(acc, doc_low, weights, lo, hi, q):
-    """Add ``q * weights[p]`` (float64) into ``acc`` at the offset of each posting ``p`` in ``[lo, hi)``."""
-    for p in range(lo, hi):
-        acc[np.int64(doc_low[p])] += q * weights[p]
+    """Add ``q * weights[p]`` (float64) into ``acc`` at the offset of each posting ``p`` in ``[lo, hi)``
+    (unsigned, as in :func:`_scatter`)."""
+    for p in range(np.uint64(lo), np.uint64(hi)):
+        acc[doc_low[p]] += q * weights[p]
 
 
 @njit(cache=True, nogil=True)
@@ -655,16 +709,16 @@ below, most touched documents are candidates and the term-at-a-time kernel is fa
 EXACT_MAX_WINDOWS = 2
 """Segments of at most this many windows (131,072 documents) are searched by :func:`exact_top_k`, larger
 ones by :func:`window_top_k`. Measured on synthetic corpora of the cisi profile, kernels only, one
-thread: 9.3 against 18.1 us a query at 10k documents, 90 against 108 at 100k (2 windows), 278 against
-264 at 300k (5 windows), 970 against 797 at 1M."""
+thread, p50: 12 against 32 us a query at 10k documents, 87 against 100 at 100k (2 windows), 253-271
+against 235-237 at 300k (5 windows), 868 against 620 at 1M."""
 TAAT, WINDOW, EXACT = 0, 1, 2
 """Kernel codes returned by :func:`search_queries`."""
 
 
 @njit(cache=True, nogil=True)
 def search_one(
-    window_offsets, doc_low, impacts, impact_scale, weights, n_windows, terms, qw, doc_rank, all_live, k,
-    scores, touched, acc, win_touched, cand_docs, cand_values,
+    window_offsets, doc_low, impacts, impact_scale, weights, n_windows, block_rows, block_max, terms, qw, doc_rank,
+    all_live, k, scores, touched, acc, win_touched, cand_docs, cand_values,
 ):  # fmt: skip
     """Exact top-``k`` of one query (``terms`` int64 (q,), ``qw`` float64 (q,), q >= 1) by the kernel
     that suits it: term-at-a-time when ``k`` is large for the segment, else :func:`exact_top_k` in a
@@ -686,22 +740,22 @@ def search_one(
         return docs, found, EXACT
     docs, found, _ = window_top_k(
         window_offsets, doc_low, impacts, impact_scale, weights, n_windows, terms, qw, doc_rank, all_live, k,
-        acc, win_touched, cand_docs, cand_values,
+        acc, win_touched, cand_docs, cand_values, block_rows, block_max,
     )  # fmt: skip
     return docs, found, WINDOW
 
 
 @njit(cache=True, nogil=True)
 def search_queries(
-    window_offsets, doc_low, impacts, impact_scale, weights, n_windows, query_indptr, query_terms, query_weights,
-    doc_rank, all_live, k, scores, touched, acc, win_touched, cand_docs, cand_values,
+    window_offsets, doc_low, impacts, impact_scale, weights, n_windows, block_rows, block_max, query_indptr,
+    query_terms, query_weights, doc_rank, all_live, k, scores, touched, acc, win_touched, cand_docs, cand_values,
 ):  # fmt: skip
     """Exact top-``k`` of every query of a batch, each by :func:`search_one`: one call per batch, so the
     GIL is released for all of it.
 
     Args:
-        window_offsets, doc_low, impacts, impact_scale, weights, n_windows: the segment's postings
-            (:class:`~sparsearch.backends.embedded.codec.CompressedPostings`).
+        window_offsets, doc_low, impacts, impact_scale, weights, n_windows, block_rows, block_max: the
+            segment's postings and block maxima (:class:`~sparsearch.backends.embedded.codec.CompressedPostings`).
         query_indptr: int64 (n + 1,); query_terms: int64 (nnz,) term ids (-1: not in this segment);
             query_weights: float64 (nnz,): the queries as CSR rows, the offsets counted from
             ``query_indptr[0]`` (a range of a larger batch's offsets). Terms of weight not > 0 (NaN
@@ -742,8 +796,8 @@ def search_queries(
                 qw[n_terms] = query_weights[j]
                 n_terms += 1
         docs, found, kernel = search_one(
-            window_offsets, doc_low, impacts, impact_scale, weights, n_windows, terms, qw, doc_rank, all_live, k,
-            scores, touched, acc, win_touched, cand_docs, cand_values,
+            window_offsets, doc_low, impacts, impact_scale, weights, n_windows, block_rows, block_max, terms, qw,
+            doc_rank, all_live, k, scores, touched, acc, win_touched, cand_docs, cand_values,
         )  # fmt: skip
         m = docs.shape[0]
         for j in range(m):  # not a slice assignment: its shape checks compiled for seconds

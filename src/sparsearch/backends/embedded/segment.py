@@ -11,6 +11,9 @@ Files of a segment folder (every array a ``.npy`` file, memory-mapped where larg
       impacts.npy            uint8 (nnz,)   weight / impact_scale[term], rounded (1..255)
       impact_scale.npy       float32 (n_terms,)
       weights.npy            float32 (nnz,) exact weights, read only to rescore candidates
+      block_rows.npy         int32 (n_terms,) row of each term's block maxima, -1 for none
+      block_max.npy          uint8 (n_rows, n_windows * 4096) a term's largest impact in each block of
+                             16 documents (derived from the postings when missing: older segments)
       doc_ids.json           doc_idx -> external doc_id
       doc_id_rank.npy        int32 (n_docs,) rank of each doc_id in sorted order (tie-breaks)
       docs.jsonl, docs_offsets.npy   stored title and text
@@ -39,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from sparsearch._files import fsync_dir, save_npy, write_text_synced
-from sparsearch.backends.embedded.codec import CompressedPostings, compress
+from sparsearch.backends.embedded.codec import BLOCKS_PER_WINDOW, CompressedPostings, compress
 from sparsearch.backends.embedded.docstore import DocStore, DocStoreWriter
 from sparsearch.backends.embedded.postings import Postings, offsets_dtype
 from sparsearch.encoders.dense import DenseWindows
@@ -59,7 +62,9 @@ def deletes_name(commit: int) -> str:
     return f"del-{commit:06d}.npy"
 
 
-POSTINGS_FILES = ("window_offsets.npy", "doc_low.npy", "impacts.npy", "impact_scale.npy")
+POSTINGS_FILES = (
+    "window_offsets.npy", "doc_low.npy", "impacts.npy", "impact_scale.npy", "block_rows.npy", "block_max.npy"
+)  # fmt: skip
 """The arrays a search scans (``weights.npy``, the exact weights, is read only for candidates)."""
 
 
@@ -92,7 +97,14 @@ def write_segment(
     save_npy(directory / "impacts.npy", np.asarray(packed.impacts, dtype=np.uint8))
     save_npy(directory / "impact_scale.npy", np.asarray(packed.impact_scale, dtype=np.float32))
     save_npy(directory / "weights.npy", np.asarray(packed.weights).astype(np.float32, copy=False))
+    write_block_bounds(directory, *packed.block_bounds())
     write_ids(directory, doc_ids, dense)
+
+
+def write_block_bounds(directory: Path, block_rows: np.ndarray, block_max: np.ndarray) -> None:
+    """Write a segment's block maxima (see :mod:`sparsearch.backends.embedded.codec`), flushed."""
+    save_npy(directory / "block_rows.npy", np.asarray(block_rows, dtype=np.int32))
+    save_npy(directory / "block_max.npy", np.asarray(block_max, dtype=np.uint8))
 
 
 def write_ids(directory: Path, doc_ids: Sequence[str], dense: DenseWindows | None = None) -> None:
@@ -216,6 +228,16 @@ def _read_postings(directory: Path, vocab: list[str], n_docs: int) -> Compressed
         weights=np.load(directory / "weights.npy", mmap_mode="r"),
         n_docs=n_docs,
     )
+    if (directory / "block_max.npy").is_file():
+        packed.block_rows = np.load(directory / "block_rows.npy")
+        packed.block_max = np.load(directory / "block_max.npy", mmap_mode="r")
+        if (
+            packed.block_rows.shape != (len(vocab),) or packed.block_rows.dtype != np.int32
+            or packed.block_max.dtype != np.uint8 or packed.block_max.ndim != 2
+            or packed.block_max.shape[1] != packed.n_windows * BLOCKS_PER_WINDOW
+            or int(packed.block_rows.max(initial=-1)) >= packed.block_max.shape[0]
+        ):  # fmt: skip
+            raise ValueError("block_rows.npy and block_max.npy do not agree with vocab.json and the postings")
     nnz = packed.nnz
     if (
         packed.window_offsets.shape != (len(vocab) * packed.n_windows + 1,)

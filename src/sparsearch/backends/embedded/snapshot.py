@@ -169,6 +169,7 @@ class Snapshot:
         tokens, weights, query_indptr = batch
         get = view.reader.term_index.get
         p = view.reader.compressed
+        bounds = p.block_bounds()  # stored; derived here, once, for segments written before they were
         all_live = len(view.deleted) == 0
         doc_id_array = view.reader.doc_id_array
 
@@ -178,7 +179,7 @@ class Snapshot:
             terms = np.fromiter(map(get, tokens[start:stop], repeat(-1)), dtype=np.int64, count=stop - start)
             buf = scratch.get(p.n_docs)  # the calling thread's buffers
             docs, scores, counts, _ = search_queries(
-                p.window_offsets, p.doc_low, p.impacts, p.impact_scale, p.weights, p.n_windows,
+                p.window_offsets, p.doc_low, p.impacts, p.impact_scale, p.weights, p.n_windows, *bounds,
                 query_indptr[lo : hi + 1], terms, weights[start:stop], view.live_rank, all_live, top_k,
                 buf.scores, buf.touched, buf.acc, buf.win_touched, buf.cand_docs, buf.cand_values,
             )  # fmt: skip
