@@ -141,6 +141,26 @@ def as_legacy_index(index_path: Path, target: Path, version: int) -> Path:
     return target / "gen-000001"
 
 
+def test_segments_without_block_maxima_derive_them_on_first_search(
+    index_path: Path, matrix: sp.csr_matrix, tmp_path: Path
+) -> None:
+    """Format-4 segments written before block maxima were stored have no block_rows.npy/block_max.npy:
+    the first search derives the same arrays from the postings."""
+    import shutil
+
+    stored_rows = np.load(index_path / "seg-000001" / "block_rows.npy")
+    stored_max = np.load(index_path / "seg-000001" / "block_max.npy")
+    assert 0 < (stored_rows >= 0).sum() < VOCAB  # the frequent terms only
+    shutil.copytree(index_path, tmp_path / "older")
+    for name in ("block_rows.npy", "block_max.npy"):
+        (tmp_path / "older" / "seg-000001" / name).unlink()
+    index = EmbeddedIndex.open(tmp_path / "older")
+    assert_equals_brute_force(index, matrix, seed=6)
+    rows, maxima = index._only_segment().compressed.block_bounds()
+    np.testing.assert_array_equal(rows, stored_rows)
+    np.testing.assert_array_equal(maxima, stored_max)
+
+
 def test_format_1_indexes_still_open(index_path: Path, matrix: sp.csr_matrix, tmp_path: Path) -> None:
     data = as_legacy_index(index_path, tmp_path / "old", version=1)
     as_csc_segment(data, matrix, np.dtype(np.int64))
