@@ -200,15 +200,15 @@ def test_window_kernel_skips_light_common_terms_and_stays_exact() -> None:
 @pytest.mark.parametrize(("seed", "dyadic"), [(21, True), (22, False), (23, True)])
 def test_seeded_cut_keeps_the_exact_top_k(seed: int, dyadic: bool) -> None:
     """Without deletions the window and exact kernels start their cut at the k-th largest block maximum
-    (blocks of 256 and 128 documents): one window of 40,000 documents (157 and 313 blocks) with exact
-    ties (dyadic weights, repeated documents), for k below, at and above the number of blocks (no seed
-    there)."""
+    (4,096 strided blocks of 16 documents, and 313 blocks of 128 in this one window of 40,000
+    documents) with exact ties (dyadic weights, repeated documents), for k below, at and above the
+    number of blocks (no seed there)."""
     rng = np.random.default_rng(seed)
     n_docs = 40_000
     matrix = random_matrix(rng, n_docs, 10, 0.15, dyadic=dyadic, duplicates=500)
     p = compressed(matrix)
     rank = rng.permutation(n_docs).astype(np.int32)
-    for k, kernel in itertools.product((1, 10, 157, 313, 400), (window_top_k, exact_top_k)):
+    for k, kernel in itertools.product((1, 10, 313, 400, 4096, 5000), (window_top_k, exact_top_k)):
         term_ids = rng.choice(10, size=int(rng.integers(1, 11)), replace=False)
         query_weights = rng.choice(DYADIC, size=len(term_ids)) if dyadic else rng.uniform(0.1, 5, len(term_ids))
         expected_docs, expected_scores = brute_force(matrix, term_ids, query_weights, rank, k)
