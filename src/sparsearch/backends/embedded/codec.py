@@ -29,6 +29,7 @@ Details and measurements: docs/engines.md ("Embedded engine: postings format").
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -146,12 +147,23 @@ def block_maxima(
     """``(block_rows, block_max)`` of postings in the windowed layout (see the module docstring): int32
     (n_terms,) and uint8 (n_rows, n_windows * BLOCKS_PER_WINDOW); ``min_postings`` as for
     :func:`block_rows`."""
+    return block_maxima_read(window_offsets, n_docs, lambda lo, hi: (doc_low[lo:hi], impacts[lo:hi]), min_postings)
+
+
+def block_maxima_read(
+    window_offsets: np.ndarray, n_docs: int, read: Callable[[int, int], tuple[np.ndarray, np.ndarray]],
+    min_postings: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """As :func:`block_maxima`, with each row's postings from ``read(lo, hi)``: ``doc_low[lo:hi]`` and
+    ``impacts[lo:hi]`` (one term's postings; a writer reads them back from its files)."""
     offsets = np.asarray(window_offsets, dtype=np.int64)
     rows = block_rows(offsets, n_docs, min_postings)
-    block_max = empty_block_max(rows, n_docs)
     n_windows = n_windows_for(n_docs)
+    block_max = np.zeros((int((rows >= 0).sum()), n_windows * BLOCKS_PER_WINDOW), dtype=np.uint8)
     for t in np.flatnonzero(rows >= 0).tolist():
-        fill_block_max(offsets[t * n_windows : (t + 1) * n_windows + 1], doc_low, impacts, block_max[rows[t]])
+        term_offsets = offsets[t * n_windows : (t + 1) * n_windows + 1]
+        lo, hi = int(term_offsets[0]), int(term_offsets[-1])
+        _fill_block_max(term_offsets - lo, *read(lo, hi), block_max[rows[t]])
     return rows, block_max
 
 
@@ -169,16 +181,11 @@ def block_rows(window_offsets: np.ndarray, n_docs: int, min_postings: int | None
     return rows
 
 
-def empty_block_max(rows: np.ndarray, n_docs: int) -> np.ndarray:
-    """uint8 (n_rows, n_windows * BLOCKS_PER_WINDOW) zeros for the rows of :func:`block_rows`."""
-    return np.zeros((int((rows >= 0).sum()), n_windows_for(n_docs) * BLOCKS_PER_WINDOW), dtype=np.uint8)
-
-
 @njit(cache=True, nogil=True)
-def fill_block_max(term_offsets, doc_low, impacts, out):
+def _fill_block_max(term_offsets, doc_low, impacts, out):
     """One term's row of block maxima into ``out`` (zeros, uint8 (n_windows * BLOCKS_PER_WINDOW,)):
-    ``term_offsets`` int64 (n_windows + 1,) are the term's window offsets into ``doc_low`` and
-    ``impacts`` (the whole arrays, or a slice read from disk with the offsets shifted to it)."""
+    ``term_offsets`` int64 (n_windows + 1,) are the term's window offsets into its postings
+    ``doc_low`` and ``impacts``, starting at 0."""
     for w in range(term_offsets.shape[0] - 1):
         first = w * BLOCKS_PER_WINDOW
         for p in range(term_offsets[w], term_offsets[w + 1]):

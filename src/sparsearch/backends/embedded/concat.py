@@ -32,9 +32,7 @@ from sparsearch.backends.embedded.codec import (
     WINDOW_BITS,
     WINDOW_DOCS,
     CompressedPostings,
-    block_rows,
-    empty_block_max,
-    fill_block_max,
+    block_maxima_read,
     impact,
     impact_scales,
     n_windows_for,
@@ -112,33 +110,23 @@ def write_concatenated(directory: Path, parts: Sequence[Part], vocab: Sequence[s
                 cursor[out_t] += hi - lo
         for fd, _ in outputs.values():
             os.fsync(fd)
-        rows = block_rows(window_offsets, n_docs)
-        block_max = _block_max_from_files(window_offsets, rows, n_docs, outputs["doc_low"], outputs["impacts"])
+        # read back term by term: mapping the files would add every frequent term's postings to the
+        # process's resident memory (GBs at 10M documents)
+        (low_fd, low_at), (impacts_fd, impacts_at) = outputs["doc_low"], outputs["impacts"]
+        bounds = block_maxima_read(
+            window_offsets, n_docs, lambda lo, hi: (
+                np.frombuffer(_pread_all(low_fd, 2 * (hi - lo), low_at + 2 * lo), dtype=np.uint16),
+                np.frombuffer(_pread_all(impacts_fd, hi - lo, impacts_at + lo), dtype=np.uint8),
+            ),
+        )  # fmt: skip
     finally:
         for fd, _ in outputs.values():
             os.close(fd)
     write_text_synced(directory / "vocab.json", json.dumps(list(vocab), ensure_ascii=False))
     save_npy(directory / "window_offsets.npy", window_offsets.astype(offsets_dtype(nnz), copy=False))
     save_npy(directory / "impact_scale.npy", scale)
-    write_block_bounds(directory, rows, block_max)
+    write_block_bounds(directory, *bounds)
     return Written(n_docs, nnz, n_terms, lengths)
-
-
-def _block_max_from_files(
-    window_offsets: np.ndarray, rows: np.ndarray, n_docs: int, low_file: tuple[int, int], impacts_file: tuple[int, int]
-) -> np.ndarray:
-    """The segment's block maxima (rows ``rows``), reading each term's postings back from the written
-    files (``(descriptor, data offset)`` each), one term at a time: mapping the files instead would add
-    the postings of every frequent term to the process's resident memory at 10M documents (GBs)."""
-    block_max = empty_block_max(rows, n_docs)
-    n_windows = n_windows_for(n_docs)
-    for t in np.flatnonzero(rows >= 0).tolist():
-        offsets = window_offsets[t * n_windows : (t + 1) * n_windows + 1]
-        lo, hi = int(offsets[0]), int(offsets[-1])
-        low = np.frombuffer(_pread_all(low_file[0], 2 * (hi - lo), low_file[1] + 2 * lo), dtype=np.uint16)
-        impacts = np.frombuffer(_pread_all(impacts_file[0], hi - lo, impacts_file[1] + lo), dtype=np.uint8)
-        fill_block_max(offsets - lo, low, impacts, block_max[rows[t]])
-    return block_max
 
 
 def _pread_all(fd: int, size: int, offset: int) -> bytes:
