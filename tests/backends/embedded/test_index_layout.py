@@ -6,6 +6,7 @@ layout; searches equal brute force."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -126,8 +127,6 @@ def as_csc_segment(data: Path, matrix: sp.csr_matrix, offsets: np.dtype) -> None
 
 def as_legacy_index(index_path: Path, target: Path, version: int) -> Path:
     """A copy of a one-segment index in the layout of formats 1-2: one ``gen-000001`` folder."""
-    import shutil
-
     shutil.copytree(index_path, target)
     (target / "seg-000001").rename(target / "gen-000001")
     manifest = json.loads((target / "manifest.json").read_text())
@@ -146,8 +145,6 @@ def test_segments_without_block_maxima_derive_them_on_first_search(
 ) -> None:
     """Format-4 segments written before block maxima were stored have no block_rows.npy/block_max.npy:
     the first search derives the same arrays from the postings."""
-    import shutil
-
     stored_rows = np.load(index_path / "seg-000001" / "block_rows.npy")
     stored_max = np.load(index_path / "seg-000001" / "block_max.npy")
     assert 0 < (stored_rows >= 0).sum() < VOCAB  # the frequent terms only
@@ -173,8 +170,6 @@ def test_format_1_indexes_still_open(index_path: Path, matrix: sp.csr_matrix, tm
 def test_format_3_segments_take_updates_and_merge_into_the_compressed_layout(
     index_path: Path, matrix: sp.csr_matrix, tmp_path: Path
 ) -> None:
-    import shutil
-
     shutil.copytree(index_path, tmp_path / "v3")
     as_csc_segment(tmp_path / "v3" / "seg-000001", matrix, np.dtype(np.uint32))
     manifest = json.loads((tmp_path / "v3" / "manifest.json").read_text())
